@@ -1,0 +1,70 @@
+"""The project's exception hierarchy.
+
+Every error reelflow raises on purpose is a `ReelflowError`. Lower layers (the `openai`
+SDK, PIL, fsspec, YAML) are translated once, where they are called, and chained with
+`from e`, so callers only ever need to know these types.
+"""
+
+from __future__ import annotations
+
+
+class ReelflowError(Exception):
+    """Base class of every error reelflow raises on purpose."""
+
+
+class UserError(ReelflowError):
+    """A mistake the user can fix (plan, image, setting): shown as one line, no traceback."""
+
+
+class PlanError(UserError):
+    """The scene plan is invalid; `problems` lists every finding, each naming file, scene and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class ImageError(UserError):
+    """A reference image cannot be read or prepared."""
+
+
+class ProfileError(UserError):
+    """A provider profile is missing or malformed."""
+
+
+class ApiError(ReelflowError):
+    """A call to the video API failed."""
+
+    transient = False
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        self.code = code
+        self.status = status
+        super().__init__(message)
+
+
+class TransientApiError(ApiError):
+    """Worth retrying: rate limits, server errors, timeouts, dropped connections."""
+
+    transient = True
+
+
+class PermanentApiError(ApiError):
+    """Retrying cannot help: rejected requests, moderation blocks, missing resources."""
+
+
+class AuthenticationError(PermanentApiError):
+    """The provider rejected the API key: stop the whole run at once."""
+
+
+class VideoFailedError(PermanentApiError):
+    """The provider finished the job as failed (e.g. `moderation_blocked`)."""
+
+
+class StorageError(ReelflowError):
+    """Reading or writing the output storage failed."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures a retry may fix; used by every task's `retry_condition_fn`."""
+    return isinstance(error, TransientApiError | StorageError | TimeoutError)

@@ -1,0 +1,141 @@
+"""Provider profiles: everything reelflow knows about what a video provider accepts.
+
+No provider's limits live in code: sizes, lengths, capabilities and prices come from
+the active profile, built in (``reelflow/profiles/*.yaml``) or the user's own YAML file.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._errors import ProfileError
+
+Variant = Literal["video", "thumbnail", "spritesheet"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelLimits(_Strict):
+    """What one model accepts, and what it costs."""
+
+    sizes: list[str] = Field(description="Accepted output sizes, `WIDTHxHEIGHT`.")
+    seconds: list[int] = Field(description="Accepted clip lengths on create, in seconds.")
+    price_per_second: dict[str, float] = Field(
+        default_factory=dict, description="USD per second of output, by size."
+    )
+    snapshots: list[str] = Field(
+        default_factory=list, description="Dated model names that behave like this model."
+    )
+
+
+class ExtensionLimits(_Strict):
+    """Limits of the `/videos/extensions` endpoint."""
+
+    seconds: list[int] = Field(description="Accepted lengths of one extension segment.")
+    max_count: int = Field(description="Most extensions in one chain.")
+    max_total_seconds: int = Field(description="Longest stitched total, source included.")
+
+
+class ProviderProfile(_Strict):
+    """A named provider: its models, limits and capabilities."""
+
+    name: str = Field(description="Profile name, as `REELFLOW_PROVIDER` selects it.")
+    description: str = Field(default="", description="One line for `reelflow providers`.")
+    base_url: str | None = Field(default=None, description="API base URL, ending in `/v1`.")
+    default_model: str = Field(description="Model used when a request names none.")
+    default_size: str = Field(description="Size used when a request names none.")
+    default_seconds: int = Field(description="Length used when a request names none.")
+    prompt_max_chars: int = Field(default=32000, description="Longest accepted prompt.")
+    reference_formats: list[str] = Field(description="Accepted reference image formats (PIL names).")
+    models: dict[str, ModelLimits] = Field(description="Models by name.")
+    extensions: ExtensionLimits | None = Field(default=None, description="None: no `/extensions`.")
+    max_characters: int = Field(default=0, description="Characters per video; 0: no characters.")
+    character_clip_seconds: tuple[float, float] = Field(
+        default=(2, 4), description="Accepted length of a character's source clip."
+    )
+    edits: bool = Field(default=False, description="Whether `/videos/edits` exists.")
+    remix: bool = Field(default=False, description="Whether `/videos/{id}/remix` exists.")
+    batch: bool = Field(default=False, description="Whether the Batch API takes `/v1/videos`.")
+    webhooks: bool = Field(default=False, description="Whether `video.completed` webhooks are sent.")
+    variants: list[Variant] = Field(default=["video"], description="Downloadable content variants.")
+    poll_hint: bool = Field(default=False, description="Whether `openai-poll-after-ms` is sent.")
+    requests_per_minute: int | None = Field(default=None, description="Typical create-request limit.")
+    max_concurrent_jobs: int | None = Field(default=None, description="Typical unfinished-job limit.")
+
+    def model_limits(self, model: str) -> ModelLimits | None:
+        """The limits of `model`, accepting dated snapshot names; None when unknown."""
+        if model in self.models:
+            return self.models[model]
+        return next((m for m in self.models.values() if model in m.snapshots), None)
+
+    @property
+    def all_sizes(self) -> list[str]:
+        """Every size any model accepts, in first-seen order."""
+        return list(dict.fromkeys(size for m in self.models.values() for size in m.sizes))
+
+
+_BUILTIN = resources.files("reelflow") / "profiles"
+
+
+def builtin_profile_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in _BUILTIN.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{origin}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ProfileError(f"{origin}: a profile must be a mapping")
+    return data
+
+
+def _raw_builtin(name: str) -> dict[str, Any]:
+    resource = _BUILTIN / f"{name}.yaml"
+    if not resource.is_file():
+        known = ", ".join(builtin_profile_names())
+        raise ProfileError(f"unknown provider profile {name!r} (built in: {known})")
+    return _read_yaml(resource.read_text(encoding="utf-8"), f"profile {name}")
+
+
+def _resolve(data: dict[str, Any], origin: str) -> ProviderProfile:
+    """Apply `extends: NAME` (top-level keys override the parent's), then validate."""
+    parent_name = data.pop("extends", None)
+    if parent_name is not None:
+        data = {**_raw_builtin(str(parent_name)), **data}
+        data.pop("extends", None)
+    try:
+        return ProviderProfile.model_validate(data)
+    except ValidationError as e:
+        raise ProfileError(f"{origin}: {e}") from e
+
+
+@cache
+def load_profile(name: str = "sora", file: Path | None = None) -> ProviderProfile:
+    """The profile called `name`: from `file` (a YAML list or mapping of profiles) or built in."""
+    if file is not None:
+        for entry in _profiles_in_file(file):
+            if entry.get("name") == name:
+                return _resolve(dict(entry), str(file))
+    return _resolve(_raw_builtin(name), f"profile {name}")
+
+
+def _profiles_in_file(file: Path) -> list[dict[str, Any]]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ProfileError(f"{file}: cannot read provider profiles: {e.strerror}") from e
+    data = yaml.safe_load(text) if text.strip() else {}
+    entries = data.get("profiles", [data]) if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ProfileError(f"{file}: expected a profile mapping or `profiles:` list")
+    return entries

@@ -1,0 +1,69 @@
+"""How a sandbox server behaves: timing, limits, faults, webhooks, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FAULT_KINDS = ("5xx", "429", "drop", "truncate", "slow")
+
+
+class Faults(BaseModel):
+    """Probabilities per request of each injected fault (`5xx=0.1,429=0.05,...`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rates: dict[str, float] = Field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str) -> Faults:
+        rates: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            kind, sep, value = item.partition("=")
+            if not sep or kind not in FAULT_KINDS:
+                raise ValueError(f"bad fault {item!r}: use KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
+            try:
+                rates[kind] = float(value)
+            except ValueError as e:
+                raise ValueError(f"bad fault rate in {item!r}: {value!r} is not a number") from e
+        if sum(rates.values()) > 1:
+            raise ValueError(f"fault rates in {spec!r} add up to more than 1")
+        return cls(rates=rates)
+
+    def pick(self, draw: float) -> str | None:
+        """The fault for a uniform `draw` in [0, 1), or None."""
+        edge = 0.0
+        for kind in FAULT_KINDS:
+            edge += self.rates.get(kind, 0.0)
+            if draw < edge:
+                return kind
+        return None
+
+
+class SandboxConfig(BaseModel):
+    """Every switch of `reelflow sandbox`, usable from Python as well."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on (loopback by default).")
+    port: int = Field(default=0, description="Port to listen on; 0 picks a free one.")
+    profile: str = Field(default="sandbox", description="Provider profile whose limits the server enforces.")
+    job_seconds: float = Field(default=2.0, ge=0, description="Wall seconds a job takes to complete.")
+    rpm: int | None = Field(default=None, ge=1, description="Job-creating requests per minute (429 above).")
+    max_concurrent: int | None = Field(default=None, ge=1, description="Unfinished jobs at once (429 above).")
+    faults: Faults = Field(default_factory=Faults, description="Injected fault rates per request.")
+    slow_seconds: float = Field(default=2.0, ge=0, description="Delay of a `slow` fault.")
+    seed: int = Field(default=0, description="Seed of the fault draws: the same seed, the same faults.")
+    state_dir: Path | None = Field(default=None, description="Keep jobs and media here across restarts.")
+    webhook_url: str | None = Field(default=None, description="Where to POST signed video events.")
+    webhook_secret: str | None = Field(default=None, description="`whsec_...` secret that signs events.")
+    api_keys: frozenset[str] | None = Field(
+        default=None, description="Accepted bearer keys; None accepts any non-empty key."
+    )
+    asset_ttl_seconds: int = Field(default=3600, description="How long content stays downloadable.")
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _parse_faults(cls, value: object) -> object:
+        return Faults.parse(value) if isinstance(value, str) else value

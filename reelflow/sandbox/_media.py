@@ -1,0 +1,184 @@
+"""Real media for sandbox jobs: H.264 MP4, WebP thumbnail and JPEG spritesheet.
+
+A job's video is rendered from its *recipe* (the segments it is made of), so an
+extension re-renders its source's segments followed by the new one: the result is
+the source video followed by the new segment, frame for frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+from PIL import Image, ImageDraw, ImageOps
+from pydantic import BaseModel, Field
+
+FPS = 8
+_TILE_WIDTH = 256
+_SPRITE_COLUMNS = 4
+_SPRITE_TILES = 16
+
+BlobLoader = Callable[[str], bytes]
+
+
+class Segment(BaseModel):
+    """A stretch of generated video: its own look, length and optional first frame."""
+
+    kind: Literal["generated", "upload"] = "generated"
+    seconds: int = Field(ge=1)
+    seed: str = Field(description="Prompt-derived text that fixes colours and motion.")
+    reference: str | None = Field(default=None, description="Blob key of the first-frame image.")
+    tint: list[str] = Field(default_factory=list, description="Edit/remix prompts, each a colour wash.")
+
+
+class Recipe(BaseModel):
+    """Everything needed to render a job's media again, byte for byte."""
+
+    size: tuple[int, int]
+    segments: list[Segment]
+
+    @property
+    def seconds(self) -> int:
+        return sum(s.seconds for s in self.segments)
+
+
+def _colour(text: str, salt: str) -> tuple[int, int, int]:
+    digest = hashlib.sha256(f"{salt}:{text}".encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def _backdrop(segment: Segment, size: tuple[int, int], load: BlobLoader) -> Image.Image:
+    if segment.reference is not None:
+        return Image.open(io.BytesIO(load(segment.reference))).convert("RGB")
+    width, height = size
+    image = Image.new("RGB", size, _colour(segment.seed, "bg"))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, height * 2 // 3, width, height), fill=_colour(segment.seed, "ground"))
+    draw.ellipse((width // 8, height // 8, width // 3, height // 2), fill=_colour(segment.seed, "sun"))
+    return image
+
+
+def _washed(image: Image.Image, tints: list[str]) -> Image.Image:
+    for prompt in tints:
+        image = Image.blend(image, Image.new("RGB", image.size, _colour(prompt, "tint")), 0.25)
+    return image
+
+
+def _generated_frames(segment: Segment, size: tuple[int, int], load: BlobLoader) -> Iterator[Image.Image]:
+    """Frame 0 is the backdrop itself (the reference image, untouched); then a square moves."""
+    base = _backdrop(segment, size, load)
+    width, height = size
+    side = max(8, min(size) // 8)
+    marker = _colour(segment.seed, "marker")
+    count = segment.seconds * FPS
+    for index in range(count):
+        frame = base.copy()
+        if index:
+            x = (width - side) * index // max(1, count - 1)
+            ImageDraw.Draw(frame).rectangle((x, height // 2 - side // 2, x + side, height // 2 + side // 2),
+                                            fill=marker)
+        yield frame
+
+
+def _uploaded_frames(segment: Segment, size: tuple[int, int], load: BlobLoader) -> Iterator[Image.Image]:
+    """Frames of an uploaded clip, resampled to FPS and to `size`."""
+    assert segment.reference is not None
+    with av.open(io.BytesIO(load(segment.reference))) as container:
+        decoded = [f.to_image() for f in container.decode(video=0)]
+    wanted = segment.seconds * FPS
+    for index in range(wanted):
+        source = decoded[min(len(decoded) - 1, index * len(decoded) // wanted)]
+        yield source if source.size == size else ImageOps.fit(source, size)
+
+
+def frames(recipe: Recipe, load: BlobLoader) -> Iterator[Image.Image]:
+    for segment in recipe.segments:
+        source = _uploaded_frames if segment.kind == "upload" else _generated_frames
+        for frame in source(segment, recipe.size, load):
+            yield _washed(frame, segment.tint) if segment.tint else frame
+
+
+class Rendered(BaseModel):
+    video: bytes
+    thumbnail: bytes
+    spritesheet: bytes
+
+
+def render(recipe: Recipe, load: BlobLoader) -> Rendered:
+    """Encode the recipe as MP4; the thumbnail and spritesheet come from the same frames."""
+    tile_every = max(1, recipe.seconds * FPS // _SPRITE_TILES)
+    tiles: list[Image.Image] = []
+
+    def keep(index: int, image: Image.Image) -> None:
+        if index % tile_every == 0 and len(tiles) < _SPRITE_TILES:
+            tiles.append(image)
+
+    # faststart (the index before the media, as video services serve MP4) needs a real file.
+    with tempfile.TemporaryDirectory() as workdir:
+        target = Path(workdir) / "video.mp4"
+        encode_mp4(frames(recipe, load), recipe.size, target, on_frame=keep)
+        video = target.read_bytes()
+    return Rendered(video=video, thumbnail=_webp(tiles[0]), spritesheet=_spritesheet(tiles))
+
+
+def encode_mp4(
+    images: Iterable[Image.Image],
+    size: tuple[int, int],
+    target: Path,
+    on_frame: Callable[[int, Image.Image], None] | None = None,
+) -> None:
+    """Write `images` as an H.264 MP4 at FPS frames per second."""
+    with av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "18"})
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, FPS)
+        for index, image in enumerate(images):
+            frame = av.VideoFrame.from_image(image)
+            frame.pts = index
+            container.mux(stream.encode(frame))
+            if on_frame is not None:
+                on_frame(index, image)
+        container.mux(stream.encode(None))
+
+
+def _webp(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "WEBP", quality=80, method=0)
+    return out.getvalue()
+
+
+def _spritesheet(tiles: list[Image.Image]) -> bytes:
+    width, height = tiles[0].size
+    tile_size = (_TILE_WIDTH, max(1, height * _TILE_WIDTH // width))
+    rows = -(-len(tiles) // _SPRITE_COLUMNS)
+    sheet = Image.new("RGB", (tile_size[0] * _SPRITE_COLUMNS, tile_size[1] * rows))
+    for index, tile in enumerate(tiles):
+        position = (index % _SPRITE_COLUMNS * tile_size[0], index // _SPRITE_COLUMNS * tile_size[1])
+        sheet.paste(tile.resize(tile_size, Image.Resampling.BILINEAR), position)
+    out = io.BytesIO()
+    sheet.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+class ClipInfo(BaseModel):
+    size: tuple[int, int]
+    seconds: float
+
+
+def probe_clip(data: bytes) -> ClipInfo | None:
+    """Size and duration of an uploaded video; None when it does not decode as video."""
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            seconds = float(container.duration / av.time_base) if container.duration else 0.0
+            return ClipInfo(size=(stream.codec_context.width, stream.codec_context.height), seconds=seconds)
+    except (av.FFmpegError, IndexError):
+        return None
+

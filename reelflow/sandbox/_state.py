@@ -1,0 +1,146 @@
+"""The sandbox's jobs, characters, files and blobs, in memory or in a state directory."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import fsspec
+from fsspec.implementations.memory import MemoryFileSystem
+from pydantic import BaseModel, Field
+
+from ._media import Recipe
+
+JobKind = Literal["create", "extension", "remix", "edit"]
+_QUEUED_FRACTION = 0.1
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+class Job(BaseModel):
+    """A video job as the sandbox keeps it; its status is derived from the clock."""
+
+    id: str
+    kind: JobKind
+    seq: int = Field(description="Creation order, for listing.")
+    created_at: float
+    finishes_at: float
+    model: str
+    prompt: str
+    recipe: Recipe
+    failure: dict[str, str] | None = None
+    remixed_from_video_id: str | None = None
+    extension_count: int = 0
+    webhook_sent: bool = False
+
+    @property
+    def size(self) -> str:
+        return "{}x{}".format(*self.recipe.size)
+
+    def status(self, now: float) -> tuple[str, int]:
+        """(status, progress) at wall time `now`."""
+        if now >= self.finishes_at:
+            return ("failed", 0) if self.failure else ("completed", 100)
+        span = self.finishes_at - self.created_at
+        elapsed = now - self.created_at
+        if elapsed < span * _QUEUED_FRACTION:
+            return "queued", 0
+        return "in_progress", min(99, max(1, int(100 * elapsed / span)))
+
+    def is_terminal(self, now: float) -> bool:
+        return now >= self.finishes_at
+
+    def resource(self, now: float, asset_ttl: int) -> dict[str, Any]:
+        """The job as the API's video object (every key present)."""
+        status, progress = self.status(now)
+        terminal = status in ("completed", "failed")
+        return {
+            "id": self.id,
+            "object": "video",
+            "created_at": int(self.created_at),
+            "status": status,
+            "completed_at": int(self.finishes_at) if terminal else None,
+            "error": self.failure if status == "failed" else None,
+            "expires_at": int(self.finishes_at) + asset_ttl if status == "completed" else None,
+            "model": self.model,
+            "progress": progress,
+            "prompt": self.prompt,
+            "remixed_from_video_id": self.remixed_from_video_id,
+            "seconds": str(self.recipe.seconds),
+            "size": self.size,
+        }
+
+
+class _PrivateMemoryFileSystem(MemoryFileSystem):
+    """A MemoryFileSystem with a store of its own (the stock one shares a process-wide store)."""
+
+    cachable = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[str, Any] = {}
+        self.pseudo_dirs = [""]
+
+
+class SandboxState:
+    """Jobs, characters and files, written through to blobs when a state directory is given."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        base = fsspec.filesystem("file") if state_dir else _PrivateMemoryFileSystem()
+        root = str(state_dir.resolve()) if state_dir else "/sandbox"
+        self.fs = fsspec.filesystem("dir", path=root, fs=base)
+        self.jobs: dict[str, Job] = {}
+        self.characters: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self._load()
+
+    def _load(self) -> None:
+        for path in self._listing("jobs"):
+            job = Job.model_validate_json(self.fs.cat_file(path))
+            self.jobs[job.id] = job
+        for kind, target in (("characters", self.characters), ("files", self.files)):
+            for path in self._listing(kind):
+                record = json.loads(self.fs.cat_file(path))
+                target[record["id"]] = record
+
+    def _listing(self, folder: str) -> list[str]:
+        return sorted(self.fs.glob(f"{folder}/*.json")) if self.fs.exists(folder) else []
+
+    def next_seq(self) -> int:
+        return max((job.seq for job in self.jobs.values()), default=0) + 1
+
+    def save_job(self, job: Job) -> None:
+        self.jobs[job.id] = job
+        self.put(f"jobs/{job.id}.json", job.model_dump_json().encode())
+
+    def delete_job(self, job_id: str) -> None:
+        del self.jobs[job_id]
+        for path in (f"jobs/{job_id}.json", f"media/{job_id}"):
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
+
+    def save_record(self, folder: Literal["characters", "files"], record: dict[str, Any]) -> None:
+        getattr(self, folder)[record["id"]] = record
+        self.put(f"{folder}/{record['id']}.json", json.dumps(record).encode())
+
+    def put(self, key: str, data: bytes) -> None:
+        parent = key.rpartition("/")[0]
+        if parent:
+            self.fs.makedirs(parent, exist_ok=True)
+        self.fs.pipe_file(key, data)
+
+    def get(self, key: str) -> bytes:
+        data: bytes = self.fs.cat_file(key)
+        return data
+
+    def has(self, key: str) -> bool:
+        return bool(self.fs.exists(key))
+
+
+def now() -> float:
+    return time.time()
