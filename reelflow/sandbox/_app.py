@@ -19,7 +19,6 @@ import anyio
 import httpx
 from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -30,12 +29,14 @@ from ._limits import RequestBucket, check_concurrency
 from ._media import FPS, Recipe, Segment, probe_clip, render
 from ._problems import (
     ApiProblem,
+    Upload,
     check_known,
     invalid_type,
     invalid_value,
     missing_parameter,
     not_found,
     optional_text,
+    quoted_list,
     read_fields,
     required_text,
 )
@@ -114,7 +115,7 @@ class Sandbox:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         for job in self.state.jobs.values():
-            self._schedule_finish(job)
+            self._schedule_webhook(job)
         yield
         for task in [*self._timers, *self._renders.values()]:
             task.cancel()
@@ -197,7 +198,7 @@ class Sandbox:
         )
         self.state.save_job(job)
         self.jobs_created[kind] += 1
-        self._schedule_finish(job)
+        self._schedule_webhook(job)
         # The create answer is the job as submitted: queued, whatever the clock says.
         body = job.resource(created, self.config.asset_ttl_seconds)
         body.update(status="queued", progress=0, completed_at=None, expires_at=None, error=None)
@@ -208,29 +209,28 @@ class Sandbox:
             return {}
         return {"openai-poll-after-ms": str(max(100, min(10_000, int(self.config.job_seconds * 100))))}
 
-    def _schedule_finish(self, job: Job) -> None:
-        """At the job's finishing time: render its media, then send its webhook."""
+    def _schedule_webhook(self, job: Job) -> None:
+        """At the job's finishing time, send its `video.completed` or `video.failed` event."""
+        if self.webhooks is None or job.webhook_sent:
+            return
+        sender = self.webhooks
+
         async def finish() -> None:
             await asyncio.sleep(max(0.0, job.finishes_at - now()))
             if job.id not in self.state.jobs:
                 return
-            if job.failure is None:
-                await self._rendered(job)
-            if self.webhooks and not job.webhook_sent:
-                kind = "video.failed" if job.failure else "video.completed"
-                self.webhook_stats["sent"] += 1
-                if await self.webhooks.deliver(kind, job.id):
-                    self.state.save_job(job.model_copy(update={"webhook_sent": True}))
+            self.webhook_stats["sent"] += 1
+            if await sender.deliver("video.failed" if job.failure else "video.completed", job.id):
+                self.state.save_job(job.model_copy(update={"webhook_sent": True}))
 
-        if job.failure is None and self.state.has(f"media/{job.id}/video.mp4") and (
-                job.webhook_sent or not self.webhooks):
-            return
         task = asyncio.get_running_loop().create_task(finish())
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
 
     async def _rendered(self, job: Job) -> None:
-        """Render the job's media once (in a worker thread); every caller awaits the same render."""
+        """Render the job's media on first download, in a worker thread; concurrent callers share it.
+
+        Rendering lazily keeps never-downloaded jobs (the links of an extension chain) free."""
         if self.state.has(f"media/{job.id}/video.mp4"):
             return
         if job.id not in self._renders:
@@ -312,8 +312,8 @@ class Sandbox:
         """Validate the reference image and store it; returns its blob key."""
         if value is None:
             return None
-        if isinstance(value, UploadFile):
-            data = await value.read()
+        if isinstance(value, Upload):
+            data = value.data
         elif isinstance(value, dict):
             data = await self._referenced_image(value)
         else:
@@ -419,16 +419,15 @@ class Sandbox:
         check_known(fields, ("prompt", "video"))
         prompt = required_text(fields, "prompt", self.profile.prompt_max_chars)
         video = fields.get("video")
-        if isinstance(video, UploadFile):
-            recipe = await self._uploaded_recipe(video)
+        if isinstance(video, Upload):
+            recipe = self._uploaded_recipe(video.data)
             model = self.profile.default_model
         else:
             source = self._completed_source(_video_id(fields))
             recipe, model = source.recipe, source.model
         return self._new_job("edit", model, prompt, _tinted(recipe, prompt))
 
-    async def _uploaded_recipe(self, upload: UploadFile) -> Recipe:
-        data = await upload.read()
+    def _uploaded_recipe(self, data: bytes) -> Recipe:
         clip = probe_clip(data)
         if clip is None:
             raise ApiProblem(400, "Invalid file 'video': the file could not be decoded as a video.", param="video")
@@ -457,9 +456,9 @@ class Sandbox:
         upload = fields.get("video")
         if upload is None:
             raise missing_parameter("video")
-        if not isinstance(upload, UploadFile):
+        if not isinstance(upload, Upload):
             raise invalid_type("video", "a file", upload)
-        clip = probe_clip(await upload.read())
+        clip = probe_clip(upload.data)
         if clip is None:
             raise ApiProblem(400, "Invalid file 'video': the file could not be decoded as a video.", param="video")
         low, high = self.profile.character_clip_seconds
@@ -481,11 +480,11 @@ class Sandbox:
         check_known(fields, ("file", "purpose", "expires_after"))
         purpose = required_text(fields, "purpose", 64)
         upload = fields.get("file")
-        if not isinstance(upload, UploadFile):
+        if not isinstance(upload, Upload):
             raise missing_parameter("file")
-        data = await upload.read()
+        data = upload.data
         record = {"id": new_id("file-"), "object": "file", "bytes": len(data), "created_at": int(now()),
-                  "filename": upload.filename or "upload", "purpose": purpose, "status": "processed",
+                  "filename": upload.filename, "purpose": purpose, "status": "processed",
                   "expires_at": None, "status_details": None}
         self.state.put(f"files/{record['id']}.bin", data)
         self.state.save_record("files", record)
@@ -540,18 +539,19 @@ def _tinted(recipe: Recipe, prompt: str) -> Recipe:
 
 def _check_image(data: bytes, size: str, formats: list[str]) -> None:
     """The real API's checks, in its order: a decodable image, an accepted format, the exact size."""
-    accepted = [Image.MIME.get(f, f.lower()) for f in formats]
+    Image.init()  # registers every plugin's MIME type (WebP's among them)
+    accepted = quoted_list(Image.MIME.get(f, f.lower()) for f in formats)
     try:
         image = Image.open(io.BytesIO(data))
         image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ApiProblem(400, f"Invalid file 'input_reference': the file could not be read as an image. "
-                         f"Supported file formats are {', '.join(repr(a) for a in accepted)}.",
+                         f"Supported file formats are {accepted}.",
                          param="input_reference", code="invalid_image") from e
     if image.format not in formats:
         mime = Image.MIME.get(image.format or "", "application/octet-stream")
         raise ApiProblem(400, f"Invalid file 'input_reference': unsupported mimetype ('{mime}'). "
-                         f"Supported file formats are {', '.join(repr(a) for a in accepted)}.",
+                         f"Supported file formats are {accepted}.",
                          param="input_reference", code="unsupported_file")
     if "{}x{}".format(*image.size) != size:
         raise ApiProblem(400, "Inpaint image must match the requested width and height")

@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dataclasses import dataclass
+
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -62,7 +64,7 @@ def missing_parameter(name: str) -> ApiProblem:
 
 def invalid_type(name: str, expected: str, value: object) -> ApiProblem:
     got = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array",
-           dict: "an object", UploadFile: "a file"}.get(type(value), "null" if value is None else "a value")
+           dict: "an object", Upload: "a file"}.get(type(value), "null" if value is None else "a value")
     return ApiProblem(
         400, f"Invalid type for '{name}': expected {expected}, but got {got} instead.",
         param=name, code="invalid_type",
@@ -110,12 +112,26 @@ def _assign(target: dict[str, Any], path: list[str], value: Any) -> None:
         _assign(child, rest, value)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart body, read into memory."""
+
+    filename: str
+    data: bytes
+
+
+async def _loaded(value: UploadFile | str) -> Upload | str:
+    if isinstance(value, str):
+        return value
+    return Upload(value.filename or "upload", await value.read())
+
+
 async def read_fields(request: Request) -> dict[str, Any]:
     """The request body as one object, whether it came as multipart or JSON."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=MAX_FIELD_BYTES)
-        return nest(form.multi_items())
+        async with request.form(max_part_size=MAX_FIELD_BYTES) as form:
+            return nest([(key, await _loaded(value)) for key, value in form.multi_items()])
     raw = await request.body()
     if not raw.strip():
         return {}

@@ -1,0 +1,66 @@
+"""Shared fixtures: a clean environment, sandbox servers, SDK clients, test images."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from PIL import Image
+
+# Prefect reads these at import time: quiet, offline, and isolated from the user's own Prefect.
+_SESSION_HOME = tempfile.mkdtemp(prefix="reelflow-tests-")
+os.environ.update({
+    "PREFECT_HOME": str(Path(_SESSION_HOME) / "prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+})
+_KEPT = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT", "CI")
+_BASELINE = {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith("PREFECT_")}
+
+from reelflow.sandbox import RunningSandbox, run_sandbox  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from the same environment: no user's keys, URLs or REELFLOW_ settings."""
+    for key in list(os.environ):
+        if key not in _BASELINE:
+            monkeypatch.delenv(key)
+    for key, value in _BASELINE.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[RunningSandbox]:
+    """One quick sandbox for the session; tests that change its switches start their own."""
+    with run_sandbox(job_seconds=0.3) as running:
+        yield running
+
+
+def sdk(running: RunningSandbox, **options: object) -> openai.OpenAI:
+    return openai.OpenAI(api_key=running.api_key, base_url=running.base_url, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(sandbox: RunningSandbox) -> openai.OpenAI:
+    return sdk(sandbox, max_retries=0)
+
+
+def image_bytes(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGB", colour: object = None) -> bytes:
+    """A real image file of the given size, format and mode."""
+    image = Image.new(mode, size, colour if colour is not None else _default_colour(mode))
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def _default_colour(mode: str) -> object:
+    return {"RGB": (200, 80, 40), "RGBA": (200, 80, 40, 128), "L": 128, "P": 3, "CMYK": (10, 200, 30, 0),
+            "I;16": 30000}.get(mode, 0)

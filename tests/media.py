@@ -1,0 +1,40 @@
+"""Checks on real media, the way a user's player would see it."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class VideoInfo:
+    size: tuple[int, int]
+    seconds: float
+    frames: int
+    codec: str
+
+
+def probe_video(data: bytes) -> VideoInfo:
+    """Decode every frame: size, duration and frame count as a player sees them."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(video=0))
+        seconds = float(container.duration / av.time_base)
+        return VideoInfo((stream.codec_context.width, stream.codec_context.height), seconds, count,
+                         stream.codec_context.name)
+
+
+def video_frames(data: bytes) -> list[Image.Image]:
+    with av.open(io.BytesIO(data)) as container:
+        return [frame.to_image() for frame in container.decode(video=0)]
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x = np.asarray(a.convert("RGB"), dtype=np.float64)
+    y = np.asarray(b.convert("RGB"), dtype=np.float64)
+    mse = float(np.mean((x - y) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
