@@ -44,8 +44,22 @@ def sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
+_OPEN_CLIENTS: list[openai.OpenAI] = []
+
+
 def sdk(running: RunningSandbox, **options: object) -> openai.OpenAI:
-    return openai.OpenAI(api_key=running.api_key, base_url=running.base_url, **options)  # type: ignore[arg-type]
+    """The real SDK pointed at a sandbox; closed when the test (or module fixture) ends."""
+    client = openai.OpenAI(api_key=running.api_key, base_url=running.base_url, **options)  # type: ignore[arg-type]
+    _OPEN_CLIENTS.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def close_clients() -> Iterator[None]:
+    already_open = len(_OPEN_CLIENTS)
+    yield
+    while len(_OPEN_CLIENTS) > already_open:
+        _OPEN_CLIENTS.pop().close()
 
 
 @pytest.fixture

@@ -89,8 +89,8 @@ def _generated_frames(segment: Segment, size: tuple[int, int], load: BlobLoader)
 def _uploaded_frames(segment: Segment, size: tuple[int, int], load: BlobLoader) -> Iterator[Image.Image]:
     """Frames of an uploaded clip, resampled to FPS and to `size`."""
     assert segment.reference is not None
-    with av.open(io.BytesIO(load(segment.reference))) as container:
-        decoded = [f.to_image() for f in container.decode(video=0)]
+    with av.open(io.BytesIO(load(segment.reference)), "r") as container:
+        decoded = [f.to_image() for f in container.decode(video=0)]  # type: ignore[no-untyped-call]
     wanted = segment.seconds * FPS
     for index in range(wanted):
         source = decoded[min(len(decoded) - 1, index * len(decoded) // wanted)]
@@ -140,7 +140,7 @@ def encode_mp4(
         stream.pix_fmt = "yuv420p"
         stream.time_base = Fraction(1, FPS)
         for index, image in enumerate(images):
-            frame = av.VideoFrame.from_image(image)
+            frame = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
             frame.pts = index
             container.mux(stream.encode(frame))
             if on_frame is not None:
@@ -175,7 +175,7 @@ class ClipInfo(BaseModel):
 def probe_clip(data: bytes) -> ClipInfo | None:
     """Size and duration of an uploaded video; None when it does not decode as video."""
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), "r") as container:
             stream = container.streams.video[0]
             seconds = float(container.duration / av.time_base) if container.duration else 0.0
             return ClipInfo(size=(stream.codec_context.width, stream.codec_context.height), seconds=seconds)

@@ -55,7 +55,7 @@ def _server(sandbox: Sandbox, log_level: str) -> uvicorn.Server:
 @contextlib.contextmanager
 def run_sandbox(config: SandboxConfig | None = None, **overrides: Any) -> Iterator[RunningSandbox]:
     """Serve a sandbox in a background thread for the duration of the `with` block."""
-    config = (config or SandboxConfig()).model_copy(update=overrides) if overrides else (config or SandboxConfig())
+    config = SandboxConfig.model_validate({**(config or SandboxConfig()).model_dump(), **overrides})
     sandbox = Sandbox(config)
     server = _server(sandbox, "warning")
     sock = _bind(config)

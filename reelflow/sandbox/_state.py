@@ -76,7 +76,7 @@ class Job(BaseModel):
         }
 
 
-class _PrivateMemoryFileSystem(MemoryFileSystem):
+class _PrivateMemoryFileSystem(MemoryFileSystem):  # type: ignore[misc]
     """A MemoryFileSystem with a store of its own (the stock one shares a process-wide store)."""
 
     cachable = False
