@@ -1,0 +1,26 @@
+"""reelflow: Prefect pipelines that turn scene plans into finished videos through the OpenAI Video API."""
+
+from ._errors import (
+    ApiError,
+    AuthenticationError,
+    ImageError,
+    PermanentApiError,
+    PlanError,
+    ProfileError,
+    ReelflowError,
+    StorageError,
+    TransientApiError,
+    UserError,
+    VideoFailedError,
+    is_transient,
+)
+from ._plan import Crop, Extension, Plan, ResolvedScene, Scene, SceneDefaults, load_plan, parse_plan, validate_plan
+from ._profiles import ProviderProfile, builtin_profile_names, load_profile
+from ._settings import Settings
+
+__all__ = [
+    "ApiError", "AuthenticationError", "Crop", "Extension", "ImageError", "PermanentApiError", "Plan", "PlanError",
+    "ProfileError", "ProviderProfile", "ReelflowError", "ResolvedScene", "Scene", "SceneDefaults", "Settings",
+    "StorageError", "TransientApiError", "UserError", "VideoFailedError", "builtin_profile_names", "is_transient",
+    "load_plan", "load_profile", "parse_plan", "validate_plan",
+]

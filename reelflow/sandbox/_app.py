@@ -26,7 +26,8 @@ from starlette.routing import Route
 from .._profiles import ProviderProfile, load_profile
 from ._config import SandboxConfig
 from ._limits import RequestBucket, check_concurrency
-from ._media import FPS, Recipe, Segment, probe_clip, render
+from .._video import probe
+from ._media import FPS, Recipe, Segment, render
 from ._problems import (
     ApiProblem,
     Upload,
@@ -428,7 +429,7 @@ class Sandbox:
         return self._new_job("edit", model, prompt, _tinted(recipe, prompt))
 
     def _uploaded_recipe(self, data: bytes) -> Recipe:
-        clip = probe_clip(data)
+        clip = probe(data)
         if clip is None:
             raise ApiProblem(400, "Invalid file 'video': the file could not be decoded as a video.", param="video")
         size = "{}x{}".format(*clip.size)
@@ -458,7 +459,7 @@ class Sandbox:
             raise missing_parameter("video")
         if not isinstance(upload, Upload):
             raise invalid_type("video", "a file", upload)
-        clip = probe_clip(upload.data)
+        clip = probe(upload.data)
         if clip is None:
             raise ApiProblem(400, "Invalid file 'video': the file could not be decoded as a video.", param="video")
         low, high = self.profile.character_clip_seconds

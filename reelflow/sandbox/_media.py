@@ -165,20 +165,3 @@ def _spritesheet(tiles: list[Image.Image]) -> bytes:
     out = io.BytesIO()
     sheet.save(out, "JPEG", quality=80)
     return out.getvalue()
-
-
-class ClipInfo(BaseModel):
-    size: tuple[int, int]
-    seconds: float
-
-
-def probe_clip(data: bytes) -> ClipInfo | None:
-    """Size and duration of an uploaded video; None when it does not decode as video."""
-    try:
-        with av.open(io.BytesIO(data), "r") as container:
-            stream = container.streams.video[0]
-            seconds = float(container.duration / av.time_base) if container.duration else 0.0
-            return ClipInfo(size=(stream.codec_context.width, stream.codec_context.height), seconds=seconds)
-    except (av.FFmpegError, IndexError):
-        return None
-

@@ -1,0 +1,179 @@
+"""The one place that talks to the video API. SDK errors become reelflow's own errors here, once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx2
+import openai
+from openai import AsyncOpenAI
+
+from ._errors import ApiError, AuthenticationError, PermanentApiError, TransientApiError
+from ._profiles import ProviderProfile
+
+Variant = Literal["video", "thumbnail", "spritesheet"]
+# Every client.videos.* call carries this notice in openai 3.x: expected, so not shown to users.
+warnings.filterwarnings("ignore", message="The Sora API is scheduled to permanently shut down",
+                        category=DeprecationWarning, module=__name__)
+_TRANSIENT_STATUS = {408, 409, 429}
+_RUNNING = ("queued", "in_progress")
+_TRANSIENT_FAILURES = {"internal_error", "server_error", "timeout", "rate_limit_exceeded", "service_unavailable"}
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A video job as the provider last reported it."""
+
+    id: str
+    status: str
+    progress: int = 0
+    seconds: str | None = None
+    size: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    poll_after: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Any state but queued/in_progress ends the job (gateways add e.g. `expired`, `cancelled`)."""
+        return self.status not in _RUNNING
+
+    @property
+    def failure_is_transient(self) -> bool:
+        return self.error_code in _TRANSIENT_FAILURES
+
+
+@dataclass(frozen=True)
+class Reference:
+    filename: str
+    data: bytes
+    media_type: str
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    bytes: int
+    sha256: str
+    declared_bytes: int | None
+
+
+class Pacer:
+    """Spaces job-creating requests evenly so the provider's requests-per-minute limit is never hit."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.interval = 60.0 / per_minute
+        self.next_slot = 0.0
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self.lock:
+            now = time.monotonic()
+            delay = self.next_slot - now
+            self.next_slot = max(now, self.next_slot) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class Gateway:
+    """The video API as reelflow uses it: create, extend, retrieve, download."""
+
+    def __init__(self, client: AsyncOpenAI, profile: ProviderProfile, pacer: Pacer | None = None) -> None:
+        self.client = client
+        self.profile = profile
+        self.pacer = pacer
+
+    async def create(self, *, prompt: str, model: str, size: str, seconds: int,
+                     reference: Reference | None = None) -> JobState:
+        arguments: dict[str, Any] = {"prompt": prompt, "model": model, "size": size, "seconds": str(seconds)}
+        if reference is not None:
+            arguments["input_reference"] = (reference.filename, reference.data, reference.media_type)
+        await self._paced()
+        async with self._translated("create a video"):
+            video = await self.client.videos.create(**arguments)
+        return _state(video)
+
+    async def extend(self, *, video_id: str, prompt: str, seconds: int) -> JobState:
+        await self._paced()
+        async with self._translated(f"extend {video_id}"):
+            video = await self.client.videos.extend(
+                prompt=prompt, seconds=str(seconds),  # type: ignore[arg-type]  # the SDK's type lags the API
+                video=openai.omit,  # type: ignore[arg-type]  # a {id} reference must go in the body
+                extra_body={"video": {"id": video_id}},
+            )
+        return _state(video)
+
+    async def retrieve(self, video_id: str) -> JobState:
+        async with self._translated(f"check {video_id}"):
+            raw = await self.client.videos.with_raw_response.retrieve(video_id)
+            video = raw.parse()
+        hint = raw.headers.get("openai-poll-after-ms")
+        return _state(video, poll_after=int(hint) / 1000 if hint and hint.isdigit() else None)
+
+    async def download(self, video_id: str, variant: Variant, target: Path) -> Downloaded:
+        """Stream one content variant to a local file, hashing as it goes (memory stays flat)."""
+        digest = hashlib.sha256()
+        written = 0
+        async with self._translated(f"download the {variant} of {video_id}"):
+            async with self.client.videos.with_streaming_response.download_content(
+                    video_id, variant=variant) as response:
+                declared = response.headers.get("content-length")
+                with target.open("wb") as sink:
+                    async for chunk in response.iter_bytes():
+                        sink.write(chunk)
+                        digest.update(chunk)
+                        written += len(chunk)
+        return Downloaded(written, digest.hexdigest(), int(declared) if declared else None)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _paced(self) -> None:
+        if self.pacer is not None:
+            await self.pacer.wait()
+
+    @contextlib.asynccontextmanager
+    async def _translated(self, action: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except openai.APIError as e:
+            raise self._translate(action, e) from e
+        except httpx2.HTTPError as e:  # raised while a streamed body is being read
+            raise TransientApiError(f"{action}: the connection broke ({type(e).__name__})") from e
+
+    def _translate(self, action: str, error: openai.APIError) -> ApiError:
+        if isinstance(error, openai.AuthenticationError):
+            return AuthenticationError(f"{action}: the provider rejected the API key (401); check OPENAI_API_KEY",
+                                       status=401, code=error.code)
+        if isinstance(error, openai.APIConnectionError):
+            kind = "timed out" if isinstance(error, openai.APITimeoutError) else "could not connect"
+            return TransientApiError(f"{action}: {kind} ({self.client.base_url})")
+        status = error.status_code if isinstance(error, openai.APIStatusError) else None
+        message = f"{action}: {status} {error.message}" if status else f"{action}: {error.message}"
+        if error.code == "insufficient_quota":
+            return PermanentApiError(message, status=status, code=error.code)
+        if status is not None and (status in _TRANSIENT_STATUS or status >= 500):
+            return TransientApiError(message, status=status, code=error.code)
+        return PermanentApiError(message, status=status, code=error.code)
+
+
+def _state(video: openai.types.Video, poll_after: float | None = None) -> JobState:
+    error = video.error
+    return JobState(
+        id=video.id, status=str(video.status), progress=video.progress or 0, seconds=video.seconds,
+        size=video.size, error_code=error.code if error else None, error_message=error.message if error else None,
+        poll_after=poll_after,
+    )
+
+
+def connect(base_url: str, api_key: str, profile: ProviderProfile, *, requests_per_minute: int | None,
+            retries: int, timeout: float) -> Gateway:
+    client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout)
+    return Gateway(client, profile, Pacer(requests_per_minute) if requests_per_minute else None)

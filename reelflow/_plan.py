@@ -1,0 +1,257 @@
+"""Scene plans: the schema, loading from YAML/JSON, and validation against a provider profile."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import fsspec
+import yaml
+from PIL import ImageColor
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ._errors import PlanError
+from ._profiles import ProviderProfile
+
+Fit = Literal["cover", "pad", "stretch"]
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Crop(_Model):
+    """A region of the reference image, as fractions of its width and height, applied before fitting."""
+
+    left: float = Field(default=0.0, ge=0, le=1, description="Left edge, 0-1 of the width.")
+    top: float = Field(default=0.0, ge=0, le=1, description="Top edge, 0-1 of the height.")
+    right: float = Field(default=1.0, ge=0, le=1, description="Right edge, 0-1 of the width.")
+    bottom: float = Field(default=1.0, ge=0, le=1, description="Bottom edge, 0-1 of the height.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Crop:
+        if self.left >= self.right or self.top >= self.bottom:
+            raise ValueError("crop needs left < right and top < bottom")
+        return self
+
+
+class Extension(_Model):
+    """One continuation of a scene: the next beat of the same shot."""
+
+    prompt: str = Field(min_length=1, description="What happens next.")
+    seconds: int = Field(description="Length of this segment in seconds.")
+
+
+class SceneDefaults(_Model):
+    """Values every scene takes unless it sets its own."""
+
+    model: str | None = Field(default=None, description="Video model; default: the provider's default model.")
+    size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT, e.g. 1280x720.")
+    seconds: int | None = Field(default=None, description="Clip length in seconds.")
+    fit: Fit = Field(default="cover", description="How a reference image is made the exact size.")
+    pad_color: str = Field(default="#000000", description="Background colour for fit: pad.")
+
+
+class Scene(_Model):
+    """One shot of the plan."""
+
+    id: str = Field(description="Unique name of the scene; also its output folder.")
+    prompt: str = Field(min_length=1, description="What the shot shows.")
+    image: str | None = Field(default=None, description="Reference image (first frame): path or fsspec URL.")
+    model: str | None = Field(default=None, description="Video model (default from `defaults`).")
+    size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT (default from `defaults`).")
+    seconds: int | None = Field(default=None, description="Clip length in seconds (default from `defaults`).")
+    fit: Fit | None = Field(default=None, description="cover, pad or stretch (default from `defaults`).")
+    pad_color: str | None = Field(default=None, description="Background colour for fit: pad.")
+    crop: Crop | None = Field(default=None, description="Region of the image to use, before fitting.")
+    extensions: list[Extension] = Field(default_factory=list, description="Continuations, in order.")
+
+
+class Plan(_Model):
+    """A scene plan: what to render, where to put it."""
+
+    name: str = Field(description="Name of the plan; also its folder under `output`.")
+    output: str | None = Field(default=None, description="Where to write: any fsspec URL (file://, s3://, ...).")
+    defaults: SceneDefaults = Field(default_factory=SceneDefaults, description="Values scenes inherit.")
+    scenes: list[Scene] = Field(min_length=1, description="The shots, in order.")
+
+
+class ResolvedScene(_Model):
+    """A scene with every default applied: exactly what will be requested."""
+
+    id: str
+    prompt: str
+    image: str | None
+    model: str
+    size: str
+    seconds: int
+    fit: Fit
+    pad_color: str
+    crop: Crop | None
+    extensions: list[Extension]
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        width, _, height = self.size.partition("x")
+        return int(width), int(height)
+
+    @property
+    def total_seconds(self) -> int:
+        return self.seconds + sum(e.seconds for e in self.extensions)
+
+
+def resolve(plan: Plan, profile: ProviderProfile) -> list[ResolvedScene]:
+    d = plan.defaults
+    return [
+        ResolvedScene(
+            id=s.id, prompt=s.prompt, image=s.image, crop=s.crop, extensions=s.extensions,
+            model=s.model or d.model or profile.default_model,
+            size=s.size or d.size or profile.default_size,
+            seconds=s.seconds or d.seconds or profile.default_seconds,
+            fit=s.fit or d.fit, pad_color=s.pad_color or d.pad_color,
+        )
+        for s in plan.scenes
+    ]
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+def load_plan(url: str) -> Plan:
+    """Read a plan file (YAML or JSON, any fsspec URL); image paths become relative to the file."""
+    try:
+        with fsspec.open(url, "r", encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PlanError([f"{url}: cannot read the plan: {getattr(e, 'strerror', None) or e}"]) from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or "malformed"
+        raise PlanError([f"{url}: not valid YAML/JSON{where}: {problem}"]) from e
+    if not isinstance(data, dict):
+        raise PlanError([f"{url}: a plan must be a mapping with `name` and `scenes`"])
+    return parse_plan(_images_relative_to(data, url), source=url)
+
+
+def parse_plan(data: dict[str, Any], source: str = "plan") -> Plan:
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as e:
+        raise PlanError([f"{source}: {_where(e_loc(err), data)}: {_message(err)}" for err in e.errors()]) from e
+
+
+def e_loc(error: Any) -> tuple[Any, ...]:
+    return tuple(error["loc"])
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "missing":
+        return "required field is missing"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """`scene 'opening': crop.left` rather than `scenes.0.crop.left`."""
+    if len(loc) >= 2 and loc[0] == "scenes" and isinstance(loc[1], int):
+        scenes = data.get("scenes") or []
+        raw = scenes[loc[1]] if loc[1] < len(scenes) else {}
+        name = f"scene {raw.get('id')!r}" if isinstance(raw, dict) and raw.get("id") else f"scene #{loc[1] + 1}"
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"{name}: {rest}" if rest else name
+    return ".".join(str(p) for p in loc)
+
+
+def _images_relative_to(data: dict[str, Any], url: str) -> dict[str, Any]:
+    scenes = data.get("scenes")
+    if not isinstance(scenes, list):
+        return data
+    base = url.rsplit("/", 1)[0] if "/" in url else "."
+    fixed = []
+    for scene in scenes:
+        image = scene.get("image") if isinstance(scene, dict) else None
+        if isinstance(image, str) and "://" not in image and not image.startswith("/"):
+            scene = {**scene, "image": f"{base}/{image}"}
+        fixed.append(scene)
+    return {**data, "scenes": fixed}
+
+
+# -- validation against the provider --------------------------------------------------------------
+
+
+def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") -> list[ResolvedScene]:
+    """Every scene checked against the provider before any paid call; raises PlanError listing every problem."""
+    problems: list[str] = []
+    if not SAFE_ID.match(plan.name):
+        problems.append(f"{source}: name: {plan.name!r} is not a safe folder name (letters, digits, . _ -)")
+    scenes = resolve(plan, profile)
+    seen: set[str] = set()
+    for scene in scenes:
+        where = f"{source}: scene {scene.id!r}"
+        if not SAFE_ID.match(scene.id) or scene.id in (".", ".."):
+            problems.append(f"{where}: id: not a safe folder name (letters, digits, . _ -; at most 64)")
+        if scene.id in seen:
+            problems.append(f"{where}: id: duplicate scene id")
+        seen.add(scene.id)
+        problems += [f"{where}: {p}" for p in scene_problems(scene, profile)]
+    if problems:
+        raise PlanError(problems)
+    return scenes
+
+
+def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
+    limits = profile.model_limits(scene.model)
+    if limits is None:
+        return [f"model: {scene.model!r} is not offered by provider {profile.name!r} "
+                f"(choose from {', '.join(profile.models)})"]
+    problems = []
+    if scene.size not in limits.sizes:
+        problems.append(f"size: {scene.size} is not available for {scene.model} on {profile.name} "
+                        f"(choose from {', '.join(limits.sizes)})")
+    if scene.seconds not in limits.seconds:
+        problems.append(f"seconds: {scene.seconds} is not available for {scene.model} on {profile.name} "
+                        f"(choose from {', '.join(map(str, limits.seconds))})")
+    if len(scene.prompt) > profile.prompt_max_chars:
+        problems.append(f"prompt: {len(scene.prompt)} characters; at most {profile.prompt_max_chars}")
+    problems += _extension_problems(scene, profile)
+    problems += _image_problems(scene)
+    return problems
+
+
+def _extension_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
+    if not scene.extensions:
+        return []
+    limits = profile.extensions
+    if limits is None:
+        return [f"extensions: provider {profile.name!r} has no /videos/extensions endpoint"]
+    problems = [
+        f"extensions[{i}].seconds: {e.seconds} is not available (choose from {', '.join(map(str, limits.seconds))})"
+        for i, e in enumerate(scene.extensions) if e.seconds not in limits.seconds
+    ]
+    if len(scene.extensions) > limits.max_count:
+        problems.append(f"extensions: {len(scene.extensions)} extensions; at most {limits.max_count} in one chain")
+    if scene.total_seconds > limits.max_total_seconds:
+        problems.append(f"extensions: the stitched video would be {scene.total_seconds} s; "
+                        f"at most {limits.max_total_seconds} s")
+    return problems
+
+
+def _image_problems(scene: ResolvedScene) -> list[str]:
+    problems = []
+    try:
+        ImageColor.getrgb(scene.pad_color)
+    except ValueError:
+        problems.append(f"pad_color: {scene.pad_color!r} is not a colour")
+    if scene.image is not None:
+        try:
+            fs, path = fsspec.url_to_fs(scene.image)
+            if not fs.isfile(path):
+                problems.append(f"image: {scene.image} does not exist")
+        except (OSError, ValueError, ImportError) as e:
+            problems.append(f"image: {scene.image} cannot be reached: {e}")
+    return problems

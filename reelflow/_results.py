@@ -1,0 +1,41 @@
+"""What a run produced: per-scene results and the plan's manifest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class FileRecord(BaseModel):
+    url: str = Field(description="Where the file is, as an fsspec URL.")
+    bytes: int = Field(description="Size in bytes.")
+    sha256: str = Field(description="SHA-256 of the content, hex.")
+
+
+class SceneResult(BaseModel):
+    id: str
+    status: Literal["completed", "failed"]
+    job_ids: list[str] = Field(default_factory=list, description="Every job created for the scene, in order.")
+    size: str
+    seconds: int = Field(description="Length of the finished video (extensions included).")
+    files: dict[str, FileRecord] = Field(default_factory=dict, description="Outputs by file name.")
+    warnings: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+class PlanResult(BaseModel):
+    plan: str
+    provider: str
+    output: str = Field(description="URL of the plan's output folder.")
+    scenes: list[SceneResult]
+
+    @property
+    def failed(self) -> list[SceneResult]:
+        return [s for s in self.scenes if s.status == "failed"]
+
+    def summary(self) -> str:
+        done = len(self.scenes) - len(self.failed)
+        lines = [f"{self.plan}: {done} of {len(self.scenes)} scenes rendered to {self.output}"]
+        lines += [f"  scene {s.id!r} failed: {s.error}" for s in self.failed]
+        return "\n".join(lines)

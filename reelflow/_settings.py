@@ -1,0 +1,66 @@
+"""reelflow's settings: environment (`REELFLOW_*`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`) and `.env`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob reelflow has; each one is an environment variable `REELFLOW_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="REELFLOW_", env_file=".env", extra="ignore", frozen=True)
+
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "REELFLOW_OPENAI_API_KEY"),
+        description="API key of the provider. Unset: reelflow starts its embedded sandbox on loopback.",
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "REELFLOW_OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible video API (e.g. a LiteLLM proxy), ending in /v1.",
+    )
+    provider: str | None = Field(
+        default=None, description="Provider profile: built in (sora, sora-spec, sandbox) or from providers_file. "
+        "Default: sandbox without a key, sora with one.",
+    )
+    providers_file: Path | None = Field(default=None, description="YAML file with your own provider profiles.")
+    max_concurrent: int = Field(default=4, ge=1, description="Scenes rendering at once (unfinished jobs).")
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, description="Pace job-creating requests to this rate (your account's limit).",
+    )
+    request_retries: int = Field(default=3, ge=0, description="SDK-level retries of one HTTP request.")
+    request_timeout_seconds: float = Field(default=120, gt=0, description="Timeout of one HTTP request.")
+    task_retries: int = Field(default=3, ge=0, description="Prefect retries of a task after a transient failure.")
+    retry_delays_seconds: list[float] = Field(
+        default=[2, 10, 30], description="Waits between task retries (the last one repeats).",
+    )
+    poll_min_seconds: float = Field(default=1, gt=0, description="Shortest wait between two status checks.")
+    poll_max_seconds: float = Field(default=30, gt=0, description="Longest wait between two status checks.")
+    job_timeout_seconds: float = Field(default=3600, gt=0, description="Give up on a job after this long.")
+    generation_attempts: int = Field(
+        default=3, ge=1, description="Jobs created for one scene when generation fails for a transient reason.",
+    )
+    reference_format: Literal["JPEG", "PNG", "WEBP"] = Field(
+        default="JPEG", description="File format of prepared reference images.",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for the output storage, as JSON (e.g. endpoint_url).",
+    )
+    sandbox_job_seconds: float = Field(default=2, ge=0, description="Job length of the embedded sandbox.")
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _json_options(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.openai_api_key is None
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider or ("sandbox" if self.uses_sandbox else "sora")

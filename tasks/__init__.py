@@ -1,0 +1,1 @@
+"""reelflow's Prefect tasks: each one step of rendering a scene, each retried on transient failures only."""

@@ -1,0 +1,110 @@
+"""Video-job tasks: submit, wait, extend and download, all through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from reelflow._errors import TransientApiError, VideoFailedError
+from reelflow._gateway import Gateway, JobState, Reference, Variant
+from reelflow._plan import Extension, ResolvedScene
+from reelflow._results import FileRecord
+from reelflow._storage import Storage
+from reelflow._video import probe
+
+from ._retry import DEFAULT_RETRIES, transient_only
+
+FILENAMES: dict[Variant, str] = {"video": "video.mp4", "thumbnail": "thumbnail.webp",
+                                 "spritesheet": "spritesheet.jpg"}
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How to wait for a job: honour the provider's hint, else back off between these bounds."""
+
+    min_seconds: float
+    max_seconds: float
+    timeout_seconds: float
+
+
+@task(name="submit", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def submit(gateway: Gateway, scene: ResolvedScene, reference: Reference | None) -> JobState:
+    """Create the scene's video job."""
+    job = await gateway.create(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=scene.seconds,
+                               reference=reference)
+    get_run_logger().info("scene %r: created %s", scene.id, job.id)
+    return job
+
+
+@task(name="await-video", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def await_video(gateway: Gateway, job: JobState, policy: WaitPolicy) -> JobState:
+    """Wait until the job finishes; a failed job raises (transient or permanent, by its error code)."""
+    return await wait_for(gateway, job, policy)
+
+
+@task(name="extend", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def extend(gateway: Gateway, video: JobState, extension: Extension) -> JobState:
+    """Chain one extension onto a completed video; its result is the stitched video so far."""
+    job = await gateway.extend(video_id=video.id, prompt=extension.prompt, seconds=extension.seconds)
+    get_run_logger().info("extending %s as %s", video.id, job.id)
+    return job
+
+
+async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy) -> JobState:
+    deadline = time.monotonic() + policy.timeout_seconds
+    delay = policy.min_seconds
+    while not job.finished:
+        if time.monotonic() > deadline:
+            raise TransientApiError(f"{job.id} did not finish within {policy.timeout_seconds:.0f} s")
+        pause = job.poll_after if job.poll_after is not None else delay
+        await asyncio.sleep(min(max(pause, policy.min_seconds), policy.max_seconds))
+        delay = min(delay * 1.5, policy.max_seconds)
+        job = await gateway.retrieve(job.id)
+    if job.status != "completed":
+        reason = f"{job.id} {job.status}: {job.error_code or 'no code'}: {job.error_message or 'no message'}"
+        if job.failure_is_transient:
+            raise TransientApiError(reason, code=job.error_code)
+        raise VideoFailedError(reason, code=job.error_code)
+    return job
+
+
+@task(name="download", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def download(gateway: Gateway, video: JobState, scene: ResolvedScene, storage: Storage) -> dict[str, FileRecord]:
+    """Stream every content variant the provider has, verify it, and move it into place."""
+    records = {}
+    with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
+        for variant in gateway.profile.variants:
+            filename = FILENAMES[variant]
+            local = Path(workdir) / filename
+            got = await gateway.download(video.id, variant, local)
+            if got.declared_bytes is not None and got.declared_bytes != got.bytes:
+                raise TransientApiError(f"{filename} of {video.id}: got {got.bytes} of {got.declared_bytes} bytes")
+            await asyncio.to_thread(_verify, local, variant, scene)
+            storage.publish(local, scene.id, filename)
+            records[filename] = FileRecord(url=storage.location(scene.id, filename), bytes=got.bytes,
+                                           sha256=got.sha256)
+    return records
+
+
+def _verify(local: Path, variant: Variant, scene: ResolvedScene) -> None:
+    """Decode what arrived: a truncated or corrupt body is a transient failure, so it is fetched again."""
+    if variant == "video":
+        info = probe(local, decode_all=True)
+        if info is None or info.size != scene.dimensions or abs(info.seconds - scene.total_seconds) > 0.5:
+            found = "undecodable" if info is None else f"{info.size[0]}x{info.size[1]}, {info.seconds:.2f} s"
+            raise TransientApiError(f"scene {scene.id!r}: downloaded video is {found}; expected "
+                                    f"{scene.size}, {scene.total_seconds} s")
+        return
+    try:
+        with Image.open(io.BytesIO(local.read_bytes())) as image:
+            image.load()
+    except (OSError, SyntaxError) as e:
+        raise TransientApiError(f"scene {scene.id!r}: downloaded {variant} does not decode: {e}") from e
