@@ -121,15 +121,14 @@ class Gateway:
         """Stream one content variant to a local file, hashing as it goes (memory stays flat)."""
         digest = hashlib.sha256()
         written = 0
-        async with self._translated(f"download the {variant} of {video_id}"):
-            async with self.client.videos.with_streaming_response.download_content(
-                    video_id, variant=variant) as response:
-                declared = response.headers.get("content-length")
-                with target.open("wb") as sink:
-                    async for chunk in response.iter_bytes():
-                        sink.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
+        streamed = self.client.videos.with_streaming_response.download_content(video_id, variant=variant)
+        async with self._translated(f"download the {variant} of {video_id}"), streamed as response:
+            declared = response.headers.get("content-length")
+            with target.open("wb") as sink:
+                async for chunk in response.iter_bytes():
+                    sink.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
         return Downloaded(written, digest.hexdigest(), int(declared) if declared else None)
 
     async def close(self) -> None:

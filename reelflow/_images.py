@@ -94,8 +94,8 @@ def prepare(
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from e
     region = _region(image.size, crop)
-    if region[2] - region[0] < size[0] or region[3] - region[1] < size[1]:
-        notes.append(f"{name}: {int(region[2] - region[0])}x{int(region[3] - region[1])} is smaller than "
+    if _scale(region, size, fit) > 1:
+        notes.append(f"{name}: {round(region[2] - region[0])}x{round(region[3] - region[1])} is too small for "
                      f"{size[0]}x{size[1]}; upscaled")
     fitted = _fit(image, region, size, fit, pad_color)
     assert fitted.size == size, (fitted.size, size)
@@ -132,6 +132,12 @@ def _to_rgb(image: Image.Image, background: str) -> Image.Image:
 def _region(size: tuple[int, int], crop: Box) -> tuple[float, float, float, float]:
     width, height = size
     return crop.left * width, crop.top * height, crop.right * width, crop.bottom * height
+
+
+def _scale(region: tuple[float, float, float, float], size: tuple[int, int], fit: Fit) -> float:
+    """How much the fit enlarges the region (above 1: upscaling)."""
+    horizontal, vertical = size[0] / (region[2] - region[0]), size[1] / (region[3] - region[1])
+    return min(horizontal, vertical) if fit == "pad" else max(horizontal, vertical)
 
 
 def _fit(image: Image.Image, region: tuple[float, float, float, float], size: tuple[int, int], fit: Fit,

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+
+from ._errors import ReelflowError, UserError
+from ._images import Fit, OutputFormat
+from ._quiet import quiet_prefect
+from ._results import PlanResult
+
+SIZE = re.compile(r"^[1-9][0-9]*x[1-9][0-9]*$")
 
 app = typer.Typer(help="Turn scene plans into finished videos.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -21,6 +29,107 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear line on stderr and return the exit to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+PlanArgument = Annotated[str, typer.Argument(help="Scene plan file (YAML or JSON; a path or fsspec URL).")]
+
+
+@app.command()
+def validate(plan: PlanArgument) -> None:
+    """Check a plan against the active provider without making any call."""
+    from . import Settings, load_plan, validate_plan
+    from ._provider import active_profile
+
+    try:
+        loaded = load_plan(plan)
+        scenes = validate_plan(loaded, active_profile(Settings()), source=plan)
+    except UserError as e:
+        raise _user_error(e) from None
+    seconds = sum(s.total_seconds for s in scenes)
+    typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video: valid")
+
+
+@app.command()
+def run(
+    plan: PlanArgument,
+    output: Annotated[str | None, typer.Option(help="Where to write (fsspec URL); default: the plan's output.")] = None,
+) -> None:
+    """Render every scene of a plan; exit code 0 only when every scene succeeded."""
+    from . import Settings, load_plan, validate_plan
+    from ._provider import active_profile
+
+    settings = Settings()
+    try:
+        loaded = load_plan(plan)
+        validate_plan(loaded, active_profile(settings), source=plan)
+    except UserError as e:
+        raise _user_error(e) from None
+    if settings.uses_sandbox:
+        typer.echo("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
+                   "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).", err=True)
+    quiet_prefect()
+    from flows.render_plan import RenderFailed, render_plan
+
+    try:
+        result = render_plan(loaded, output=output)
+    except RenderFailed as e:
+        _print_result(e.result)
+        raise typer.Exit(1) from None
+    except ReelflowError as e:
+        raise fail(str(e), 1) from None
+    _print_result(result)
+
+
+@app.command()
+def prepare(
+    sources: Annotated[list[str], typer.Argument(help="Image files, folders, globs or URLs.")],
+    size: Annotated[str, typer.Option(help="Target size WIDTHxHEIGHT.")],
+    out: Annotated[str, typer.Option(help="Output folder (fsspec URL).")],
+    mode: Annotated[Fit, typer.Option(help="cover (crop to fill), pad (letterbox) or stretch.")] = "cover",
+    pad_color: Annotated[str, typer.Option(help="Background for pad.")] = "#000000",
+    image_format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = "JPEG",
+) -> None:
+    """Make every image exactly SIZE, e.g. for use as reference images."""
+    if not SIZE.match(size):
+        raise fail(f"--size: {size!r} is not WIDTHxHEIGHT")
+    quiet_prefect()
+    from flows.prepare_images import prepare_images
+
+    results = prepare_images(sources, size, out, fit=mode, pad_color=pad_color, output_format=image_format)
+    for item in results:
+        for note in item.warnings:
+            typer.echo(f"warning: {note}", err=True)
+        if item.error:
+            typer.echo(f"error: {item.error}", err=True)
+    done = sum(1 for r in results if r.error is None)
+    typer.echo(f"{done} of {len(results)} images prepared at {size} in {out}")
+    if done < len(results) or not results:
+        raise typer.Exit(1)
+
+
+def _user_error(error: UserError) -> typer.Exit:
+    for line in str(error).splitlines():
+        typer.echo(f"error: {line}", err=True)
+    return typer.Exit(2)
+
+
+def _print_result(result: PlanResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.plan} on {result.provider}")
+    for column in ("scene", "status", "seconds", "video"):
+        table.add_column(column)
+    for scene in result.scenes:
+        video = scene.files.get("video.mp4")
+        table.add_row(scene.id, scene.status if not scene.error else f"failed: {scene.error}", str(scene.seconds),
+                      video.url if video else "-")
+    console = Console(stderr=False, soft_wrap=True)
+    console.print(table)
+    for scene in result.scenes:
+        for note in scene.warnings:
+            console.print(f"warning: {note}", markup=False)
+    console.print(f"Videos are in {result.output}", markup=False)
 
 
 @app.command()

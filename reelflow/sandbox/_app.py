@@ -24,9 +24,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .._profiles import ProviderProfile, load_profile
+from .._video import probe
 from ._config import SandboxConfig
 from ._limits import RequestBucket, check_concurrency
-from .._video import probe
 from ._media import FPS, Recipe, Segment, render
 from ._problems import (
     ApiProblem,

@@ -1,0 +1,22 @@
+"""Prefect's defaults print telemetry errors, per-task INFO lines and exit tracebacks; users see none of it."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+PREFECT_DEFAULTS = {
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+
+def quiet_prefect() -> None:
+    """Set Prefect's environment before it is imported; the user's own settings win."""
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    # Shutdown chatter of the temporary server and its event flusher (not errors of the run).
+    for name in ("EventsWorker", "APILogWorker", "prefect._internal.concurrency"):
+        logging.getLogger(name).setLevel(logging.ERROR)
