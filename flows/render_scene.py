@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -13,10 +14,10 @@ from reelflow import AuthenticationError, ReelflowError, ResolvedScene, Scene, S
 from reelflow._gateway import Gateway, JobState, Reference, connect
 from reelflow._plan import Plan, validate_plan
 from reelflow._provider import Connection, connect_provider
-from reelflow._results import SceneResult
+from reelflow._results import FileRecord, SceneResult
 from reelflow._storage import Storage
 from tasks._retry import tuned
-from tasks.images import as_reference, transform, usable_as_is, validate_dimensions
+from tasks.images import as_reference, transform, unchanged_reference, usable_as_is, validate_dimensions
 from tasks.videos import WaitPolicy, await_video, download, extend, submit
 
 
@@ -71,13 +72,15 @@ async def _reference(scene: ResolvedScene, run: SceneRun, result: SceneResult) -
         return None
     source = await tuned(validate_dimensions, run.settings)(scene.image, f"scene {scene.id!r}: image")
     if usable_as_is(source, scene, run.gateway.profile.reference_formats):
-        reference = Reference(f"reference.{(source.info.format or 'jpg').lower()}", source.data,
-                              f"image/{(source.info.format or 'jpeg').lower()}")
+        reference = unchanged_reference(source)
     else:
         prepared = await tuned(transform, run.settings)(source, scene, run.settings.reference_format)
         result.warnings += prepared.warnings
         reference = as_reference(prepared)
     run.storage.write_bytes(reference.data, scene.id, reference.filename)
+    result.files[reference.filename] = FileRecord(
+        url=run.storage.location(scene.id, reference.filename), bytes=len(reference.data),
+        sha256=hashlib.sha256(reference.data).hexdigest())
     return reference
 
 

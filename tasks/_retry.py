@@ -20,8 +20,10 @@ DEFAULT_RETRIES: dict[str, Any] = {
 
 def transient_only(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Prefect's retry_condition_fn: retry 429s, 5xx, timeouts and dropped connections only."""
+    if isinstance(state.data, BaseException):  # how the engine hands over a raised exception
+        return is_transient(state.data)
     try:
-        state.result()
+        state.result(_sync=True)  # type: ignore[call-overload]  # async tasks would get a coroutine
     except Exception as error:
         return is_transient(error)
     return False

@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from reelflow._gateway import Reference
-from reelflow._images import Box, ImageInfo, OutputFormat, Prepared, prepare, read_info
+from reelflow._images import EXTENSIONS, Box, ImageInfo, OutputFormat, Prepared, prepare, read_info
 from reelflow._plan import ResolvedScene
 from reelflow._storage import read_source
 
@@ -51,3 +51,9 @@ async def transform(source: SourceImage, scene: ResolvedScene, output: OutputFor
 
 def as_reference(prepared: Prepared) -> Reference:
     return Reference(f"reference.{prepared.extension}", prepared.data, _MEDIA_TYPES[prepared.format])
+
+
+def unchanged_reference(source: SourceImage) -> Reference:
+    """The user's file as it is (`usable_as_is` said so)."""
+    fmt = source.info.format or "JPEG"
+    return Reference(f"reference.{EXTENSIONS[fmt]}", source.data, _MEDIA_TYPES[fmt])
