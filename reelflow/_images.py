@@ -62,6 +62,8 @@ def _open(data: bytes, name: str) -> Image.Image:
         raise ImageError(f"{name}: refused as a decompression bomb ({e})") from e
     except UnidentifiedImageError as e:
         raise ImageError(f"{name}: not an image file Pillow can read") from e
+    except OSError as e:
+        raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from e
 
 
 def read_info(data: bytes, name: str = "image") -> ImageInfo:
@@ -87,8 +89,8 @@ def prepare(
     if frames > 1:
         notes.append(f"{name}: animated image ({frames} frames); using the first frame")
     crop = crop or Box()
-    _draft(image, size, crop)
     try:
+        _draft(image, size, crop)
         image = ImageOps.exif_transpose(image)
         image = _to_rgb(image, pad_color)
     except (OSError, SyntaxError, ValueError) as e:

@@ -20,3 +20,12 @@ def quiet_prefect() -> None:
     # Shutdown chatter of the temporary server and its event flusher (not errors of the run).
     for name in ("EventsWorker", "APILogWorker", "prefect._internal.concurrency"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def keep_run_logs_off_the_console() -> None:
+    """Flow and task run logs still reach the Prefect API (the UI shows them); the terminal shows
+    reelflow's own summary instead of Prefect's per-state lines and failure tracebacks.
+
+    Call after Prefect is imported: its logging setup runs on import."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).propagate = False

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ._errors import ReelflowError, UserError
 from ._images import Fit, OutputFormat
-from ._quiet import quiet_prefect
+from ._quiet import keep_run_logs_off_the_console, quiet_prefect
 from ._results import PlanResult
 
 SIZE = re.compile(r"^[1-9][0-9]*x[1-9][0-9]*$")
@@ -70,6 +70,8 @@ def run(
     quiet_prefect()
     from flows.render_plan import RenderFailed, render_plan
 
+    keep_run_logs_off_the_console()
+
     try:
         result = render_plan(loaded, output=output)
     except RenderFailed as e:
@@ -94,6 +96,8 @@ def prepare(
         raise fail(f"--size: {size!r} is not WIDTHxHEIGHT")
     quiet_prefect()
     from flows.prepare_images import prepare_images
+
+    keep_run_logs_off_the_console()
 
     results = prepare_images(sources, size, out, fit=mode, pad_color=pad_color, output_format=image_format)
     for item in results:
@@ -122,13 +126,14 @@ def _print_result(result: PlanResult) -> None:
         table.add_column(column)
     for scene in result.scenes:
         video = scene.files.get("video.mp4")
-        table.add_row(scene.id, scene.status if not scene.error else f"failed: {scene.error}", str(scene.seconds),
-                      video.url if video else "-")
+        table.add_row(scene.id, scene.status, str(scene.seconds), video.url if video else "-")
     console = Console(stderr=False, soft_wrap=True)
     console.print(table)
     for scene in result.scenes:
         for note in scene.warnings:
             console.print(f"warning: {note}", markup=False)
+        if scene.error:
+            console.print(f"scene {scene.id!r} failed: {scene.error}", markup=False)
     console.print(f"Videos are in {result.output}", markup=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 from PIL import Image, ImageDraw
@@ -25,6 +26,7 @@ def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
     return out.getvalue()
 
 
+@functools.cache
 def awkward_references() -> dict[str, bytes]:
     """Name -> file bytes: sizes, formats, modes and metadata that must all just work."""
     rotated = photo((720, 1280))

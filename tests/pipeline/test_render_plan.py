@@ -38,8 +38,9 @@ def test_reference_images_of_every_shape_come_out_exactly_the_video_size(
     plan = parse_plan({
         "name": "shapes",
         "defaults": {"size": "1280x720", "seconds": 4},
-        "scenes": [{"id": name.replace(".", "-"), "prompt": f"shot from {name}", "image": str(tmp_path / "images" / name),
-                    "fit": fits[index % 3]} for index, name in enumerate(references)],
+        "scenes": [{"id": name.replace(".", "-"), "prompt": f"shot from {name}",
+                    "image": str(tmp_path / "images" / name), "fit": fits[index % 3]}
+                   for index, name in enumerate(references)],
     })
     creates_before = provider.stats()["jobs_by_kind"].get("create", 0)
     result = render_plan(plan, output="memory://renders")
@@ -61,7 +62,8 @@ def test_reference_images_of_every_shape_come_out_exactly_the_video_size(
 def test_an_exif_rotated_photo_is_turned_upright(provider: RunningSandbox, tmp_path: Path) -> None:
     write_images(tmp_path, {"rotated.jpg": awkward_references()["exif-rotated.jpg"]})
     plan = parse_plan({"name": "upright", "scenes": [
-        {"id": "portrait", "prompt": "p", "image": str(tmp_path / "rotated.jpg"), "size": "720x1280", "fit": "stretch"}]})
+        {"id": "portrait", "prompt": "p", "image": str(tmp_path / "rotated.jpg"), "size": "720x1280",
+         "fit": "stretch"}]})
     scene = render_plan(plan, output="memory://renders").scenes[0]
     reference = Image.open(io.BytesIO(read(scene.files["reference.jpg"].url))).convert("RGB")
     # Upright, the sun (yellow) is in the top-left and the grass (green) along the bottom.
@@ -75,7 +77,8 @@ def test_an_exif_rotated_photo_is_turned_upright(provider: RunningSandbox, tmp_p
 def test_extensions_produce_the_stitched_duration(provider: RunningSandbox, tmp_path: Path) -> None:
     plan = parse_plan({"name": "long", "defaults": {"size": "1280x720"}, "scenes": [
         {"id": "journey", "prompt": "a train departs", "seconds": 8,
-         "extensions": [{"prompt": "it crosses a bridge", "seconds": 4}, {"prompt": "it enters a tunnel", "seconds": 8}]},
+         "extensions": [{"prompt": "it crosses a bridge", "seconds": 4},
+                        {"prompt": "it enters a tunnel", "seconds": 8}]},
     ]})
     scene = render_plan(plan, output=f"file://{tmp_path}").scenes[0]
     assert (scene.status, scene.seconds, len(scene.job_ids)) == ("completed", 20, 3)

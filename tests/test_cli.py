@@ -1,0 +1,90 @@
+"""The command line as a user meets it: one clear line per mistake, real videos, honest exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from tests.images import awkward_references
+from tests.media import probe_video
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def reelflow(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reelflow.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=300)
+
+
+def size_of(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_validate_reports_every_problem_in_one_line_each(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: trip\nscenes:\n  - {id: a, prompt: x, seconds: 10}\n  - {id: a, prompt: y, size: 1x1}\n")
+    done = reelflow("validate", str(plan))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"error: {plan}: scene 'a': seconds: 10 is not available for sora-2 on sandbox (choose from 4, 8, 12, 16, 20)",
+        f"error: {plan}: scene 'a': id: duplicate scene id",
+        f"error: {plan}: scene 'a': size: 1x1 is not available for sora-2 on sandbox "
+        "(choose from 720x1280, 1280x720)",
+    ]
+
+
+def test_validate_accepts_the_demo_plan() -> None:
+    done = reelflow("validate", "deployments/plans/demo.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "3 scenes, 20 s of video: valid" in done.stdout
+
+
+def test_run_without_a_key_uses_the_embedded_sandbox_and_stays_quiet(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    (tmp_path / "wide.jpg").write_bytes(awkward_references()["panorama.jpg"])
+    plan.write_text("name: quick\ndefaults: {size: 1280x720}\nscenes:\n"
+                    "  - {id: first, prompt: a harbour, image: wide.jpg}\n"
+                    "  - {id: second, prompt: a city, extensions: [{prompt: night falls, seconds: 4}]}\n")
+    done = reelflow("run", str(plan), "--output", f"file://{tmp_path}/out",
+                    env={"REELFLOW_SANDBOX_JOB_SECONDS": "0.2"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
+                                   "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).")
+    assert f"Videos are in file://{tmp_path}/out/quick" in done.stdout
+    assert probe_video((tmp_path / "out/quick/second/video.mp4").read_bytes()).seconds == 8.0
+    assert size_of(tmp_path / "out/quick/first/reference.jpg") == (1280, 720)
+
+
+def test_a_failed_scene_makes_the_exit_code_non_zero(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: mixed\nscenes:\n  - {id: ok, prompt: fine}\n  - {id: nope, prompt: '[blocked] x'}\n")
+    done = reelflow("run", str(plan), "--output", f"file://{tmp_path}/out",
+                    env={"REELFLOW_SANDBOX_JOB_SECONDS": "0.2"})
+    assert done.returncode == 1
+    assert "moderation_blocked" in done.stdout and "Traceback" not in done.stderr + done.stdout
+    assert (tmp_path / "out/mixed/ok/video.mp4").exists()
+
+
+def test_prepare_makes_a_folder_of_images_one_size(tmp_path: Path) -> None:
+    sources = tmp_path / "in"
+    sources.mkdir()
+    for name in ("huge.jpg", "portrait.webp", "transparent.png", "cmyk.jpg"):
+        (sources / name).write_bytes(awkward_references()[name])
+    done = reelflow("prepare", str(sources), "--size", "720x1280", "--mode", "pad", "--out", f"file://{tmp_path}/out")
+    assert done.returncode == 0, done.stderr
+    assert "4 of 4 images prepared at 720x1280" in done.stdout
+    outputs = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in outputs] == ["cmyk.jpg", "huge.jpg", "portrait.jpg", "transparent.jpg"]
+    assert {size_of(p) for p in outputs} == {(720, 1280)}
+
+
+def test_a_bad_switch_is_one_line_without_a_traceback() -> None:
+    done = reelflow("sandbox", "--faults", "5xx=lots")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: bad fault rate in '5xx=lots': 'lots' is not a number"

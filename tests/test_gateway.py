@@ -1,0 +1,115 @@
+"""The gateway turns every SDK failure into reelflow's own transient or permanent error, in one place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.states import Failed
+
+from reelflow import AuthenticationError, PermanentApiError, TransientApiError, VideoFailedError, load_profile
+from reelflow._gateway import Gateway, Pacer, connect
+from reelflow.sandbox import RunningSandbox, run_sandbox
+from tasks._retry import transient_only
+from tasks.videos import WaitPolicy, await_video
+
+POLICY = WaitPolicy(min_seconds=0.05, max_seconds=5, timeout_seconds=30)
+
+
+def through(running: RunningSandbox, scenario: Callable[[Gateway], Awaitable[Any]], key: str | None = None) -> Any:
+    async def run() -> Any:
+        gateway = connect(running.base_url, key or running.api_key, load_profile("sandbox"),
+                          requests_per_minute=None, retries=0, timeout=10)
+        try:
+            return await scenario(gateway)
+        finally:
+            await gateway.close()
+
+    return asyncio.run(run())
+
+
+def test_a_rejected_key_is_an_authentication_error_without_the_key() -> None:
+    with run_sandbox(api_keys=frozenset({"sk-right"})) as running, pytest.raises(AuthenticationError) as raised:
+        through(running, lambda g: g.retrieve("video_x"), key="sk-wrong-secret-value")
+    assert "sk-wrong-secret-value" not in str(raised.value)
+    assert not raised.value.transient
+
+
+@pytest.mark.parametrize(("config", "call", "expected"), [
+    ({}, lambda g: g.create(prompt="p", model="sora-2", size="9x9", seconds=4), PermanentApiError),
+    ({}, lambda g: g.retrieve("video_missing"), PermanentApiError),
+    ({"faults": "5xx=1"}, lambda g: g.retrieve("video_x"), TransientApiError),
+    ({"faults": "429=1"}, lambda g: g.retrieve("video_x"), TransientApiError),
+    ({"faults": "drop=1"}, lambda g: g.retrieve("video_x"), TransientApiError),
+])
+def test_failures_are_classified(config: dict[str, Any], call: Callable[[Gateway], Awaitable[Any]],
+                                 expected: type[Exception]) -> None:
+    with run_sandbox(**config) as running, pytest.raises(expected):
+        through(running, call)
+
+
+def test_an_unreachable_api_is_transient() -> None:
+    with run_sandbox() as running:
+        address = running.base_url
+    with pytest.raises(TransientApiError, match="could not connect"):
+        through(RunningSandbox(address, running.sandbox), lambda g: g.retrieve("video_x"))
+
+
+def test_waiting_honours_the_poll_hint() -> None:
+    with run_sandbox(job_seconds=2) as running:
+        async def scenario(gateway: Gateway) -> Any:
+            job = await gateway.create(prompt="p", model="sora-2", size="1280x720", seconds=4)
+            return await await_video.fn(gateway, job, POLICY)
+
+        done = through(running, scenario)
+        polls = running.stats()["requests"]["GET /v1/videos/{id}"]
+    assert done.status == "completed"
+    assert 5 <= polls <= 15  # the hint is 200 ms on a 2 s job; without it 50 ms polling would need ~40
+
+
+def test_a_failed_generation_is_permanent_with_its_reason(sandbox: RunningSandbox) -> None:
+    async def scenario(gateway: Gateway) -> Any:
+        job = await gateway.create(prompt="[blocked] scene", model="sora-2", size="1280x720", seconds=4)
+        return await await_video.fn(gateway, job, POLICY)
+
+    with pytest.raises(VideoFailedError, match="moderation_blocked"):
+        through(sandbox, scenario)
+
+
+def test_downloads_stream_to_disk_with_their_hash(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    async def scenario(gateway: Gateway) -> Any:
+        job = await gateway.create(prompt="p", model="sora-2", size="1280x720", seconds=4)
+        await await_video.fn(gateway, job, POLICY)
+        return await gateway.download(job.id, "video", tmp_path / "v.mp4")
+
+    got = through(sandbox, scenario)
+    import hashlib
+
+    data = (tmp_path / "v.mp4").read_bytes()
+    assert (got.bytes, got.sha256, got.declared_bytes) == (len(data), hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_the_pacer_spaces_creates_evenly() -> None:
+    async def scenario() -> float:
+        pacer = Pacer(per_minute=600)  # one every 0.1 s
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.gather(*(pacer.wait() for _ in range(6)))
+        return loop.time() - start
+
+    assert 0.45 <= asyncio.run(scenario()) < 1.0
+
+
+@pytest.mark.parametrize(("error", "retried"), [
+    (TransientApiError("503"), True),
+    (TimeoutError(), True),
+    (PermanentApiError("400"), False),
+    (VideoFailedError("moderation_blocked"), False),
+    (AuthenticationError("401"), False),
+    (ValueError("a bug"), False),
+])
+def test_tasks_retry_only_transient_failures(error: Exception, retried: bool) -> None:
+    assert transient_only(None, None, Failed(data=error)) is retried  # type: ignore[arg-type]
