@@ -57,7 +57,8 @@ def test_strict_spec_profile_refuses_guide_only_values() -> None:
 
 
 @pytest.mark.parametrize(("data", "expected"), [
-    ({"name": "p", "scenes": [{"id": "a", "prompt": "x", "sedonds": 4}]}, "plan.yaml: scene 'a': sedonds: unknown field"),
+    ({"name": "p", "scenes": [{"id": "a", "prompt": "x", "sedonds": 4}]},
+     "plan.yaml: scene 'a': sedonds: unknown field"),
     ({"name": "p", "scenes": [{"id": "a"}]}, "plan.yaml: scene 'a': prompt: required field is missing"),
     ({"name": "p", "scenes": []}, "plan.yaml: scenes: List should have at least 1 item after validation, not 0"),
     ({"name": "p", "scenes": [{"id": "a", "prompt": "x", "crop": {"left": 0.8, "right": 0.2}}]},
