@@ -133,3 +133,29 @@ def test_a_single_scene_renders_on_its_own(provider: RunningSandbox) -> None:
     result = render_scene(Scene(id="solo", prompt="one shot", size="1280x720"), output="memory://single")
     assert result.status == "completed"
     assert probe_video(read(result.files["video.mp4"].url)).size == (1280, 720)
+
+
+def test_transient_faults_are_retried_by_the_tasks_and_permanent_ones_are_not(
+        monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+    """With the SDK's own retries off, Prefect's task retries absorb server errors and dropped connections."""
+    from reelflow.sandbox import run_sandbox
+
+    with run_sandbox(job_seconds=0.2, faults="5xx=0.15,drop=0.05", seed=11) as faulty:
+        monkeypatch.setenv("OPENAI_API_KEY", faulty.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", faulty.base_url)
+        monkeypatch.setenv("REELFLOW_REQUEST_RETRIES", "0")
+        monkeypatch.setenv("REELFLOW_TASK_RETRIES", "6")
+        monkeypatch.setenv("REELFLOW_RETRY_DELAYS_SECONDS", "[0.05]")
+        monkeypatch.setenv("REELFLOW_POLL_MIN_SECONDS", "0.05")
+        plan = parse_plan({"name": "bumpy", "scenes": [
+            *({"id": f"s{i}", "prompt": f"shot {i}"} for i in range(4)),
+            {"id": "refused", "prompt": "[blocked] never"},
+        ]})
+        with pytest.raises(RenderFailed) as raised:
+            render_plan(plan, output="memory://out")
+        stats = faulty.stats()
+    by_id = {s.id: s for s in raised.value.result.scenes}
+    assert [by_id[f"s{i}"].status for i in range(4)] == ["completed"] * 4
+    assert by_id["refused"].status == "failed" and len(by_id["refused"].job_ids) == 1
+    assert sum(stats["faults"].values()) >= 3, stats["faults"]
+    assert stats["jobs_by_kind"]["create"] == 5  # faults strike before the server creates anything
