@@ -165,8 +165,8 @@ def sandbox(
         )
     except ValueError as e:
         raise fail(_one_line(e)) from None
-    typer.echo(f"reelflow sandbox on http://{host}:{port}/v1 (profile {profile}); Ctrl-C stops it", err=True)
-    serve_sandbox(config)
+    serve_sandbox(config, lambda url: typer.echo(
+        f"reelflow sandbox serving {url} (profile {profile}, any bearer key); Ctrl-C stops it", err=True))
 
 
 def _one_line(error: ValueError) -> str:

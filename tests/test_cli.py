@@ -88,3 +88,24 @@ def test_a_bad_switch_is_one_line_without_a_traceback() -> None:
     done = reelflow("sandbox", "--faults", "5xx=lots")
     assert done.returncode == 2
     assert done.stderr.strip() == "error: bad fault rate in '5xx=lots': 'lots' is not a number"
+
+
+def test_the_sandbox_runs_in_the_foreground_until_stopped() -> None:
+    import signal
+
+    import openai
+
+    process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "sandbox", "--port", "0", "--job-seconds", "0"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        base_url = banner.split(" serving ")[1].split(" ")[0]
+        with openai.OpenAI(api_key="sk-any", base_url=base_url) as client:
+            video = client.videos.create(prompt="from the foreground", size="1280x720")
+            assert client.videos.poll(video.id, poll_interval_ms=10).status == "completed"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=20)
+    assert process.returncode == 130  # the shell's code for Ctrl-C
+    assert "Traceback" not in rest

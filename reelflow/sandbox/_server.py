@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,10 @@ def run_sandbox(config: SandboxConfig | None = None, **overrides: Any) -> Iterat
         sock.close()
 
 
-def serve_sandbox(config: SandboxConfig) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C)."""
-    server = _server(Sandbox(config), "info")
-    server.run(sockets=[_bind(config)])
+def serve_sandbox(config: SandboxConfig, announce: Callable[[str], None]) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C); `announce` gets the base URL once bound."""
+    server = _server(Sandbox(config), "warning")
+    sock = _bind(config)
+    host, port = sock.getsockname()[:2]
+    announce(f"http://{host}:{port}/v1")
+    server.run(sockets=[sock])
