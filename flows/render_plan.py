@@ -25,8 +25,12 @@ class RenderFailed(ReelflowError):
 
 
 @flow(name="render-plan")
-def render_plan(plan: Plan, output: str | None = None) -> PlanResult:
-    """Render every scene of `plan` into `<output>/<plan name>/`; fails if any scene failed."""
+def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False) -> PlanResult:
+    """Render every scene of `plan` into `<output>/<plan name>/`; fails if any scene failed.
+
+    Re-running the same plan to the same output resumes: finished scenes are skipped, jobs in flight
+    are awaited rather than created again, and permanently failed scenes are reported as they were
+    unless `retry_failed`."""
     settings = Settings()
     logger = get_run_logger()
     with connect_provider(settings) as connection:
@@ -35,7 +39,7 @@ def render_plan(plan: Plan, output: str | None = None) -> PlanResult:
         storage = Storage(output or plan.output or DEFAULT_OUTPUT, settings.storage_options).child(plan.name)
 
         async def render_all() -> list[SceneResult]:
-            async with SceneRun.open(connection, storage, settings) as run:
+            async with SceneRun.open(connection, storage, settings, retry_failed) as run:
                 return await _render_concurrently(scenes, run, settings.max_concurrent)
 
         results = asyncio.run(render_all())

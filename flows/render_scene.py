@@ -1,24 +1,26 @@
-"""One scene, start to finish: reference image, job, extensions, downloads."""
+"""One scene, start to finish: reference image, job, extensions, downloads, resumable from the ledger."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from prefect import flow, get_run_logger
 
-from reelflow import AuthenticationError, ReelflowError, ResolvedScene, Scene, Settings, TransientApiError
+from reelflow import AuthenticationError, ReelflowError, ResolvedScene, Scene, Settings, VideoFailedError, is_transient
 from reelflow._gateway import Gateway, JobState, Reference, connect
+from reelflow._ledger import JobRecord, Ledger, SceneEntry, fingerprint
 from reelflow._plan import Plan, validate_plan
 from reelflow._provider import Connection, connect_provider
 from reelflow._results import FileRecord, SceneResult
 from reelflow._storage import Storage
 from tasks._retry import tuned
-from tasks.images import as_reference, transform, unchanged_reference, usable_as_is, validate_dimensions
-from tasks.videos import WaitPolicy, await_video, download, extend, submit
+from tasks.images import SourceImage, as_reference, transform, unchanged_reference, usable_as_is, validate_dimensions
+from tasks.videos import Attempt, WaitPolicy, await_video, download, extend, submit
 
 
 @dataclass
@@ -28,18 +30,24 @@ class SceneRun:
     gateway: Gateway
     storage: Storage
     settings: Settings
+    retry_failed: bool = False
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, connection: Connection, storage: Storage, settings: Settings) -> AsyncIterator[SceneRun]:
+    async def open(cls, connection: Connection, storage: Storage, settings: Settings,
+                   retry_failed: bool = False) -> AsyncIterator[SceneRun]:
         """A gateway to the provider for the life of the block (inside the run's event loop)."""
         gateway = connect(connection.base_url, connection.api_key.get_secret_value(), connection.profile,
                           requests_per_minute=settings.requests_per_minute, retries=settings.request_retries,
                           timeout=settings.request_timeout_seconds)
         try:
-            yield cls(gateway, storage, settings)
+            yield cls(gateway, storage, settings, retry_failed)
         finally:
             await gateway.close()
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.storage)
 
     @property
     def policy(self) -> WaitPolicy:
@@ -48,59 +56,138 @@ class SceneRun:
 
 
 async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
-    """Render one scene; its own failure becomes a failed result, except a rejected key, which stops the run."""
-    result = SceneResult(id=scene.id, status="failed", size=scene.size, seconds=scene.total_seconds)
+    """Render one scene, resuming whatever the ledger says was already paid for.
+
+    The scene's own failure becomes a failed result; a rejected API key stops the whole run."""
+    source = await _source(scene, run)
+    entry = _entry(scene, source, run)
+    if entry.status == "completed" and _files_verify(entry, run.storage):
+        get_run_logger().info("scene %r: already rendered, files verified", scene.id)
+        return _result(scene, entry)
+    if entry.status == "failed" and not entry.transient and not run.retry_failed:
+        entry.error = f"{entry.error} (in an earlier run; --retry-failed renders it again)"
+        return _result(scene, entry)
+    entry.status, entry.error, entry.transient = "rendering", None, False
+    warnings: list[str] = []
     try:
-        reference = await _reference(scene, run, result)
-        video = await _generate(scene, reference, run, result)
-        for extension in scene.extensions:
-            job = await tuned(extend, run.settings)(run.gateway, video, extension)
-            result.job_ids.append(job.id)
-            video = await tuned(await_video, run.settings)(run.gateway, job, run.policy)
-        result.files.update(await tuned(download, run.settings)(run.gateway, video, scene, run.storage))
-        result.status = "completed"
+        video = await _step(0, entry, run, partial(_create, scene, source, entry, run, warnings))
+        stitched = scene.seconds
+        for step, extension in enumerate(scene.extensions, start=1):
+            stitched += extension.seconds
+            video = await _step(step, entry, run, partial(tuned(extend, run.settings), run.gateway, video, extension,
+                                                          scene.size, stitched))
+        entry.files.update(await tuned(download, run.settings)(run.gateway, video, scene, run.storage))
+        entry.status = "completed"
     except AuthenticationError:
         raise
     except ReelflowError as e:
-        result.error = str(e)
+        entry.status, entry.error, entry.transient = "failed", str(e), is_transient(e)
         get_run_logger().error("scene %r failed: %s", scene.id, e)
-    return result
+    with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
+        run.ledger.save(entry)
+    return _result(scene, entry, warnings)
 
 
-async def _reference(scene: ResolvedScene, run: SceneRun, result: SceneResult) -> Reference | None:
+async def _source(scene: ResolvedScene, run: SceneRun) -> SourceImage | None:
     if scene.image is None:
         return None
-    source = await tuned(validate_dimensions, run.settings)(scene.image, f"scene {scene.id!r}: image")
+    return await tuned(validate_dimensions, run.settings)(scene.image, f"scene {scene.id!r}: image")
+
+
+def _entry(scene: ResolvedScene, source: SourceImage | None, run: SceneRun) -> SceneEntry:
+    """The ledger's entry for this exact scene; a changed scene starts afresh."""
+    expected = fingerprint(scene, source.data if source else None, run.settings.reference_format,
+                         run.gateway.profile.name)
+    entry = run.ledger.load(scene.id)
+    if entry is None or entry.fingerprint != expected:
+        return SceneEntry(scene=scene.id, fingerprint=expected)
+    return entry
+
+
+def _files_verify(entry: SceneEntry, storage: Storage) -> bool:
+    """Every recorded output is present with its recorded size and sha256."""
+    for name, record in entry.files.items():
+        if not storage.exists(entry.scene, name):
+            return False
+        data = storage.read_bytes(entry.scene, name)
+        if len(data) != record.bytes or hashlib.sha256(data).hexdigest() != record.sha256:
+            return False
+    return bool(entry.files)
+
+
+async def _step(step: int, entry: SceneEntry, run: SceneRun,
+                create: Callable[[Attempt], Awaitable[JobState]]) -> JobState:
+    """One paid job of the chain: reuse the ledger's job when there is one, else create and record it.
+
+    The intent to create is recorded first, so a crash between the create and its record is found
+    again (by listing the provider's recent jobs) instead of being paid for twice."""
+    attempts_left = run.settings.generation_attempts
+    while True:
+        record = entry.current(step)
+        if record is not None and record.status == "completed" and record.id:
+            return JobState(id=record.id, status="completed")
+        if record is not None and record.status == "failed" and not (record.transient or run.retry_failed):
+            raise VideoFailedError(record.error or f"{record.id} failed")
+        if record is None or record.status == "failed":
+            record, fresh = JobRecord(step=step), True
+            entry.jobs.append(record)
+            run.ledger.save(entry)
+        else:
+            fresh = False
+        if record.status == "submitting":
+            job = await create(Attempt(since=record.recorded_at, answer_may_be_lost=not fresh))
+            record.id, record.status = job.id, "created"
+            run.ledger.save(entry)  # before any waiting: the job is paid for
+        else:
+            job = JobState(id=record.id or "", status="queued")
+        try:
+            done = await tuned(await_video, run.settings)(run.gateway, job, run.policy)
+        except VideoFailedError as e:
+            record.status, record.error, record.transient = "failed", str(e), e.cause_may_pass
+            run.ledger.save(entry)
+            attempts_left -= 1
+            if not e.cause_may_pass or attempts_left == 0:
+                raise
+            continue
+        record.status = "completed"
+        run.ledger.save(entry)
+        return done
+
+
+async def _create(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
+                  warnings: list[str], attempt: Attempt) -> JobState:
+    """Prepare the reference image (only when a job is about to be created) and submit the scene."""
+    reference = await _reference(scene, source, entry, run, warnings)
+    return await tuned(submit, run.settings)(run.gateway, scene, reference, attempt)
+
+
+async def _reference(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
+                     warnings: list[str]) -> Reference | None:
+    if source is None:
+        return None
     if usable_as_is(source, scene, run.gateway.profile.reference_formats):
         reference = unchanged_reference(source)
     else:
         prepared = await tuned(transform, run.settings)(source, scene, run.settings.reference_format)
-        result.warnings += prepared.warnings
+        warnings += prepared.warnings
         reference = as_reference(prepared)
     run.storage.write_bytes(reference.data, scene.id, reference.filename)
-    result.files[reference.filename] = FileRecord(
+    entry.files[reference.filename] = FileRecord(
         url=run.storage.location(scene.id, reference.filename), bytes=len(reference.data),
         sha256=hashlib.sha256(reference.data).hexdigest())
     return reference
 
 
-async def _generate(scene: ResolvedScene, reference: Reference | None, run: SceneRun,
-                    result: SceneResult) -> JobState:
-    """Create and await the scene's job; a generation that fails for a transient reason is created anew."""
-    attempts_left = run.settings.generation_attempts
-    while True:
-        job = await tuned(submit, run.settings)(run.gateway, scene, reference)
-        result.job_ids.append(job.id)
-        try:
-            return await tuned(await_video, run.settings)(run.gateway, job, run.policy)
-        except TransientApiError:
-            attempts_left -= 1
-            if attempts_left == 0:
-                raise
+def _result(scene: ResolvedScene, entry: SceneEntry, warnings: list[str] | None = None) -> SceneResult:
+    return SceneResult(
+        id=scene.id, status="completed" if entry.status == "completed" else "failed",
+        job_ids=[j.id for j in entry.jobs if j.id], size=scene.size, seconds=scene.total_seconds,
+        files=entry.files, warnings=warnings or [], error=entry.error,
+    )
 
 
 @flow(name="render-scene")
-def render_scene(scene: Scene, output: str, plan_name: str = "scenes") -> SceneResult:
+def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_failed: bool = False) -> SceneResult:
     """Render a single scene into `<output>/<plan_name>/<scene id>/`."""
     settings = Settings()
     plan = Plan(name=plan_name, output=output, scenes=[scene])
@@ -109,7 +196,7 @@ def render_scene(scene: Scene, output: str, plan_name: str = "scenes") -> SceneR
         storage = Storage(output, settings.storage_options).child(plan_name)
 
         async def render() -> SceneResult:
-            async with SceneRun.open(connection, storage, settings) as run:
+            async with SceneRun.open(connection, storage, settings, retry_failed) as run:
                 return await run_scene(resolved, run)
 
         return asyncio.run(render())

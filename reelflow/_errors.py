@@ -58,7 +58,14 @@ class AuthenticationError(PermanentApiError):
 
 
 class VideoFailedError(PermanentApiError):
-    """The provider finished the job as failed (e.g. `moderation_blocked`)."""
+    """The provider finished the job as failed (e.g. `moderation_blocked`).
+
+    Waiting again cannot help, so it is never retried as such; when `cause_may_pass` (a server-side
+    generation error, say) a new job may be created instead."""
+
+    def __init__(self, message: str, *, code: str | None = None, cause_may_pass: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.cause_may_pass = cause_may_pass
 
 
 class StorageError(ReelflowError):

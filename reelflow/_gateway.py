@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ Variant = Literal["video", "thumbnail", "spritesheet"]
 warnings.filterwarnings("ignore", message="The Sora API is scheduled to permanently shut down",
                         category=DeprecationWarning, module=__name__)
 _TRANSIENT_STATUS = {408, 409, 429}
+CLOCK_SKEW_SECONDS = 120  # between this machine's clock and the provider's `created_at`
 _RUNNING = ("queued", "in_progress")
 _TRANSIENT_FAILURES = {"internal_error", "server_error", "timeout", "rate_limit_exceeded", "service_unavailable"}
 
@@ -85,30 +86,42 @@ class Pacer:
 class Gateway:
     """The video API as reelflow uses it: create, extend, retrieve, download."""
 
-    def __init__(self, client: AsyncOpenAI, profile: ProviderProfile, pacer: Pacer | None = None) -> None:
+    def __init__(self, client: AsyncOpenAI, profile: ProviderProfile, pacer: Pacer | None = None,
+                 create_retries: int = 3) -> None:
         self.client = client
         self.profile = profile
         self.pacer = pacer
+        self.create_retries = create_retries
 
     async def create(self, *, prompt: str, model: str, size: str, seconds: int,
                      reference: Reference | None = None) -> JobState:
         arguments: dict[str, Any] = {"prompt": prompt, "model": model, "size": size, "seconds": str(seconds)}
         if reference is not None:
             arguments["input_reference"] = (reference.filename, reference.data, reference.media_type)
-        await self._paced()
         async with self._translated("create a video"):
-            video = await self.client.videos.create(**arguments)
+            video = await self._creating(lambda client: client.videos.create(**arguments))
         return _state(video)
 
     async def extend(self, *, video_id: str, prompt: str, seconds: int) -> JobState:
-        await self._paced()
         async with self._translated(f"extend {video_id}"):
-            video = await self.client.videos.extend(
+            video = await self._creating(lambda client: client.videos.extend(
                 prompt=prompt, seconds=str(seconds),  # type: ignore[arg-type]  # the SDK's type lags the API
                 video=openai.omit,  # type: ignore[arg-type]  # a {id} reference must go in the body
                 extra_body={"video": {"id": video_id}},
-            )
+            ))
         return _state(video)
+
+    async def find_job(self, *, prompt: str, size: str, seconds: int, since: float) -> JobState | None:
+        """A job created since `since` (unix time) with exactly these fields: one whose create answer
+        never arrived (a crash or a lost connection), to adopt instead of paying for it again."""
+        earliest = since - CLOCK_SKEW_SECONDS
+        async with self._translated("look for a job whose answer was lost"):
+            async for video in self.client.videos.list(order="desc", limit=50):
+                if video.created_at < earliest:
+                    break
+                if (video.prompt, video.size, video.seconds) == (prompt, size, str(seconds)):
+                    return _state(video)
+        return None
 
     async def retrieve(self, video_id: str) -> JobState:
         async with self._translated(f"check {video_id}"):
@@ -134,9 +147,22 @@ class Gateway:
     async def close(self) -> None:
         await self.client.close()
 
-    async def _paced(self) -> None:
-        if self.pacer is not None:
-            await self.pacer.wait()
+    async def _creating(self, call: Callable[[AsyncOpenAI], Awaitable[openai.types.Video]]) -> openai.types.Video:
+        """A job-creating request, sent without the SDK's blind retries: a retried POST whose first
+        answer was lost pays twice. A 429 is safe to repeat (nothing was created), so it is, after the
+        provider's `retry-after-ms`; anything else is left to the caller, who looks for the lost job first."""
+        once = self.client.with_options(max_retries=0)
+        refusals = 0
+        while True:
+            if self.pacer is not None:
+                await self.pacer.wait()
+            try:
+                return await call(once)
+            except openai.RateLimitError as e:
+                refusals += 1
+                if refusals > self.create_retries or e.code == "insufficient_quota":
+                    raise
+                await asyncio.sleep(_retry_after(e.response.headers))
 
     @contextlib.asynccontextmanager
     async def _translated(self, action: str) -> AsyncIterator[None]:
@@ -163,6 +189,16 @@ class Gateway:
         return PermanentApiError(message, status=status, code=error.code)
 
 
+def _retry_after(headers: Mapping[str, str]) -> float:
+    """The provider's wait before a retry, as the SDK reads it: `retry-after-ms`, else `retry-after`, else 1 s."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            with contextlib.suppress(ValueError):
+                return min(max(float(value) * scale, 0.0), 60.0)
+    return 1.0
+
+
 def _state(video: openai.types.Video, poll_after: float | None = None) -> JobState:
     error = video.error
     return JobState(
@@ -175,4 +211,4 @@ def _state(video: openai.types.Video, poll_after: float | None = None) -> JobSta
 def connect(base_url: str, api_key: str, profile: ProviderProfile, *, requests_per_minute: int | None,
             retries: int, timeout: float) -> Gateway:
     client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout)
-    return Gateway(client, profile, Pacer(requests_per_minute) if requests_per_minute else None)
+    return Gateway(client, profile, Pacer(requests_per_minute) if requests_per_minute else None, retries)

@@ -53,8 +53,11 @@ def validate(plan: PlanArgument) -> None:
 def run(
     plan: PlanArgument,
     output: Annotated[str | None, typer.Option(help="Where to write (fsspec URL); default: the plan's output.")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Render again scenes that failed permanently before.")] = False,
 ) -> None:
-    """Render every scene of a plan; exit code 0 only when every scene succeeded."""
+    """Render every scene of a plan; exit code 0 only when every scene succeeded.
+
+    Running it again on the same output resumes: nothing already paid for is paid for twice."""
     from . import Settings, load_plan, validate_plan
     from ._provider import active_profile
 
@@ -73,7 +76,7 @@ def run(
     keep_run_logs_off_the_console()
 
     try:
-        result = render_plan(loaded, output=output)
+        result = render_plan(loaded, output=output, retry_failed=retry_failed)
     except RenderFailed as e:
         _print_result(e.result)
         raise typer.Exit(1) from None
@@ -145,7 +148,8 @@ def sandbox(
     job_seconds: Annotated[float, typer.Option(help="Wall seconds each job takes.")] = 2.0,
     rpm: Annotated[int | None, typer.Option(help="Job-creating requests per minute.")] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="Unfinished jobs at once.")] = None,
-    faults: Annotated[str, typer.Option(help="Fault rates: 5xx=0.1,429=0.05,drop=0.02,truncate=0.02,slow=0.05")] = "",
+    faults: Annotated[str, typer.Option(
+        help="Fault rates: 5xx=0.1,429=0.05,drop=0.02,lost=0.01,truncate=0.02,slow=0.05")] = "",
     slow_seconds: Annotated[float, typer.Option(help="Delay of a `slow` fault.")] = 2.0,
     seed: Annotated[int, typer.Option(help="Seed of the fault draws.")] = 0,
     state_dir: Annotated[Path | None, typer.Option(help="Keep jobs and media here across restarts.")] = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run as current_task_run
 
 from reelflow._errors import TransientApiError, VideoFailedError
 from reelflow._gateway import Gateway, JobState, Reference, Variant
@@ -35,9 +36,29 @@ class WaitPolicy:
     timeout_seconds: float
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """When a create was first tried, and whether its answer may have been lost (a crash, a retry)."""
+
+    since: float
+    answer_may_be_lost: bool
+
+
+async def _adopted(gateway: Gateway, attempt: Attempt, prompt: str, size: str, seconds: int) -> JobState | None:
+    if not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
+        return None
+    job = await gateway.find_job(prompt=prompt, size=size, seconds=seconds, since=attempt.since)
+    if job is not None:
+        get_run_logger().warning("adopted %s, created earlier but never recorded", job.id)
+    return job
+
+
 @task(name="submit", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def submit(gateway: Gateway, scene: ResolvedScene, reference: Reference | None) -> JobState:
-    """Create the scene's video job."""
+async def submit(gateway: Gateway, scene: ResolvedScene, reference: Reference | None, attempt: Attempt) -> JobState:
+    """Create the scene's video job, unless an earlier attempt already did and only its answer was lost."""
+    adopted = await _adopted(gateway, attempt, scene.prompt, scene.size, scene.seconds)
+    if adopted is not None:
+        return adopted
     job = await gateway.create(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=scene.seconds,
                                reference=reference)
     get_run_logger().info("scene %r: created %s", scene.id, job.id)
@@ -51,8 +72,12 @@ async def await_video(gateway: Gateway, job: JobState, policy: WaitPolicy) -> Jo
 
 
 @task(name="extend", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def extend(gateway: Gateway, video: JobState, extension: Extension) -> JobState:
+async def extend(gateway: Gateway, video: JobState, extension: Extension, size: str, stitched_seconds: int,
+                 attempt: Attempt) -> JobState:
     """Chain one extension onto a completed video; its result is the stitched video so far."""
+    adopted = await _adopted(gateway, attempt, extension.prompt, size, stitched_seconds)
+    if adopted is not None:
+        return adopted
     job = await gateway.extend(video_id=video.id, prompt=extension.prompt, seconds=extension.seconds)
     get_run_logger().info("extending %s as %s", video.id, job.id)
     return job
@@ -70,9 +95,7 @@ async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy) -> JobSt
         job = await gateway.retrieve(job.id)
     if job.status != "completed":
         reason = f"{job.id} {job.status}: {job.error_code or 'no code'}: {job.error_message or 'no message'}"
-        if job.failure_is_transient:
-            raise TransientApiError(reason, code=job.error_code)
-        raise VideoFailedError(reason, code=job.error_code)
+        raise VideoFailedError(reason, code=job.error_code, cause_may_pass=job.failure_is_transient)
     return job
 
 

@@ -113,3 +113,42 @@ def test_the_pacer_spaces_creates_evenly() -> None:
 ])
 def test_tasks_retry_only_transient_failures(error: Exception, retried: bool) -> None:
     assert transient_only(None, None, Failed(data=error)) is retried  # type: ignore[arg-type]
+
+
+def test_a_create_refused_for_concurrency_waits_out_retry_after() -> None:
+    with run_sandbox(max_concurrent=1, job_seconds=1) as running:
+        async def scenario(gateway: Gateway) -> float:
+            gateway.create_retries = 3
+            await gateway.create(prompt="first", model="sora-2", size="1280x720", seconds=4)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await gateway.create(prompt="second", model="sora-2", size="1280x720", seconds=4)
+            return loop.time() - started
+
+        waited = through(running, scenario)
+        stats = running.stats()
+    assert 0.7 < waited < 5
+    assert stats["jobs"] == 2 and stats["responses"]["429"] >= 1
+
+
+def test_a_create_whose_answer_was_lost_is_not_repeated_by_the_sdk() -> None:
+    with run_sandbox(faults="lost=1", job_seconds=0) as running:
+        with pytest.raises(TransientApiError):
+            through(running, lambda g: g.create(prompt="once", model="sora-2", size="1280x720", seconds=4))
+        stats = running.stats()
+    assert stats["requests"]["POST /v1/videos"] == 1 and stats["jobs"] == 1
+
+
+def test_a_lost_job_is_found_again_by_its_fields(sandbox: RunningSandbox) -> None:
+    import time
+
+    async def scenario(gateway: Gateway) -> Any:
+        since = time.time()
+        created = await gateway.create(prompt="find me later", model="sora-2", size="720x1280", seconds=8)
+        found = await gateway.find_job(prompt="find me later", size="720x1280", seconds=8, since=since)
+        missing = await gateway.find_job(prompt="find me later", size="1280x720", seconds=8, since=since)
+        return created, found, missing
+
+    created, found, missing = through(sandbox, scenario)
+    assert found is not None and found.id == created.id
+    assert missing is None

@@ -167,7 +167,7 @@ class Sandbox:
         limit_headers = self._admit(request) if creates_job else {}
         response = await handler(request)
         response.headers.update(limit_headers)
-        return response
+        return _DropConnection() if fault == "lost" else response
 
     def _authenticate(self, request: Request) -> None:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")

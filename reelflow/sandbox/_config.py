@@ -6,11 +6,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-FAULT_KINDS = ("5xx", "429", "drop", "truncate", "slow")
+FAULT_KINDS = ("5xx", "429", "drop", "lost", "truncate", "slow")
 
 
 class Faults(BaseModel):
-    """Probabilities per request of each injected fault (`5xx=0.1,429=0.05,...`)."""
+    """Probabilities per request of each injected fault (`5xx=0.1,429=0.05,...`).
+
+    `drop` closes the connection before the request is handled; `lost` handles it (a job may be
+    created) and then closes the connection, so the client never sees the answer."""
 
     model_config = ConfigDict(frozen=True)
 

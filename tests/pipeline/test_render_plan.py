@@ -109,8 +109,12 @@ def test_every_output_lands_and_decodes_on_each_storage(provider: RunningSandbox
             else:
                 assert Image.open(io.BytesIO(data)).size[0] > 0
         assert set(scene.files) >= {"video.mp4", "thumbnail.webp", "spritesheet.jpg"}
-    assert {p.rsplit("/", 1)[-1] for p in fsspec.url_to_fs(output)[0].find(fsspec.url_to_fs(output)[1])} == {
-        "manifest.json", "reference.jpg", "video.mp4", "thumbnail.webp", "spritesheet.jpg"}
+    fs, root = fsspec.url_to_fs(output)
+    written = {p.removeprefix(root.rstrip("/") + "/") for p in fs.find(root)}
+    assert written == {"stores/manifest.json", "stores/ledger/one.json", "stores/ledger/two.json",
+                       *(f"stores/{s}/{f}" for s in ("one", "two") for f in ("video.mp4", "thumbnail.webp",
+                                                                            "spritesheet.jpg")),
+                       "stores/one/reference.jpg"}
 
 
 def test_a_blocked_scene_fails_alone_and_the_run_says_why(provider: RunningSandbox) -> None:

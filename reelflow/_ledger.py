@@ -1,0 +1,74 @@
+"""The job ledger: which paid jobs exist for which scene, kept durably beside the outputs.
+
+A job id is recorded the moment the provider returns it, before any waiting, so a run that dies
+can be resumed without paying twice. Each scene has its own small JSON file, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ._errors import StorageError
+from ._plan import ResolvedScene
+from ._results import FileRecord
+from ._storage import Storage
+
+LEDGER_FOLDER = "ledger"
+
+
+class JobRecord(BaseModel):
+    step: int = Field(description="0: the create; k: the k-th extension.")
+    id: str | None = Field(default=None, description="None while `submitting`: the answer has not arrived yet.")
+    status: Literal["submitting", "created", "completed", "failed"] = "submitting"
+    error: str | None = None
+    transient: bool = Field(default=False, description="A failed job whose cause may pass: created again.")
+    recorded_at: float = Field(default_factory=time.time)
+
+
+class SceneEntry(BaseModel):
+    scene: str
+    fingerprint: str = Field(description="Hash of everything that shapes the scene's output.")
+    status: Literal["rendering", "completed", "failed"] = "rendering"
+    jobs: list[JobRecord] = Field(default_factory=list)
+    files: dict[str, FileRecord] = Field(default_factory=dict)
+    error: str | None = None
+    transient: bool = False
+
+    def current(self, step: int) -> JobRecord | None:
+        """The latest job for `step`, if any."""
+        return next((j for j in reversed(self.jobs) if j.step == step), None)
+
+
+class Ledger:
+    """Per-scene entries under `<plan folder>/ledger/`."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def load(self, scene_id: str) -> SceneEntry | None:
+        if not self.storage.exists(LEDGER_FOLDER, f"{scene_id}.json"):
+            return None
+        try:
+            return SceneEntry.model_validate_json(self.storage.read_bytes(LEDGER_FOLDER, f"{scene_id}.json"))
+        except ValidationError:
+            return None  # unreadable: the scene is rendered anew, as if never started
+
+    def save(self, entry: SceneEntry) -> None:
+        """Write the entry whole; a failure here is fatal for the scene (a paid job could be lost)."""
+        try:
+            self.storage.write_json(entry.model_dump(mode="json"), LEDGER_FOLDER, f"{entry.scene}.json")
+        except StorageError as e:
+            raise StorageError(f"scene {entry.scene!r}: cannot record its jobs in the ledger: {e}") from e
+
+
+def fingerprint(scene: ResolvedScene, image: bytes | None, reference_format: str, provider: str) -> str:
+    """Everything that shapes a scene's output; a change means the scene is rendered anew."""
+    shape = scene.model_dump(mode="json", exclude={"id", "image"})
+    shape.update(image_sha256=hashlib.sha256(image).hexdigest() if image is not None else None,
+                 reference_format=reference_format if image is not None else None, provider=provider)
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
