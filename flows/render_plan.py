@@ -39,7 +39,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
         storage = Storage(output or plan.output or DEFAULT_OUTPUT, settings.storage_options).child(plan.name)
 
         async def render_all() -> list[SceneResult]:
-            async with SceneRun.open(connection, storage, settings, retry_failed) as run:
+            async with SceneRun.open(connection, storage, settings, scenes, retry_failed) as run:
                 return await _render_concurrently(scenes, run, settings.max_concurrent)
 
         results = asyncio.run(render_all())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from prefect import flow, get_run_logger
@@ -20,7 +21,19 @@ from reelflow._results import FileRecord, SceneResult
 from reelflow._storage import Storage
 from tasks._retry import tuned
 from tasks.images import SourceImage, as_reference, transform, unchanged_reference, usable_as_is, validate_dimensions
-from tasks.videos import Attempt, WaitPolicy, await_video, download, extend, submit
+from tasks.videos import FILENAMES, Attempt, WaitPolicy, await_video, download, extend, submit
+
+Signature = tuple[str, str, int]
+
+
+def request_signatures(scene: ResolvedScene) -> list[Signature]:
+    """What the provider shows of each job of the scene's chain: prompt, size, (stitched) seconds."""
+    signatures = [(scene.prompt, scene.size, scene.seconds)]
+    stitched = scene.seconds
+    for extension in scene.extensions:
+        stitched += extension.seconds
+        signatures.append((extension.prompt, scene.size, stitched))
+    return signatures
 
 
 @dataclass
@@ -31,19 +44,26 @@ class SceneRun:
     storage: Storage
     settings: Settings
     retry_failed: bool = False
+    requests: Counter[Signature] = field(default_factory=Counter)
+    known_ids: set[str] = field(default_factory=set)
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, connection: Connection, storage: Storage, settings: Settings,
+    async def open(cls, connection: Connection, storage: Storage, settings: Settings, scenes: list[ResolvedScene],
                    retry_failed: bool = False) -> AsyncIterator[SceneRun]:
         """A gateway to the provider for the life of the block (inside the run's event loop)."""
         gateway = connect(connection.base_url, connection.api_key.get_secret_value(), connection.profile,
                           requests_per_minute=settings.requests_per_minute, retries=settings.request_retries,
                           timeout=settings.request_timeout_seconds)
         try:
-            yield cls(gateway, storage, settings, retry_failed)
+            yield cls(gateway, storage, settings, retry_failed,
+                      Counter(signature for scene in scenes for signature in request_signatures(scene)))
         finally:
             await gateway.close()
+
+    def attempt(self, record: JobRecord, signature: Signature, answer_may_be_lost: bool) -> Attempt:
+        return Attempt(since=record.recorded_at, answer_may_be_lost=answer_may_be_lost,
+                       adoptable=self.requests[signature] == 1, known_ids=frozenset(self.known_ids))
 
     @property
     def ledger(self) -> Ledger:
@@ -68,15 +88,18 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         entry.error = f"{entry.error} (in an earlier run; --retry-failed renders it again)"
         return _result(scene, entry)
     entry.status, entry.error, entry.transient = "rendering", None, False
+    run.known_ids.update(j.id for j in entry.jobs if j.id)
     warnings: list[str] = []
+    signatures = request_signatures(scene)
     try:
-        video = await _step(0, entry, run, partial(_create, scene, source, entry, run, warnings))
-        stitched = scene.seconds
+        video = await _step(0, signatures[0], entry, run, partial(_create, scene, source, entry, run, warnings))
         for step, extension in enumerate(scene.extensions, start=1):
-            stitched += extension.seconds
-            video = await _step(step, entry, run, partial(tuned(extend, run.settings), run.gateway, video, extension,
-                                                          scene.size, stitched))
-        entry.files.update(await tuned(download, run.settings)(run.gateway, video, scene, run.storage))
+            video = await _step(step, signatures[step], entry, run, partial(
+                tuned(extend, run.settings), run.gateway, video, extension, scene.size, signatures[step][2]))
+        fetch = tuned(download, run.settings)
+        variants = run.gateway.profile.variants
+        records = await asyncio.gather(*(fetch(run.gateway, video, v, scene, run.storage) for v in variants))
+        entry.files.update({FILENAMES[v]: record for v, record in zip(variants, records, strict=True)})
         entry.status = "completed"
     except AuthenticationError:
         raise
@@ -115,7 +138,7 @@ def _files_verify(entry: SceneEntry, storage: Storage) -> bool:
     return bool(entry.files)
 
 
-async def _step(step: int, entry: SceneEntry, run: SceneRun,
+async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRun,
                 create: Callable[[Attempt], Awaitable[JobState]]) -> JobState:
     """One paid job of the chain: reuse the ledger's job when there is one, else create and record it.
 
@@ -135,8 +158,9 @@ async def _step(step: int, entry: SceneEntry, run: SceneRun,
         else:
             fresh = False
         if record.status == "submitting":
-            job = await create(Attempt(since=record.recorded_at, answer_may_be_lost=not fresh))
+            job = await create(run.attempt(record, signature, answer_may_be_lost=not fresh))
             record.id, record.status = job.id, "created"
+            run.known_ids.add(job.id)
             run.ledger.save(entry)  # before any waiting: the job is paid for
         else:
             job = JobState(id=record.id or "", status="queued")
@@ -196,7 +220,7 @@ def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_fai
         storage = Storage(output, settings.storage_options).child(plan_name)
 
         async def render() -> SceneResult:
-            async with SceneRun.open(connection, storage, settings, retry_failed) as run:
+            async with SceneRun.open(connection, storage, settings, [resolved], retry_failed) as run:
                 return await run_scene(resolved, run)
 
         return asyncio.run(render())

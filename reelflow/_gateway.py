@@ -111,7 +111,8 @@ class Gateway:
             ))
         return _state(video)
 
-    async def find_job(self, *, prompt: str, size: str, seconds: int, since: float) -> JobState | None:
+    async def find_job(self, *, prompt: str, size: str, seconds: int, since: float,
+                       exclude: frozenset[str] = frozenset()) -> JobState | None:
         """A job created since `since` (unix time) with exactly these fields: one whose create answer
         never arrived (a crash or a lost connection), to adopt instead of paying for it again."""
         earliest = since - CLOCK_SKEW_SECONDS
@@ -119,7 +120,8 @@ class Gateway:
             async for video in self.client.videos.list(order="desc", limit=50):
                 if video.created_at < earliest:
                     break
-                if (video.prompt, video.size, video.seconds) == (prompt, size, str(seconds)):
+                if (video.prompt, video.size, video.seconds) == (prompt, size, str(seconds)) and (
+                        video.id not in exclude):
                     return _state(video)
         return None
 

@@ -10,7 +10,8 @@ import yaml
 from PIL import ImageColor
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._errors import PlanError
+from ._errors import ImageError, PlanError
+from ._images import read_info
 from ._profiles import ProviderProfile
 
 Fit = Literal["cover", "pad", "stretch"]
@@ -248,10 +249,22 @@ def _image_problems(scene: ResolvedScene) -> list[str]:
     except ValueError:
         problems.append(f"pad_color: {scene.pad_color!r} is not a colour")
     if scene.image is not None:
-        try:
-            fs, path = fsspec.url_to_fs(scene.image)
-            if not fs.isfile(path):
-                problems.append(f"image: {scene.image} does not exist")
-        except (OSError, ValueError, ImportError) as e:
-            problems.append(f"image: {scene.image} cannot be reached: {e}")
+        problems += _reference_problems(scene.image)
     return problems
+
+
+def _reference_problems(url: str) -> list[str]:
+    """The image exists and its header is a readable image of acceptable size (pixels are not decoded)."""
+    try:
+        fs, path = fsspec.url_to_fs(url)
+        if not fs.exists(path):
+            return [f"image: {url} does not exist"]
+        if not fs.isfile(path):
+            return [f"image: {url} is not a file"]
+        with fs.open(path, "rb") as handle:
+            read_info(handle.read(), url)
+    except ImageError as e:
+        return [f"image: {e}"]
+    except (OSError, ValueError, ImportError) as e:
+        return [f"image: {url} cannot be read: {getattr(e, 'strerror', None) or e}"]
+    return []

@@ -38,16 +38,21 @@ class WaitPolicy:
 
 @dataclass(frozen=True)
 class Attempt:
-    """When a create was first tried, and whether its answer may have been lost (a crash, a retry)."""
+    """When a create was first tried, whether its answer may have been lost (a crash, a retry), and
+    whether a lost job could be told apart from the plan's other jobs (an identical request elsewhere
+    in the plan makes adoption a guess: then paying twice is the lesser harm)."""
 
     since: float
     answer_may_be_lost: bool
+    adoptable: bool = True
+    known_ids: frozenset[str] = frozenset()
 
 
 async def _adopted(gateway: Gateway, attempt: Attempt, prompt: str, size: str, seconds: int) -> JobState | None:
-    if not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
+    if not attempt.adoptable or not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
         return None
-    job = await gateway.find_job(prompt=prompt, size=size, seconds=seconds, since=attempt.since)
+    job = await gateway.find_job(prompt=prompt, size=size, seconds=seconds, since=attempt.since,
+                                 exclude=attempt.known_ids)
     if job is not None:
         get_run_logger().warning("adopted %s, created earlier but never recorded", job.id)
     return job
@@ -100,21 +105,18 @@ async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy) -> JobSt
 
 
 @task(name="download", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def download(gateway: Gateway, video: JobState, scene: ResolvedScene, storage: Storage) -> dict[str, FileRecord]:
-    """Stream every content variant the provider has, verify it, and move it into place."""
-    records = {}
+async def download(gateway: Gateway, video: JobState, variant: Variant, scene: ResolvedScene,
+                   storage: Storage) -> FileRecord:
+    """Stream one content variant to a local file, verify it, and move it into place."""
+    filename = FILENAMES[variant]
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
-        for variant in gateway.profile.variants:
-            filename = FILENAMES[variant]
-            local = Path(workdir) / filename
-            got = await gateway.download(video.id, variant, local)
-            if got.declared_bytes is not None and got.declared_bytes != got.bytes:
-                raise TransientApiError(f"{filename} of {video.id}: got {got.bytes} of {got.declared_bytes} bytes")
-            await asyncio.to_thread(_verify, local, variant, scene)
-            storage.publish(local, scene.id, filename)
-            records[filename] = FileRecord(url=storage.location(scene.id, filename), bytes=got.bytes,
-                                           sha256=got.sha256)
-    return records
+        local = Path(workdir) / filename
+        got = await gateway.download(video.id, variant, local)
+        if got.declared_bytes is not None and got.declared_bytes != got.bytes:
+            raise TransientApiError(f"{filename} of {video.id}: got {got.bytes} of {got.declared_bytes} bytes")
+        await asyncio.to_thread(_verify, local, variant, scene)
+        storage.publish(local, scene.id, filename)
+    return FileRecord(url=storage.location(scene.id, filename), bytes=got.bytes, sha256=got.sha256)
 
 
 def _verify(local: Path, variant: Variant, scene: ResolvedScene) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from reelflow import PlanError, load_plan, load_profile, parse_plan, validate_plan
+from tests.images import encoded, photo
 
 SORA = load_profile("sora")
 
@@ -80,7 +81,7 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_images_are_found_next_to_the_plan_file(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "a.png").write_bytes(b"not checked here")
+    (tmp_path / "images" / "a.png").write_bytes(encoded(photo((64, 64)), "PNG"))
     (tmp_path / "plan.yaml").write_text("name: p\nscenes:\n  - {id: a, prompt: x, image: images/a.png}\n")
     plan = load_plan(str(tmp_path / "plan.yaml"))
     assert plan.scenes[0].image == f"{tmp_path}/images/a.png"

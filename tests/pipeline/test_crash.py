@@ -45,7 +45,7 @@ def test_sigkill_after_the_jobs_were_created_then_resume(tmp_path: Path) -> None
         assert sandbox.stats()["requests"].get("GET /v1/videos/{id}/content", 0) == 0
 
         resumed = start_run(plan, tmp_path / "out", sandbox.base_url, sandbox.api_key)
-        stdout, stderr = resumed.communicate(timeout=240)
+        _, stderr = resumed.communicate(timeout=240)
         assert resumed.returncode == 0, stderr
         stats = sandbox.stats()
     assert stats["jobs_by_kind"] == {"create": 3, "extension": 1}

@@ -95,3 +95,41 @@ def test_lost_create_answers_are_adopted_not_paid_twice(monkeypatch: pytest.Monk
     assert all(s.status == "completed" for s in result.scenes)
     assert stats["faults"]["lost"] >= 3
     assert stats["jobs_by_kind"] == {"create": 7, "extension": 1}
+
+
+def test_identical_scenes_never_share_a_job_when_answers_are_lost(
+        monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+    """Two scenes asking for the very same video cannot be told apart in the provider's list, so a
+    lost answer is paid again rather than adopted from the sibling."""
+    from reelflow.sandbox import run_sandbox
+
+    with run_sandbox(job_seconds=0.2, faults="lost=0.3", seed=9) as lossy:
+        for name, value in {"OPENAI_API_KEY": lossy.api_key, "OPENAI_BASE_URL": lossy.base_url,
+                            "REELFLOW_PROVIDER": "sandbox", "REELFLOW_RETRY_DELAYS_SECONDS": "[0.05]",
+                            "REELFLOW_TASK_RETRIES": "8", "REELFLOW_POLL_MIN_SECONDS": "0.05"}.items():
+            monkeypatch.setenv(name, value)
+        twins = [{"id": f"twin{i}", "prompt": "the same shot", "extensions": [{"prompt": "same", "seconds": 4}]}
+                 for i in range(3)]
+        result = render_plan(parse_plan({"name": "twins", "scenes": twins}), output="memory://out")
+    ids = [job for scene in result.scenes for job in scene.job_ids]
+    assert all(s.status == "completed" for s in result.scenes)
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_downloads_cut_short_are_fetched_again(monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+    from reelflow.sandbox import run_sandbox
+    from tests.media import probe_video
+    from tests.pipeline.test_render_plan import read
+
+    with run_sandbox(job_seconds=0.1, faults="truncate=0.4", seed=3) as cutting:
+        for name, value in {"OPENAI_API_KEY": cutting.api_key, "OPENAI_BASE_URL": cutting.base_url,
+                            "REELFLOW_PROVIDER": "sandbox", "REELFLOW_RETRY_DELAYS_SECONDS": "[0.05]",
+                            "REELFLOW_TASK_RETRIES": "10", "REELFLOW_POLL_MIN_SECONDS": "0.05"}.items():
+            monkeypatch.setenv(name, value)
+        result = render_plan(parse_plan({"name": "cut", "scenes": [{"id": f"c{i}", "prompt": f"p{i}"}
+                                                                   for i in range(3)]}), output="memory://out")
+        stats = cutting.stats()
+    assert stats["faults"]["truncate"] >= 2
+    for scene in result.scenes:
+        assert probe_video(read(scene.files["video.mp4"].url)).seconds == 4.0
+        assert scene.files["video.mp4"].bytes == len(read(scene.files["video.mp4"].url))
