@@ -11,6 +11,7 @@ from reelflow._provider import connect_provider
 from reelflow._results import PlanResult, SceneResult
 from reelflow._storage import Storage
 
+from ._crashes import take_over
 from .render_scene import SceneRun, run_scene
 
 DEFAULT_OUTPUT = "file://./out"
@@ -37,6 +38,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
         logger.info(connection.describe())
         scenes = validate_plan(plan, connection.profile)
         storage = Storage(output or plan.output or DEFAULT_OUTPUT, settings.storage_options).child(plan.name)
+        take_over(storage)
 
         async def render_all() -> list[SceneResult]:
             async with SceneRun.open(connection, storage, settings, scenes, retry_failed) as run:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ scenes:
 
 def start_run(plan: Path, output: Path, base_url: str, api_key: str) -> subprocess.Popen[str]:
     env = {**os.environ, "OPENAI_API_KEY": api_key, "OPENAI_BASE_URL": base_url, "REELFLOW_PROVIDER": "sandbox",
-           "REELFLOW_POLL_MIN_SECONDS": "0.2"}
+           "REELFLOW_POLL_MIN_SECONDS": "0.2", "PREFECT_HOME": str(output.parent / "prefect-home")}
     return subprocess.Popen([sys.executable, "-m", "reelflow.cli", "run", str(plan), "--output", f"file://{output}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -54,3 +55,6 @@ def test_sigkill_after_the_jobs_were_created_then_resume(tmp_path: Path) -> None
         info = probe_video((tmp_path / "out" / "crash" / scene / "video.mp4").read_bytes())
         assert (info.size, info.seconds) == ((1280, 720), seconds)
     assert not list((tmp_path / "out").rglob("*.part-*"))
+    with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as db:
+        states = [row[0] for row in db.execute("SELECT state_type FROM flow_run ORDER BY created")]
+    assert states == ["CRASHED", "COMPLETED"]  # the killed run does not stay RUNNING
