@@ -67,20 +67,28 @@ class Downloaded:
 
 
 class Pacer:
-    """Spaces job-creating requests evenly so the provider's requests-per-minute limit is never hit."""
+    """The provider's request limit kept on this side: a token bucket of `per_minute` requests, refilled
+    continuously, as the provider's own limiter works. Callers wait their turn in order."""
 
     def __init__(self, per_minute: int) -> None:
-        self.interval = 60.0 / per_minute
-        self.next_slot = 0.0
+        self.capacity = float(per_minute)
+        self.tokens = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.updated = time.monotonic()
         self.lock = asyncio.Lock()
 
     async def wait(self) -> None:
         async with self.lock:
-            now = time.monotonic()
-            delay = self.next_slot - now
-            self.next_slot = max(now, self.next_slot) + self.interval
-        if delay > 0:
-            await asyncio.sleep(delay)
+            self._refill()
+            if self.tokens < 1:
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+                self._refill()
+            self.tokens -= 1
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
 
 
 class Gateway:

@@ -89,19 +89,38 @@ async def extend(gateway: Gateway, video: JobState, extension: Extension, size: 
 
 
 async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy) -> JobState:
-    deadline = time.monotonic() + policy.timeout_seconds
-    delay = policy.min_seconds
+    progress = Progress(time.monotonic(), job.progress)
+    deadline = progress.since + policy.timeout_seconds
+    backoff = policy.min_seconds
     while not job.finished:
         if time.monotonic() > deadline:
             raise TransientApiError(f"{job.id} did not finish within {policy.timeout_seconds:.0f} s")
-        pause = job.poll_after if job.poll_after is not None else delay
-        await asyncio.sleep(min(max(pause, policy.min_seconds), policy.max_seconds))
-        delay = min(delay * 1.5, policy.max_seconds)
+        await asyncio.sleep(progress.next_pause(job, backoff, policy))
+        backoff = min(backoff * 1.5, policy.max_seconds)
         job = await gateway.retrieve(job.id)
     if job.status != "completed":
         reason = f"{job.id} {job.status}: {job.error_code or 'no code'}: {job.error_message or 'no message'}"
         raise VideoFailedError(reason, code=job.error_code, cause_may_pass=job.failure_is_transient)
     return job
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job's progress stood when waiting began, to estimate when it will finish."""
+
+    since: float
+    start: int
+
+    def next_pause(self, job: JobState, backoff: float, policy: WaitPolicy) -> float:
+        """Sleep until shortly before the job should finish, judged by its progress rate so far; without
+        progress, the provider's poll hint; without a hint, an exponential backoff."""
+        elapsed = time.monotonic() - self.since
+        if job.progress > self.start and elapsed > 0:
+            remaining = elapsed * (100 - job.progress) / (job.progress - self.start)
+            pause = remaining * 0.8 if remaining > 2 else remaining + 0.25
+        else:
+            pause = job.poll_after if job.poll_after is not None else backoff
+        return min(max(pause, policy.min_seconds), policy.max_seconds)
 
 
 @task(name="download", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)

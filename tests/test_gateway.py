@@ -58,7 +58,7 @@ def test_an_unreachable_api_is_transient() -> None:
         through(RunningSandbox(address, running.sandbox), lambda g: g.retrieve("video_x"))
 
 
-def test_waiting_honours_the_poll_hint() -> None:
+def test_waiting_is_paced_by_progress() -> None:
     with run_sandbox(job_seconds=2) as running:
         async def scenario(gateway: Gateway) -> Any:
             job = await gateway.create(prompt="p", model="sora-2", size="1280x720", seconds=4)
@@ -67,7 +67,7 @@ def test_waiting_honours_the_poll_hint() -> None:
         done = through(running, scenario)
         polls = running.stats()["requests"]["GET /v1/videos/{id}"]
     assert done.status == "completed"
-    assert 5 <= polls <= 15  # the hint is 200 ms on a 2 s job; without it 50 ms polling would need ~40
+    assert 2 <= polls <= 8  # progress-paced: ~40 at the 50 ms minimum, ~10 at the 200 ms hint
 
 
 def test_a_failed_generation_is_permanent_with_its_reason(sandbox: RunningSandbox) -> None:
@@ -92,15 +92,18 @@ def test_downloads_stream_to_disk_with_their_hash(sandbox: RunningSandbox, tmp_p
     assert (got.bytes, got.sha256, got.declared_bytes) == (len(data), hashlib.sha256(data).hexdigest(), len(data))
 
 
-def test_the_pacer_spaces_creates_evenly() -> None:
-    async def scenario() -> float:
-        pacer = Pacer(per_minute=600)  # one every 0.1 s
+def test_the_pacer_allows_the_burst_then_the_steady_rate() -> None:
+    async def scenario() -> tuple[float, float]:
+        pacer = Pacer(per_minute=600)  # a burst of 600, then one every 0.1 s
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await asyncio.gather(*(pacer.wait() for _ in range(6)))
-        return loop.time() - start
+        await asyncio.gather(*(pacer.wait() for _ in range(600)))
+        burst = loop.time() - start
+        await asyncio.gather(*(pacer.wait() for _ in range(5)))
+        return burst, loop.time() - start - burst
 
-    assert 0.45 <= asyncio.run(scenario()) < 1.0
+    burst, steady = asyncio.run(scenario())
+    assert burst < 0.2 and 0.4 <= steady < 0.9
 
 
 @pytest.mark.parametrize(("error", "retried"), [
@@ -152,3 +155,23 @@ def test_a_lost_job_is_found_again_by_its_fields(sandbox: RunningSandbox) -> Non
     created, found, missing = through(sandbox, scenario)
     assert found is not None and found.id == created.id
     assert missing is None
+
+
+@pytest.mark.parametrize(("progress", "hint", "elapsed", "expected"), [
+    (0, 2.5, 1.0, 2.5),  # no progress yet: the provider's hint
+    (0, None, 1.0, 0.05),  # neither: the backoff (here its first step)
+    (10, 6.0, 6.0, 30.0),  # 10 % in 6 s: about 54 s left, capped at the longest wait
+    (50, 6.0, 20.0, 16.0),  # 50 % in 20 s: 20 s left, wake a little early
+    (95, 6.0, 57.0, 3.0 * 0.8),  # near the end: just before it should finish
+    (99, 6.0, 59.4, 0.6 + 0.25),  # about to finish: just after
+])
+def test_the_next_status_check_is_timed_by_progress(progress: int, hint: float | None, elapsed: float,
+                                                      expected: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reelflow._gateway import JobState
+    from tasks.videos import Progress
+
+    monkeypatch.setattr("tasks.videos.time.monotonic", lambda: 1000.0 + elapsed)
+    pause = Progress(since=1000.0, start=0).next_pause(
+        JobState(id="video_1", status="in_progress", progress=progress, poll_after=hint), 0.05,
+        WaitPolicy(min_seconds=0.05, max_seconds=30, timeout_seconds=600))
+    assert pause == pytest.approx(expected, rel=0.01)

@@ -24,15 +24,22 @@ def provider_sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
+FAST = {"REELFLOW_POLL_MIN_SECONDS": "0.05", "REELFLOW_RETRY_DELAYS_SECONDS": "[0.05]"}
+
+
+def point_at(monkeypatch: pytest.MonkeyPatch, base_url: str, api_key: str, **settings: str) -> None:
+    """Configure the pipeline the way a user configures a real provider, with quick retries and polls."""
+    environment = {"OPENAI_API_KEY": api_key, "OPENAI_BASE_URL": base_url, "REELFLOW_PROVIDER": "sandbox",
+                   **FAST, **{f"REELFLOW_{name.upper()}": value for name, value in settings.items()}}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 def provider(monkeypatch: pytest.MonkeyPatch, provider_sandbox: RunningSandbox,
              prefect_harness: None) -> RunningSandbox:
-    """The pipeline's provider for this test: the sandbox, as a user would configure a real one."""
-    monkeypatch.setenv("OPENAI_API_KEY", provider_sandbox.api_key)
-    monkeypatch.setenv("OPENAI_BASE_URL", provider_sandbox.base_url)
-    monkeypatch.setenv("REELFLOW_PROVIDER", "sandbox")
-    monkeypatch.setenv("REELFLOW_POLL_MIN_SECONDS", "0.05")
-    monkeypatch.setenv("REELFLOW_RETRY_DELAYS_SECONDS", "[0.1]")
+    """The pipeline's provider for this test: the session's sandbox."""
+    point_at(monkeypatch, provider_sandbox.base_url, provider_sandbox.api_key)
     return provider_sandbox
 
 

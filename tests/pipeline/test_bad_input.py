@@ -14,6 +14,7 @@ from flows.render_plan import RenderFailed, render_plan
 from reelflow import AuthenticationError, PlanError, load_plan
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tests.images import awkward_references, encoded, photo
+from tests.pipeline.conftest import point_at
 
 GOOD = {"id": "good", "prompt": "a scene that is fine"}
 
@@ -123,10 +124,7 @@ def test_bad_input(name: str, provider: RunningSandbox, tmp_path: Path, monkeypa
 def test_an_unreachable_api_fails_each_scene_clearly(monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
     with run_sandbox() as gone:
         address = gone.base_url
-    for name, value in {"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": address, "REELFLOW_PROVIDER": "sandbox",
-                        "REELFLOW_TASK_RETRIES": "1", "REELFLOW_RETRY_DELAYS_SECONDS": "[0.01]",
-                        "REELFLOW_REQUEST_RETRIES": "0"}.items():
-        monkeypatch.setenv(name, value)
+    point_at(monkeypatch, address, "sk-x", task_retries="1", request_retries="0")
     with pytest.raises(RenderFailed) as failed:
         render_plan(load_plan_text("{id: a, prompt: p}"), output="memory://out")
     error = failed.value.result.scenes[0].error or ""
@@ -135,9 +133,7 @@ def test_an_unreachable_api_fails_each_scene_clearly(monkeypatch: pytest.MonkeyP
 
 def test_a_rejected_key_stops_the_run_at_once(monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
     with run_sandbox(api_keys=frozenset({"sk-the-right-one"})) as guarded:
-        for name, value in {"OPENAI_API_KEY": "sk-a-wrong-one", "OPENAI_BASE_URL": guarded.base_url,
-                            "REELFLOW_PROVIDER": "sandbox"}.items():
-            monkeypatch.setenv(name, value)
+        point_at(monkeypatch, guarded.base_url, "sk-a-wrong-one")
         plan = load_plan_text(*(f"{{id: s{i}, prompt: p{i}}}" for i in range(6)))
         with pytest.raises(AuthenticationError, match="rejected the API key"):
             render_plan(plan, output="memory://out")

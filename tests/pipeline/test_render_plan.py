@@ -16,6 +16,7 @@ from reelflow import Scene, parse_plan
 from reelflow.sandbox import RunningSandbox
 from tests.images import awkward_references
 from tests.media import probe_video, psnr, video_frames
+from tests.pipeline.conftest import point_at
 
 
 def read(url: str) -> bytes:
@@ -146,12 +147,7 @@ def test_transient_faults_are_retried_by_the_tasks_and_permanent_ones_are_not(
     from reelflow.sandbox import run_sandbox
 
     with run_sandbox(job_seconds=0.2, faults="5xx=0.15,drop=0.05", seed=11) as faulty:
-        monkeypatch.setenv("OPENAI_API_KEY", faulty.api_key)
-        monkeypatch.setenv("OPENAI_BASE_URL", faulty.base_url)
-        monkeypatch.setenv("REELFLOW_REQUEST_RETRIES", "0")
-        monkeypatch.setenv("REELFLOW_TASK_RETRIES", "6")
-        monkeypatch.setenv("REELFLOW_RETRY_DELAYS_SECONDS", "[0.05]")
-        monkeypatch.setenv("REELFLOW_POLL_MIN_SECONDS", "0.05")
+        point_at(monkeypatch, faulty.base_url, faulty.api_key, request_retries="0", task_retries="6")
         plan = parse_plan({"name": "bumpy", "scenes": [
             *({"id": f"s{i}", "prompt": f"shot {i}"} for i in range(4)),
             {"id": "refused", "prompt": "[blocked] never"},

@@ -12,6 +12,7 @@ import pytest
 from flows.render_plan import RenderFailed, render_plan
 from reelflow import parse_plan
 from reelflow.sandbox import RunningSandbox
+from tests.pipeline.conftest import point_at
 
 PLAN: dict[str, Any] = {"name": "again", "defaults": {"size": "1280x720"}, "scenes": [
     {"id": "one", "prompt": "first shot"},
@@ -83,10 +84,7 @@ def test_lost_create_answers_are_adopted_not_paid_twice(monkeypatch: pytest.Monk
     from reelflow.sandbox import run_sandbox
 
     with run_sandbox(job_seconds=0.2, faults="lost=0.25", seed=5) as lossy:
-        for name, value in {"OPENAI_API_KEY": lossy.api_key, "OPENAI_BASE_URL": lossy.base_url,
-                            "REELFLOW_PROVIDER": "sandbox", "REELFLOW_RETRY_DELAYS_SECONDS": "[0.05]",
-                            "REELFLOW_TASK_RETRIES": "8", "REELFLOW_POLL_MIN_SECONDS": "0.05"}.items():
-            monkeypatch.setenv(name, value)
+        point_at(monkeypatch, lossy.base_url, lossy.api_key, task_retries="8")
         plan = parse_plan({"name": "lossy", "scenes": [
             *({"id": f"s{i}", "prompt": f"shot {i}"} for i in range(6)),
             {"id": "ext", "prompt": "long shot", "extensions": [{"prompt": "longer", "seconds": 4}]}]})
@@ -104,10 +102,7 @@ def test_identical_scenes_never_share_a_job_when_answers_are_lost(
     from reelflow.sandbox import run_sandbox
 
     with run_sandbox(job_seconds=0.2, faults="lost=0.3", seed=9) as lossy:
-        for name, value in {"OPENAI_API_KEY": lossy.api_key, "OPENAI_BASE_URL": lossy.base_url,
-                            "REELFLOW_PROVIDER": "sandbox", "REELFLOW_RETRY_DELAYS_SECONDS": "[0.05]",
-                            "REELFLOW_TASK_RETRIES": "8", "REELFLOW_POLL_MIN_SECONDS": "0.05"}.items():
-            monkeypatch.setenv(name, value)
+        point_at(monkeypatch, lossy.base_url, lossy.api_key, task_retries="8")
         twins = [{"id": f"twin{i}", "prompt": "the same shot", "extensions": [{"prompt": "same", "seconds": 4}]}
                  for i in range(3)]
         result = render_plan(parse_plan({"name": "twins", "scenes": twins}), output="memory://out")
@@ -122,10 +117,7 @@ def test_downloads_cut_short_are_fetched_again(monkeypatch: pytest.MonkeyPatch, 
     from tests.pipeline.test_render_plan import read
 
     with run_sandbox(job_seconds=0.1, faults="truncate=0.4", seed=3) as cutting:
-        for name, value in {"OPENAI_API_KEY": cutting.api_key, "OPENAI_BASE_URL": cutting.base_url,
-                            "REELFLOW_PROVIDER": "sandbox", "REELFLOW_RETRY_DELAYS_SECONDS": "[0.05]",
-                            "REELFLOW_TASK_RETRIES": "10", "REELFLOW_POLL_MIN_SECONDS": "0.05"}.items():
-            monkeypatch.setenv(name, value)
+        point_at(monkeypatch, cutting.base_url, cutting.api_key, task_retries="10")
         result = render_plan(parse_plan({"name": "cut", "scenes": [{"id": f"c{i}", "prompt": f"p{i}"}
                                                                    for i in range(3)]}), output="memory://out")
         stats = cutting.stats()

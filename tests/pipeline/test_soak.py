@@ -8,17 +8,14 @@ from flows.render_plan import render_plan
 from reelflow import parse_plan
 from reelflow.sandbox import run_sandbox
 from tests.media import probe_video
+from tests.pipeline.conftest import point_at
 from tests.pipeline.test_render_plan import read
 
 
 def test_twenty_scenes_through_server_errors_rate_limits_drops_and_truncation(
         monkeypatch: pytest.MonkeyPatch, prefect_harness: None, capsys: pytest.CaptureFixture[str]) -> None:
     with run_sandbox(job_seconds=0.3, faults="5xx=0.1,429=0.05,drop=0.02,truncate=0.02", seed=2026) as faulty:
-        for name, value in {"OPENAI_API_KEY": faulty.api_key, "OPENAI_BASE_URL": faulty.base_url,
-                            "REELFLOW_PROVIDER": "sandbox", "REELFLOW_TASK_RETRIES": "8",
-                            "REELFLOW_RETRY_DELAYS_SECONDS": "[0.1]", "REELFLOW_POLL_MIN_SECONDS": "0.1",
-                            "REELFLOW_MAX_CONCURRENT": "6"}.items():
-            monkeypatch.setenv(name, value)
+        point_at(monkeypatch, faulty.base_url, faulty.api_key, task_retries="8", max_concurrent="6")
         plan = parse_plan({"name": "soak", "defaults": {"size": "1280x720", "seconds": 4}, "scenes": [
             {"id": f"shot-{i:02d}", "prompt": f"shot number {i}",
              **({"extensions": [{"prompt": "and then", "seconds": 4}]} if i % 5 == 0 else {})}

@@ -1,0 +1,113 @@
+"""Image preparation: one 24-megapixel JPEG to 1280x720 cover, then a batch of 200 mixed images.
+
+Anchor: the naive Pillow recipe (open -> ImageOps.fit(..., LANCZOS) -> save quality 95), same process.
+Goals: at least 3x faster with the same output size and PSNR >= 38 dB against the anchor's output;
+the batch uses every core (images per second against the same work done one by one).
+Run: .venv/bin/python bench/prepare.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from flows.prepare_images import PrepareJob, prepare_one
+from reelflow._images import prepare
+
+TARGET = (1280, 720)
+ROUNDS = 5
+
+
+def photo_like(size: tuple[int, int], seed: int) -> Image.Image:
+    """Smooth shapes plus sensor-like noise: compresses and decodes like a photograph."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 255 // (w + h))], axis=-1).astype(np.float32)
+    noisy = base + rng.normal(0, 12, size=base.shape)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def encode(image: Image.Image, fmt: str = "JPEG") -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+def naive(data: bytes) -> bytes:
+    fitted = ImageOps.fit(Image.open(io.BytesIO(data)), TARGET, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    fitted.save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def ours(data: bytes) -> bytes:
+    return prepare(data, TARGET, fit="cover", output="JPEG").data
+
+
+def timed(function: Callable[[bytes], bytes], data: bytes) -> float:
+    started = time.perf_counter()
+    function(data)
+    return time.perf_counter() - started
+
+
+def psnr(a: bytes, b: bytes) -> float:
+    x = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.float64)
+    y = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.float64)
+    return float(10 * np.log10(255**2 / np.mean((x - y) ** 2)))
+
+
+def single() -> bool:
+    data = encode(photo_like((6000, 4000), 1))
+    anchor_s, ours_s = [], []
+    for _ in range(ROUNDS):  # interleaved, so machine noise hits both alike
+        anchor_s.append(timed(naive, data))
+        ours_s.append(timed(ours, data))
+    ratio = statistics.median(anchor_s) / statistics.median(ours_s)
+    quality = psnr(naive(data), ours(data))
+    size_ok = Image.open(io.BytesIO(ours(data))).size == TARGET
+    ok = ratio >= 3 and quality >= 38 and size_ok
+    print(f"24 MP JPEG -> 1280x720 cover: naive {statistics.median(anchor_s) * 1000:.0f} ms, "
+          f"reelflow {statistics.median(ours_s) * 1000:.0f} ms: {ratio:.1f}x faster (goal >= 3x), "
+          f"PSNR {quality:.1f} dB vs naive (goal >= 38), size {'ok' if size_ok else 'WRONG'}: "
+          f"{'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def batch() -> bool:
+    sizes = [(4000, 3000), (1920, 1080), (1080, 1920), (3000, 3000), (800, 600), (6000, 4000), (640, 480)]
+    formats = ["JPEG", "JPEG", "PNG", "JPEG", "WEBP"]
+    with tempfile.TemporaryDirectory() as folder:
+        jobs = []
+        for index in range(200):
+            fmt = formats[index % len(formats)]
+            path = Path(folder) / f"img{index:03d}.{fmt.lower()}"
+            path.write_bytes(encode(photo_like(sizes[index % len(sizes)], index), fmt))
+            jobs.append(PrepareJob(str(path), f"img{index:03d}.jpg", TARGET, "cover", "#000000", "JPEG",
+                                   f"file://{folder}/out"))
+        started = time.perf_counter()
+        for job in jobs[:40]:
+            prepare_one(job)
+        one_by_one = 40 / (time.perf_counter() - started)
+        started = time.perf_counter()
+        with ProcessPoolExecutor(os.cpu_count()) as pool:
+            results = list(pool.map(prepare_one, jobs, chunksize=4))
+        all_cores = len(jobs) / (time.perf_counter() - started)
+    ok = all(r.error is None for r in results) and all_cores > one_by_one
+    print(f"batch of 200 mixed images: {all_cores:.1f} images/s on {os.cpu_count()} cores, "
+          f"{one_by_one:.1f} images/s one by one ({all_cores / one_by_one:.2f}x): {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+if __name__ == "__main__":
+    sys.exit(0 if all([single(), batch()]) else 1)
