@@ -12,7 +12,16 @@ from functools import partial
 
 from prefect import flow, get_run_logger
 
-from reelflow import AuthenticationError, ReelflowError, ResolvedScene, Scene, Settings, VideoFailedError, is_transient
+from reelflow import (
+    ApiError,
+    AuthenticationError,
+    ReelflowError,
+    ResolvedScene,
+    Scene,
+    Settings,
+    VideoFailedError,
+    is_transient,
+)
 from reelflow._gateway import Gateway, JobState, Reference, connect
 from reelflow._ledger import JobRecord, Ledger, SceneEntry, fingerprint
 from reelflow._plan import Plan, validate_plan
@@ -24,6 +33,7 @@ from tasks.images import SourceImage, as_reference, transform, unchanged_referen
 from tasks.videos import FILENAMES, Attempt, WaitPolicy, await_video, download, extend, submit
 
 Signature = tuple[str, str, int]
+ASSETS_EXPIRED = "video_expired"  # the content of a finished job is gone (about an hour after completion)
 
 
 def request_signatures(scene: ResolvedScene) -> list[Signature]:
@@ -105,10 +115,21 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         raise
     except ReelflowError as e:
         entry.status, entry.error, entry.transient = "failed", str(e), is_transient(e)
+        if isinstance(e, ApiError) and e.code == ASSETS_EXPIRED:
+            _forget_jobs(entry)
         get_run_logger().error("scene %r failed: %s", scene.id, e)
     with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
         run.ledger.save(entry)
     return _result(scene, entry, warnings)
+
+
+def _forget_jobs(entry: SceneEntry) -> None:
+    """The provider deleted the finished videos' files before they were fetched: only new jobs can
+    bring them back, so the next run creates them (the error says so)."""
+    for job in entry.jobs:
+        job.status, job.transient = "failed", True
+    entry.transient = True
+    entry.error = f"{entry.error} (the next run renders the scene again)"
 
 
 async def _source(scene: ResolvedScene, run: SceneRun) -> SourceImage | None:

@@ -191,7 +191,8 @@ class Gateway:
             kind = "timed out" if isinstance(error, openai.APITimeoutError) else "could not connect"
             return TransientApiError(f"{action}: {kind} ({self.client.base_url})")
         status = error.status_code if isinstance(error, openai.APIStatusError) else None
-        message = f"{action}: {status} {error.message}" if status else f"{action}: {error.message}"
+        said = error.body.get("message", error.message) if isinstance(error.body, dict) else error.message
+        message = f"{action}: {status} {said}" if status else f"{action}: {said}"
         if error.code == "insufficient_quota":
             return PermanentApiError(message, status=status, code=error.code)
         if status is not None and (status in _TRANSIENT_STATUS or status >= 500):

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def reelflow(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "reelflow.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=300)
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=900)
 
 
 def size_of(path: Path) -> tuple[int, int]:

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from reelflow.sandbox import run_sandbox
 from tests.media import probe_video
 
@@ -31,12 +33,13 @@ def start_run(plan: Path, output: Path, base_url: str, api_key: str) -> subproce
                             start_new_session=True)
 
 
+@pytest.mark.timeout(1500)  # two CLI runs, each starting its own temporary Prefect server
 def test_sigkill_after_the_jobs_were_created_then_resume(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN)
     with run_sandbox(job_seconds=15) as sandbox:
         victim = start_run(plan, tmp_path / "out", sandbox.base_url, sandbox.api_key)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 400
         while sandbox.stats()["jobs_by_kind"].get("create", 0) < 3:
             assert victim.poll() is None, victim.communicate()
             assert time.monotonic() < deadline, "the run never created its jobs"
@@ -46,7 +49,7 @@ def test_sigkill_after_the_jobs_were_created_then_resume(tmp_path: Path) -> None
         assert sandbox.stats()["requests"].get("GET /v1/videos/{id}/content", 0) == 0
 
         resumed = start_run(plan, tmp_path / "out", sandbox.base_url, sandbox.api_key)
-        _, stderr = resumed.communicate(timeout=240)
+        _, stderr = resumed.communicate(timeout=600)
         assert resumed.returncode == 0, stderr
         stats = sandbox.stats()
     assert stats["jobs_by_kind"] == {"create": 3, "extension": 1}

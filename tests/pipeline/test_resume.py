@@ -125,3 +125,26 @@ def test_downloads_cut_short_are_fetched_again(monkeypatch: pytest.MonkeyPatch, 
     for scene in result.scenes:
         assert probe_video(read(scene.files["video.mp4"].url)).seconds == 4.0
         assert scene.files["video.mp4"].bytes == len(read(scene.files["video.mp4"].url))
+
+
+def test_a_job_whose_files_expired_is_rendered_again_on_the_next_run(
+        monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+    import time
+
+    from reelflow.sandbox import run_sandbox
+
+    plan = parse_plan({"name": "late", "scenes": [{"id": "slow-to-fetch", "prompt": "gone soon"}]})
+    with run_sandbox(job_seconds=0.1, asset_ttl_seconds=8) as brief:
+        point_at(monkeypatch, brief.base_url, brief.api_key)
+        first = render_plan(plan, output="memory://out")
+        fs, path = fsspec.url_to_fs(first.scenes[0].files["video.mp4"].url)
+        fs.rm(path)  # the file is lost, and by the time we look again its job's assets have expired
+        time.sleep(8.5)
+        with pytest.raises(RenderFailed) as raised:
+            render_plan(plan, output="memory://out")
+        assert raised.value.result.scenes[0].error == (
+            f"download the video of {first.scenes[0].job_ids[0]}: 404 The assets of video "
+            f"'{first.scenes[0].job_ids[0]}' have expired. (the next run renders the scene again)")
+        third = render_plan(plan, output="memory://out")
+        stats = brief.stats()
+    assert third.scenes[0].status == "completed" and stats["jobs"] == 2

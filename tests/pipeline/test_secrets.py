@@ -22,7 +22,7 @@ def test_the_key_appears_nowhere_a_run_leaves_anything(tmp_path: Path) -> None:
                "REELFLOW_PROVIDER": "sandbox", "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "DEBUG",
                "REELFLOW_POLL_MIN_SECONDS": "0.1"}
         done = subprocess.run([sys.executable, "-m", "reelflow.cli", "run", str(plan), "--output",
-                               f"file://{tmp_path}/out"], env=env, capture_output=True, text=True, timeout=300)
+                               f"file://{tmp_path}/out"], env=env, capture_output=True, text=True, timeout=900)
         assert sandbox.stats()["jobs"] == 2  # the key worked: the run really talked to the provider
     assert done.returncode == 1  # one scene was refused, so the error paths ran too
     assert "moderation_blocked" in done.stdout
