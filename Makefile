@@ -28,6 +28,8 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_latency.py
+	$(BIN)/python bench/prepare.py
+	$(BIN)/python bench/waiting.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
