@@ -142,11 +142,7 @@ def parse_plan(data: dict[str, Any], source: str = "plan") -> Plan:
     try:
         return Plan.model_validate(data)
     except ValidationError as e:
-        raise PlanError([f"{source}: {_where(e_loc(err), data)}: {_message(err)}" for err in e.errors()]) from e
-
-
-def e_loc(error: Any) -> tuple[Any, ...]:
-    return tuple(error["loc"])
+        raise PlanError([f"{source}: {_where(tuple(err['loc']), data)}: {_message(err)}" for err in e.errors()]) from e
 
 
 def _message(error: Any) -> str:
