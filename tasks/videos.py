@@ -29,7 +29,7 @@ FILENAMES: dict[Variant, str] = {"video": "video.mp4", "thumbnail": "thumbnail.w
 
 @dataclass(frozen=True)
 class WaitPolicy:
-    """How to wait for a job: honour the provider's hint, else back off between these bounds."""
+    """Bounds of the waits between status checks, and how long a job may take at most."""
 
     min_seconds: float
     max_seconds: float

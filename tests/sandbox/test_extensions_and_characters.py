@@ -45,22 +45,18 @@ def test_an_extension_is_the_source_followed_by_the_new_segment(instant: openai.
     assert psnr(source_frames[0], stitched_frames[len(source_frames)]) < 30  # a new segment begins
 
 
-def test_a_chain_allows_six_extensions(instant: openai.OpenAI) -> None:
-    video = completed(instant, instant.videos.create(prompt="start", seconds="4"))
-    for _ in range(6):
-        video = completed(instant, extend(instant, video.id, 4))
-    assert video.seconds == "28"
-    with pytest.raises(openai.BadRequestError, match="at most 6 extensions"):
-        extend(instant, video.id, 4)
-
-
-def test_a_stitched_video_is_at_most_120_seconds(instant: openai.OpenAI) -> None:
-    video = completed(instant, instant.videos.create(prompt="start", seconds="20"))
-    for _ in range(5):
-        video = completed(instant, extend(instant, video.id, 20))
-    assert video.seconds == "120"
-    with pytest.raises(openai.BadRequestError, match="would be 124 seconds long; extended videos can be at most 120"):
-        extend(instant, video.id, 4)
+@pytest.mark.parametrize(("first", "each", "chain", "total", "refused", "message"), [
+    (4, 4, 6, "28", 4, "at most 6 extensions"),  # six extensions, then no more
+    (20, 20, 5, "120", 4, "would be 124 seconds long; extended videos can be at most 120"),  # 120 s, no more
+])
+def test_extension_chain_limits(instant: openai.OpenAI, first: int, each: int, chain: int, total: str,
+                                refused: int, message: str) -> None:
+    video = completed(instant, instant.videos.create(prompt="start", seconds=str(first)))  # type: ignore[arg-type]
+    for _ in range(chain):
+        video = completed(instant, extend(instant, video.id, each))
+    assert video.seconds == total
+    with pytest.raises(openai.BadRequestError, match=message):
+        extend(instant, video.id, refused)
 
 
 @pytest.mark.parametrize(("fields", "message"), [
