@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sandbox_latency.py
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/waiting.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
