@@ -36,12 +36,10 @@ def anchor(running: RunningSandbox) -> tuple[int, float]:
 
 async def ours(running: RunningSandbox) -> tuple[int, float]:
     settings = Settings()
-    policy = WaitPolicy(settings.poll_min_seconds, settings.poll_max_seconds, settings.job_timeout_seconds)
-    gateway = connect(running.base_url, running.api_key, load_profile("sandbox"), requests_per_minute=None,
-                      retries=settings.request_retries, timeout=settings.request_timeout_seconds)
+    gateway = connect(running.base_url, running.api_key, load_profile("sandbox"), settings)
     try:
         job = await gateway.create(prompt="reelflow", model="sora-2", size="1280x720", seconds=4)
-        done = await wait_for(gateway, job, policy)
+        done = await wait_for(gateway, job, WaitPolicy.of(settings))
         noticed = time.time()
     finally:
         await gateway.close()

@@ -62,9 +62,7 @@ class SceneRun:
     async def open(cls, connection: Connection, storage: Storage, settings: Settings, scenes: list[ResolvedScene],
                    retry_failed: bool = False) -> AsyncIterator[SceneRun]:
         """A gateway to the provider for the life of the block (inside the run's event loop)."""
-        gateway = connect(connection.base_url, connection.api_key.get_secret_value(), connection.profile,
-                          requests_per_minute=settings.requests_per_minute, retries=settings.request_retries,
-                          timeout=settings.request_timeout_seconds)
+        gateway = connect(connection.base_url, connection.api_key.get_secret_value(), connection.profile, settings)
         try:
             yield cls(gateway, storage, settings, retry_failed,
                       Counter(signature for scene in scenes for signature in request_signatures(scene)))
@@ -81,8 +79,7 @@ class SceneRun:
 
     @property
     def policy(self) -> WaitPolicy:
-        s = self.settings
-        return WaitPolicy(s.poll_min_seconds, s.poll_max_seconds, s.job_timeout_seconds)
+        return WaitPolicy.of(self.settings)
 
 
 async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:

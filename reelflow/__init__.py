@@ -14,7 +14,8 @@ from ._errors import (
     VideoFailedError,
     is_transient,
 )
-from ._plan import Crop, Extension, Plan, ResolvedScene, Scene, SceneDefaults, load_plan, parse_plan, validate_plan
+from ._images import Crop
+from ._plan import Extension, Plan, ResolvedScene, Scene, SceneDefaults, load_plan, parse_plan, validate_plan
 from ._profiles import ProviderProfile, builtin_profile_names, load_profile
 from ._settings import Settings
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -16,8 +15,10 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
+from ._bucket import TokenBucket
 from ._errors import ApiError, AuthenticationError, PermanentApiError, TransientApiError
 from ._profiles import ProviderProfile
+from ._settings import Settings
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
 # Every client.videos.* call carries this notice in openai 3.x: expected, so not shown to users.
@@ -36,8 +37,6 @@ class JobState:
     id: str
     status: str
     progress: int = 0
-    seconds: str | None = None
-    size: str | None = None
     error_code: str | None = None
     error_message: str | None = None
     poll_after: float | None = None
@@ -67,28 +66,17 @@ class Downloaded:
 
 
 class Pacer:
-    """The provider's request limit kept on this side: a token bucket of `per_minute` requests, refilled
-    continuously, as the provider's own limiter works. Callers wait their turn in order."""
+    """The provider's request limit kept on this side, with the provider's own bucket, so its 429s are
+    never earned. Callers wait their turn in order."""
 
     def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.tokens = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.updated = time.monotonic()
+        self.bucket = TokenBucket(per_minute)
         self.lock = asyncio.Lock()
 
     async def wait(self) -> None:
         async with self.lock:
-            self._refill()
-            if self.tokens < 1:
-                await asyncio.sleep((1 - self.tokens) / self.rate)
-                self._refill()
-            self.tokens -= 1
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+            while wait := self.bucket.try_take():
+                await asyncio.sleep(wait)
 
 
 class Gateway:
@@ -213,13 +201,15 @@ def _retry_after(headers: Mapping[str, str]) -> float:
 def _state(video: openai.types.Video, poll_after: float | None = None) -> JobState:
     error = video.error
     return JobState(
-        id=video.id, status=str(video.status), progress=video.progress or 0, seconds=video.seconds,
-        size=video.size, error_code=error.code if error else None, error_message=error.message if error else None,
+        id=video.id, status=str(video.status), progress=video.progress or 0,
+        error_code=error.code if error else None, error_message=error.message if error else None,
         poll_after=poll_after,
     )
 
 
-def connect(base_url: str, api_key: str, profile: ProviderProfile, *, requests_per_minute: int | None,
-            retries: int, timeout: float) -> Gateway:
-    client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout)
-    return Gateway(client, profile, Pacer(requests_per_minute) if requests_per_minute else None, retries)
+def connect(base_url: str, api_key: str, profile: ProviderProfile, settings: Settings) -> Gateway:
+    """A gateway with the settings' retries, timeout and request pacing."""
+    retries, per_minute = settings.request_retries, settings.requests_per_minute
+    client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=retries,
+                         timeout=settings.request_timeout_seconds)
+    return Gateway(client, profile, Pacer(per_minute) if per_minute else None, retries)

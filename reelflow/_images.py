@@ -9,9 +9,10 @@ import io
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import IO, Literal
 
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._errors import ImageError
 
@@ -31,14 +32,21 @@ class ImageInfo:
     frames: int
 
 
-@dataclass(frozen=True)
-class Box:
-    """A crop region in fractions of the (upright) image."""
+class Crop(BaseModel):
+    """A region of the reference image, as fractions of its width and height, applied before fitting."""
 
-    left: float = 0.0
-    top: float = 0.0
-    right: float = 1.0
-    bottom: float = 1.0
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    left: float = Field(default=0.0, ge=0, le=1, description="Left edge, 0-1 of the width.")
+    top: float = Field(default=0.0, ge=0, le=1, description="Top edge, 0-1 of the height.")
+    right: float = Field(default=1.0, ge=0, le=1, description="Right edge, 0-1 of the width.")
+    bottom: float = Field(default=1.0, ge=0, le=1, description="Bottom edge, 0-1 of the height.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Crop:
+        if self.left >= self.right or self.top >= self.bottom:
+            raise ValueError("crop needs left < right and top < bottom")
+        return self
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,11 @@ class Prepared:
         return EXTENSIONS[self.format]
 
 
-def _open(data: bytes, name: str) -> Image.Image:
+def _open(source: bytes | IO[bytes], name: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
+            return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{name}: refused as a decompression bomb ({e})") from e
     except UnidentifiedImageError as e:
@@ -66,9 +74,9 @@ def _open(data: bytes, name: str) -> Image.Image:
         raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from e
 
 
-def read_info(data: bytes, name: str = "image") -> ImageInfo:
-    """Dimensions and format from the header only (no pixel decoding)."""
-    image = _open(data, name)
+def read_info(source: bytes | IO[bytes], name: str = "image") -> ImageInfo:
+    """Dimensions and format from the header only (no pixel decoding; from a file, only the header is read)."""
+    image = _open(source, name)
     return ImageInfo(image.width, image.height, image.format, image.mode, getattr(image, "n_frames", 1))
 
 
@@ -78,7 +86,7 @@ def prepare(
     *,
     fit: Fit = "cover",
     pad_color: str = "#000000",
-    crop: Box | None = None,
+    crop: Crop | None = None,
     output: OutputFormat = "JPEG",
     name: str = "image",
 ) -> Prepared:
@@ -88,7 +96,7 @@ def prepare(
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         notes.append(f"{name}: animated image ({frames} frames); using the first frame")
-    crop = crop or Box()
+    crop = crop or Crop()
     try:
         _draft(image, size, crop)
         image = ImageOps.exif_transpose(image)
@@ -106,7 +114,7 @@ def prepare(
     return Prepared(out.getvalue(), output, size, notes)
 
 
-def _draft(image: Image.Image, size: tuple[int, int], crop: Box) -> None:
+def _draft(image: Image.Image, size: tuple[int, int], crop: Crop) -> None:
     """Let the JPEG decoder scale down by up to 8x while keeping the crop at least `size`."""
     if image.format != "JPEG":
         return
@@ -131,7 +139,7 @@ def _to_rgb(image: Image.Image, background: str) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _region(size: tuple[int, int], crop: Box) -> tuple[float, float, float, float]:
+def _region(size: tuple[int, int], crop: Crop) -> tuple[float, float, float, float]:
     width, height = size
     return crop.left * width, crop.top * height, crop.right * width, crop.bottom * height
 

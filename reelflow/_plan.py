@@ -8,10 +8,10 @@ from typing import Any, Literal
 import fsspec
 import yaml
 from PIL import ImageColor
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._errors import ImageError, PlanError
-from ._images import read_info
+from ._images import Crop, read_info
 from ._profiles import ProviderProfile
 
 Fit = Literal["cover", "pad", "stretch"]
@@ -20,21 +20,6 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Crop(_Model):
-    """A region of the reference image, as fractions of its width and height, applied before fitting."""
-
-    left: float = Field(default=0.0, ge=0, le=1, description="Left edge, 0-1 of the width.")
-    top: float = Field(default=0.0, ge=0, le=1, description="Top edge, 0-1 of the height.")
-    right: float = Field(default=1.0, ge=0, le=1, description="Right edge, 0-1 of the width.")
-    bottom: float = Field(default=1.0, ge=0, le=1, description="Bottom edge, 0-1 of the height.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Crop:
-        if self.left >= self.right or self.top >= self.bottom:
-            raise ValueError("crop needs left < right and top < bottom")
-        return self
 
 
 class Extension(_Model):
@@ -258,7 +243,7 @@ def _reference_problems(url: str) -> list[str]:
         if not fs.isfile(path):
             return [f"image: {url} is not a file"]
         with fs.open(path, "rb") as handle:
-            read_info(handle.read(), url)
+            read_info(handle, url)
     except ImageError as e:
         return [f"image: {e}"]
     except (OSError, ValueError, ImportError) as e:

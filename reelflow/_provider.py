@@ -12,6 +12,9 @@ from ._errors import UserError
 from ._profiles import ProviderProfile, builtin_profile_names, load_profile
 from ._settings import Settings
 
+SANDBOX_NOTICE = ("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
+                  "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).")
+
 
 @dataclass(frozen=True)
 class Connection:
@@ -22,8 +25,7 @@ class Connection:
 
     def describe(self) -> str:
         if self.embedded_sandbox:
-            return (f"No OPENAI_API_KEY set: using the embedded sandbox at {self.base_url} "
-                    "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider)")
+            return SANDBOX_NOTICE
         return f"Using provider {self.profile.name!r} at {self.base_url}"
 
 

@@ -23,7 +23,6 @@ class Storage:
         except (ImportError, ValueError) as e:
             raise StorageError(f"{url}: unsupported storage URL: {e}") from e
         self.root = self.root.rstrip("/")
-        self.url = url
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
@@ -34,7 +33,7 @@ class Storage:
 
     def child(self, *parts: str) -> Storage:
         sub = Storage.__new__(Storage)
-        sub.fs, sub.root, sub.url = self.fs, self.path(*parts), self.location(*parts)
+        sub.fs, sub.root = self.fs, self.path(*parts)
         return sub
 
     def publish(self, local: Path, *parts: str) -> None:

@@ -59,7 +59,7 @@ def run(
 
     Running it again on the same output resumes: nothing already paid for is paid for twice."""
     from . import Settings, load_plan, validate_plan
-    from ._provider import active_profile
+    from ._provider import SANDBOX_NOTICE, active_profile
 
     settings = Settings()
     try:
@@ -68,8 +68,7 @@ def run(
     except UserError as e:
         raise _user_error(e) from None
     if settings.uses_sandbox:
-        typer.echo("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
-                   "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).", err=True)
+        typer.echo(SANDBOX_NOTICE, err=True)
     quiet_prefect()
     from flows.render_plan import RenderFailed, render_plan
 

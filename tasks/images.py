@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from reelflow._gateway import Reference
-from reelflow._images import EXTENSIONS, Box, ImageInfo, OutputFormat, Prepared, prepare, read_info
+from reelflow._images import EXTENSIONS, ImageInfo, OutputFormat, Prepared, prepare, read_info
 from reelflow._plan import ResolvedScene
 from reelflow._storage import read_source
 
@@ -42,9 +42,8 @@ def usable_as_is(source: SourceImage, scene: ResolvedScene, accepted: list[str])
 @task(name="transform", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
 async def transform(source: SourceImage, scene: ResolvedScene, output: OutputFormat) -> Prepared:
     """Orient, convert, crop and fit the image to exactly the scene's size (in a worker thread)."""
-    crop = Box(**scene.crop.model_dump()) if scene.crop else None
     return await asyncio.to_thread(
-        prepare, source.data, scene.dimensions, fit=scene.fit, pad_color=scene.pad_color, crop=crop,
+        prepare, source.data, scene.dimensions, fit=scene.fit, pad_color=scene.pad_color, crop=scene.crop,
         output=output, name=f"scene {scene.id!r}: image {source.url}",
     )
 

@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run as current_task_run
 
+from reelflow import Settings
 from reelflow._errors import TransientApiError, VideoFailedError
 from reelflow._gateway import Gateway, JobState, Reference, Variant
 from reelflow._plan import Extension, ResolvedScene
@@ -34,6 +35,10 @@ class WaitPolicy:
     min_seconds: float
     max_seconds: float
     timeout_seconds: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> WaitPolicy:
+        return cls(settings.poll_min_seconds, settings.poll_max_seconds, settings.job_timeout_seconds)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prefect.states import Failed
 
-from reelflow import AuthenticationError, PermanentApiError, TransientApiError, VideoFailedError, load_profile
+from reelflow import AuthenticationError, PermanentApiError, Settings, TransientApiError, VideoFailedError, load_profile
 from reelflow._gateway import Gateway, Pacer, connect
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks._retry import transient_only
@@ -22,7 +22,7 @@ POLICY = WaitPolicy(min_seconds=0.05, max_seconds=5, timeout_seconds=30)
 def through(running: RunningSandbox, scenario: Callable[[Gateway], Awaitable[Any]], key: str | None = None) -> Any:
     async def run() -> Any:
         gateway = connect(running.base_url, key or running.api_key, load_profile("sandbox"),
-                          requests_per_minute=None, retries=0, timeout=10)
+                          Settings(request_retries=0, request_timeout_seconds=10))
         try:
             return await scenario(gateway)
         finally:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from reelflow import ImageError
-from reelflow._images import Box, prepare, read_info
+from reelflow._images import Crop, prepare, read_info
 from tests.images import awkward_references, encoded, photo
 from tests.media import psnr
 
@@ -30,7 +30,7 @@ def test_pad_letterboxes_with_the_pad_colour() -> None:
 def test_crop_fractions_apply_before_the_fit() -> None:
     source = Image.new("RGB", (1000, 1000), (0, 0, 255))
     source.paste((255, 0, 0), (0, 0, 500, 1000))  # left half red
-    prepared = prepare(encoded(source, "PNG"), (640, 360), fit="stretch", crop=Box(0, 0, 0.5, 1), output="PNG")
+    prepared = prepare(encoded(source, "PNG"), (640, 360), fit="stretch", crop=Crop(right=0.5), output="PNG")
     assert Image.open(io.BytesIO(prepared.data)).getpixel((600, 300)) == (255, 0, 0)
 
 

@@ -339,9 +339,8 @@ class Sandbox:
 
     async def retrieve(self, request: Request) -> Response:
         job = self._job(request.path_params["id"])
-        if job.is_terminal(now()):
-            return JSONResponse(job.resource(now(), self.config.asset_ttl_seconds))
-        return JSONResponse(job.resource(now(), self.config.asset_ttl_seconds), headers=self._poll_hint())
+        hint = {} if job.is_terminal(now()) else self._poll_hint()
+        return JSONResponse(job.resource(now(), self.config.asset_ttl_seconds), headers=hint)
 
     async def list_videos(self, request: Request) -> Response:
         query = request.query_params

@@ -3,45 +3,33 @@
 from __future__ import annotations
 
 import math
-import time
 
+from .._bucket import TokenBucket
 from ._problems import ApiProblem
 
 
 class RequestBucket:
-    """A token bucket of `per_minute` requests, refilled continuously (as OpenAI's limiter is)."""
+    """The provider's requests-per-minute limit, answered with its 429 and `x-ratelimit-*` headers."""
 
     def __init__(self, per_minute: int) -> None:
-        self.capacity = per_minute
-        self.tokens = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.updated = time.monotonic()
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        self.bucket = TokenBucket(per_minute)
 
     def take(self) -> None:
         """Spend one request, or raise the API's 429."""
-        self._refill()
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return
-        wait = (1 - self.tokens) / self.rate
-        raise rate_limited(
-            f"Rate limit reached for requests per minute (RPM): Limit {self.capacity}, "
-            f"Used {self.capacity}, Requested 1. Please try again in {wait:.3g}s.",
-            wait, self.headers(),
-        )
+        wait = self.bucket.try_take()
+        if wait:
+            limit = self.bucket.per_minute
+            raise rate_limited(
+                f"Rate limit reached for requests per minute (RPM): Limit {limit}, "
+                f"Used {limit}, Requested 1. Please try again in {wait:.3g}s.",
+                wait, self.headers(),
+            )
 
     def headers(self) -> dict[str, str]:
-        self._refill()
-        reset = (self.capacity - self.tokens) / self.rate
         return {
-            "x-ratelimit-limit-requests": str(self.capacity),
-            "x-ratelimit-remaining-requests": str(int(self.tokens)),
-            "x-ratelimit-reset-requests": f"{reset:.3g}s",
+            "x-ratelimit-limit-requests": str(self.bucket.per_minute),
+            "x-ratelimit-remaining-requests": str(self.bucket.remaining),
+            "x-ratelimit-reset-requests": f"{self.bucket.seconds_to_full:.3g}s",
         }
 
 
