@@ -27,10 +27,13 @@ unit: $(STAMP)
 	$(BIN)/pytest -m "not postgres"
 
 bench: $(STAMP)
-	-$(BIN)/python bench/sandbox_latency.py
-	-$(BIN)/python bench/prepare.py
-	-$(BIN)/python bench/waiting.py
-	-$(BIN)/python bench/startup.py
+	-$(BIN)/python -m bench.sandbox_latency
+	-$(BIN)/python -m bench.prepare
+	-$(BIN)/python -m bench.waiting
+	-$(BIN)/python -m bench.startup
+	-$(BIN)/python -m bench.throughput
+	-$(BIN)/python -m bench.download_memory
+	-$(BIN)/python -m bench.overhead
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

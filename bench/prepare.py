@@ -3,7 +3,7 @@
 Anchor: the naive Pillow recipe (open -> ImageOps.fit(..., LANCZOS) -> save quality 95), same process.
 Goals: at least 3x faster with the same output size and PSNR >= 38 dB against the anchor's output;
 the batch uses every core (images per second against the same work done one by one).
-Run: .venv/bin/python bench/prepare.py
+Run: .venv/bin/python -m bench.prepare
 """
 
 from __future__ import annotations

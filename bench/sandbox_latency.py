@@ -2,7 +2,7 @@
 
 Anchor: encoding the same clip with PyAV alone, in this process (the work the sandbox cannot avoid).
 Goal: create + poll + download under 1.5 s on a 2-core machine; 50 concurrent jobs all complete.
-Run: .venv/bin/python bench/sandbox_latency.py
+Run: .venv/bin/python -m bench.sandbox_latency
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Anchor: the SDK's create_and_poll at 1 s (its default interval), against its own sandbox, same run.
 Goals: at most one fifth of the anchor's requests; completion noticed within max(2 s, 5 % of 60 s).
-Run: .venv/bin/python bench/waiting.py   (about a minute: both wait side by side)
+Run: .venv/bin/python -m bench.waiting   (about a minute: both wait side by side)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import warnings
 import openai
 
 from reelflow import Settings, load_profile
-from reelflow._gateway import connect
+from reelflow._gateway import connect, create_request
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks.videos import WaitPolicy, wait_for
 
@@ -38,7 +38,7 @@ async def ours(running: RunningSandbox) -> tuple[int, float]:
     settings = Settings()
     gateway = connect(running.base_url, running.api_key, load_profile("sandbox"), settings)
     try:
-        job = await gateway.create(prompt="reelflow", model="sora-2", size="1280x720", seconds=4)
+        job = await gateway.send(create_request(prompt="reelflow", model="sora-2", size="1280x720", seconds=4))
         done = await wait_for(gateway, job, WaitPolicy.of(settings))
         noticed = time.time()
     finally:

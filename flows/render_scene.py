@@ -22,14 +22,17 @@ from reelflow import (
     VideoFailedError,
     is_transient,
 )
+from reelflow._estimate import BudgetExceeded, Estimate, Spend, estimate
 from reelflow._gateway import Gateway, JobState, Reference, connect
 from reelflow._ledger import JobRecord, Ledger, SceneEntry, fingerprint
 from reelflow._plan import Plan, validate_plan
+from reelflow._progress import Watch, report
 from reelflow._provider import Connection, connect_provider
+from reelflow._references import SourceImage, as_reference, unchanged_reference, usable_as_is
 from reelflow._results import FileRecord, SceneResult
 from reelflow._storage import Storage
 from tasks._retry import tuned
-from tasks.images import SourceImage, as_reference, transform, unchanged_reference, usable_as_is, validate_dimensions
+from tasks.images import transform, validate_dimensions
 from tasks.videos import FILENAMES, Attempt, WaitPolicy, await_video, download, extend, submit
 
 Signature = tuple[str, str, int]
@@ -53,19 +56,22 @@ class SceneRun:
     gateway: Gateway
     storage: Storage
     settings: Settings
+    estimate: Estimate
     retry_failed: bool = False
     requests: Counter[Signature] = field(default_factory=Counter)
     known_ids: set[str] = field(default_factory=set)
+    spend: Spend = field(default_factory=lambda: Spend(None))
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, connection: Connection, storage: Storage, settings: Settings, scenes: list[ResolvedScene],
-                   retry_failed: bool = False) -> AsyncIterator[SceneRun]:
+                   costs: Estimate, retry_failed: bool = False) -> AsyncIterator[SceneRun]:
         """A gateway to the provider for the life of the block (inside the run's event loop)."""
         gateway = connect(connection.base_url, connection.api_key.get_secret_value(), connection.profile, settings)
         try:
-            yield cls(gateway, storage, settings, retry_failed,
-                      Counter(signature for scene in scenes for signature in request_signatures(scene)))
+            yield cls(gateway, storage, settings, costs, retry_failed,
+                      Counter(signature for scene in scenes for signature in request_signatures(scene)),
+                      spend=Spend(costs.budget_usd))
         finally:
             await gateway.close()
 
@@ -90,31 +96,41 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     entry = _entry(scene, source, run)
     if entry.status == "completed" and _files_verify(entry, run.storage):
         get_run_logger().info("scene %r: already rendered, files verified", scene.id)
+        report(scene.id, "done (rendered earlier)")
         return _result(scene, entry)
     if entry.status == "failed" and not entry.transient and not run.retry_failed:
         entry.error = f"{entry.error} (in an earlier run; --retry-failed renders it again)"
+        report(scene.id, "failed in an earlier run")
         return _result(scene, entry)
     entry.status, entry.error, entry.transient = "rendering", None, False
     run.known_ids.update(j.id for j in entry.jobs if j.id)
     warnings: list[str] = []
     signatures = request_signatures(scene)
+    cost, chain = run.estimate.cost_of(scene.id), len(scene.extensions)
     try:
-        video = await _step(0, signatures[0], entry, run, partial(_create, scene, source, entry, run, warnings))
+        video = await _step(0, signatures[0], entry, run, partial(_create, scene, source, entry, run, warnings),
+                            cost.segment_usd(scene.seconds), Watch(scene.id))
         for step, extension in enumerate(scene.extensions, start=1):
             video = await _step(step, signatures[step], entry, run, partial(
-                tuned(extend, run.settings), run.gateway, video, extension, scene.size, signatures[step][2]))
+                tuned(extend, run.settings), run.gateway, video, extension, scene.size, signatures[step][2]),
+                cost.segment_usd(extension.seconds), Watch(scene.id, step, chain))
         fetch = tuned(download, run.settings)
         variants = run.gateway.profile.variants
+        report(scene.id, "downloading")
         records = await asyncio.gather(*(fetch(run.gateway, video, v, scene, run.storage) for v in variants))
         entry.files.update({FILENAMES[v]: record for v, record in zip(variants, records, strict=True)})
         entry.status = "completed"
+        report(scene.id, "done")
     except AuthenticationError:
         raise
     except ReelflowError as e:
-        entry.status, entry.error, entry.transient = "failed", str(e), is_transient(e)
+        # A budget refusal is no verdict on the scene: a later run with more budget renders it.
+        entry.status, entry.error = "failed", str(e)
+        entry.transient = is_transient(e) or isinstance(e, BudgetExceeded)
         if isinstance(e, ApiError) and e.code == ASSETS_EXPIRED:
             _forget_jobs(entry)
         get_run_logger().error("scene %r failed: %s", scene.id, e)
+        report(scene.id, f"failed: {e}")
     with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
         run.ledger.save(entry)
     return _result(scene, entry, warnings)
@@ -157,11 +173,12 @@ def _files_verify(entry: SceneEntry, storage: Storage) -> bool:
 
 
 async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRun,
-                create: Callable[[Attempt], Awaitable[JobState]]) -> JobState:
+                create: Callable[[Attempt], Awaitable[JobState]], usd: float, watch: Watch) -> JobState:
     """One paid job of the chain: reuse the ledger's job when there is one, else create and record it.
 
     The intent to create is recorded first, so a crash between the create and its record is found
-    again (by listing the provider's recent jobs) instead of being paid for twice."""
+    again (by listing the provider's recent jobs) instead of being paid for twice. Each new job is
+    committed against the budget before that."""
     attempts_left = run.settings.generation_attempts
     while True:
         record = entry.current(step)
@@ -170,6 +187,7 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
         if record is not None and record.status == "failed" and not (record.transient or run.retry_failed):
             raise VideoFailedError(record.error or f"{record.id} failed")
         if record is None or record.status == "failed":
+            run.spend.commit(usd, f"scene {entry.scene!r}: " + (f"extension {step}" if step else "the clip"))
             record, fresh = JobRecord(step=step), True
             entry.jobs.append(record)
             run.ledger.save(entry)
@@ -183,7 +201,7 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
         else:
             job = JobState(id=record.id or "", status="queued")
         try:
-            done = await tuned(await_video, run.settings)(run.gateway, job, run.policy)
+            done = await tuned(await_video, run.settings)(run.gateway, job, run.policy, watch)
         except VideoFailedError as e:
             record.status, record.error, record.transient = "failed", str(e), e.cause_may_pass
             run.ledger.save(entry)
@@ -210,6 +228,7 @@ async def _reference(scene: ResolvedScene, source: SourceImage | None, entry: Sc
     if usable_as_is(source, scene, run.gateway.profile.reference_formats):
         reference = unchanged_reference(source)
     else:
+        report(scene.id, "preparing")
         prepared = await tuned(transform, run.settings)(source, scene, run.settings.reference_format)
         warnings += prepared.warnings
         reference = as_reference(prepared)
@@ -235,10 +254,12 @@ def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_fai
     plan = Plan(name=plan_name, output=output, scenes=[scene])
     with connect_provider(settings) as connection:
         (resolved,) = validate_plan(plan, connection.profile)
+        costs = estimate(plan, [resolved], connection.profile, settings)
+        costs.check()
         storage = Storage(output, settings.storage_options).child(plan_name)
 
         async def render() -> SceneResult:
-            async with SceneRun.open(connection, storage, settings, [resolved], retry_failed) as run:
+            async with SceneRun.open(connection, storage, settings, [resolved], costs, retry_failed) as run:
                 return await run_scene(resolved, run)
 
         return asyncio.run(render())

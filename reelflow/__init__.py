@@ -15,13 +15,26 @@ from ._errors import (
     is_transient,
 )
 from ._images import Crop
-from ._plan import Extension, Plan, ResolvedScene, Scene, SceneDefaults, load_plan, parse_plan, validate_plan
+from ._estimate import BudgetExceeded, Estimate, estimate
+from ._plan import (
+    Extension,
+    Plan,
+    ResolvedScene,
+    Scene,
+    SceneDefaults,
+    load_plan,
+    parse_plan,
+    plan_warnings,
+    validate_plan,
+)
 from ._profiles import ProviderProfile, builtin_profile_names, load_profile
+from ._prompts import PromptFields, StyleBlock, compose
 from ._settings import Settings
 
 __all__ = [
-    "ApiError", "AuthenticationError", "Crop", "Extension", "ImageError", "PermanentApiError", "Plan", "PlanError",
-    "ProfileError", "ProviderProfile", "ReelflowError", "ResolvedScene", "Scene", "SceneDefaults", "Settings",
-    "StorageError", "TransientApiError", "UserError", "VideoFailedError", "builtin_profile_names", "is_transient",
-    "load_plan", "load_profile", "parse_plan", "validate_plan",
+    "ApiError", "AuthenticationError", "BudgetExceeded", "Crop", "Estimate", "Extension", "ImageError",
+    "PermanentApiError", "Plan", "PlanError", "ProfileError", "PromptFields", "ProviderProfile", "ReelflowError",
+    "ResolvedScene", "Scene", "SceneDefaults", "Settings", "StorageError", "StyleBlock", "TransientApiError",
+    "UserError", "VideoFailedError", "builtin_profile_names", "compose", "estimate", "is_transient", "load_plan",
+    "load_profile", "parse_plan", "plan_warnings", "validate_plan",
 ]

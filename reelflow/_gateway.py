@@ -65,6 +65,30 @@ class Downloaded:
     declared_bytes: int | None
 
 
+CREATE, EXTENSIONS = "POST /v1/videos", "POST /v1/videos/extensions"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A job-creating request exactly as it goes out: its endpoint and body fields (what a dry run shows)."""
+
+    endpoint: str
+    fields: dict[str, Any]
+    reference: Reference | None = None
+
+    @property
+    def action(self) -> str:
+        return f"extend {self.fields['video']['id']}" if self.endpoint == EXTENSIONS else "create a video"
+
+
+def create_request(*, prompt: str, model: str, size: str, seconds: int, reference: Reference | None = None) -> Request:
+    return Request(CREATE, {"prompt": prompt, "model": model, "size": size, "seconds": str(seconds)}, reference)
+
+
+def extension_request(*, video_id: str, prompt: str, seconds: int) -> Request:
+    return Request(EXTENSIONS, {"prompt": prompt, "seconds": str(seconds), "video": {"id": video_id}})
+
+
 class Pacer:
     """The provider's request limit kept on this side, with the provider's own bucket, so its 429s are
     never earned. Callers wait their turn in order."""
@@ -89,22 +113,10 @@ class Gateway:
         self.pacer = pacer
         self.create_retries = create_retries
 
-    async def create(self, *, prompt: str, model: str, size: str, seconds: int,
-                     reference: Reference | None = None) -> JobState:
-        arguments: dict[str, Any] = {"prompt": prompt, "model": model, "size": size, "seconds": str(seconds)}
-        if reference is not None:
-            arguments["input_reference"] = (reference.filename, reference.data, reference.media_type)
-        async with self._translated("create a video"):
-            video = await self._creating(lambda client: client.videos.create(**arguments))
-        return _state(video)
-
-    async def extend(self, *, video_id: str, prompt: str, seconds: int) -> JobState:
-        async with self._translated(f"extend {video_id}"):
-            video = await self._creating(lambda client: client.videos.extend(
-                prompt=prompt, seconds=str(seconds),  # type: ignore[arg-type]  # the SDK's type lags the API
-                video=openai.omit,  # type: ignore[arg-type]  # a {id} reference must go in the body
-                extra_body={"video": {"id": video_id}},
-            ))
+    async def send(self, request: Request) -> JobState:
+        """Send a job-creating request (see `create_request`, `extension_request`)."""
+        async with self._translated(request.action):
+            video = await self._creating(lambda client: _call(client, request))
         return _state(video)
 
     async def find_job(self, *, prompt: str, size: str, seconds: int, since: float,
@@ -186,6 +198,17 @@ class Gateway:
         if status is not None and (status in _TRANSIENT_STATUS or status >= 500):
             return TransientApiError(message, status=status, code=error.code)
         return PermanentApiError(message, status=status, code=error.code)
+
+
+def _call(client: AsyncOpenAI, request: Request) -> Awaitable[openai.types.Video]:
+    fields = dict(request.fields)
+    if request.reference is not None:
+        reference = request.reference
+        fields["input_reference"] = (reference.filename, reference.data, reference.media_type)
+    if request.endpoint == EXTENSIONS:
+        video = fields.pop("video")  # a {id} reference goes in the body: the SDK only types uploads
+        return client.videos.extend(**fields, video=openai.omit, extra_body={"video": video})  # type: ignore[arg-type]
+    return client.videos.create(**fields)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float:

@@ -114,6 +114,11 @@ def prepare(
     return Prepared(out.getvalue(), output, size, notes)
 
 
+def letterbox(image: Image.Image, size: tuple[int, int], pad_color: str = "#000000") -> Image.Image:
+    """A decoded RGB image fitted whole into `size` (a video frame of another size, say)."""
+    return _fit(image, (0, 0, *image.size), size, "pad", pad_color)
+
+
 def _draft(image: Image.Image, size: tuple[int, int], crop: Crop) -> None:
     """Let the JPEG decoder scale down by up to 8x while keeping the crop at least `size`."""
     if image.format != "JPEG":

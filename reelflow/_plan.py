@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import fsspec
 import yaml
 from PIL import ImageColor
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from ._errors import ImageError, PlanError
 from ._images import Crop, read_info
 from ._profiles import ProviderProfile
+from ._prompts import PromptFields, StyleBlock, compose, continuation, drift
 
 Fit = Literal["cover", "pad", "stretch"]
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -22,10 +23,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Extension(_Model):
-    """One continuation of a scene: the next beat of the same shot."""
+Text = Annotated[str, StringConstraints(min_length=1)]
 
-    prompt: str = Field(min_length=1, description="What happens next.")
+
+class Fields(PromptFields):
+    """A prompt as structured fields: at least one of them."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Fields:
+        if not self.given():
+            raise ValueError("give at least one prompt field (scene, subject, action, ...)")
+        return self
+
+
+class Extension(_Model):
+    """One continuation of a scene: the next beat of the same shot. It inherits the scene's structured
+    fields except the beat (action, camera, timing); free text is its new action."""
+
+    prompt: Text | Fields = Field(description="What happens next: free text, or fields that override the scene's.")
     seconds: int = Field(description="Length of this segment in seconds.")
 
 
@@ -43,7 +58,7 @@ class Scene(_Model):
     """One shot of the plan."""
 
     id: str = Field(description="Unique name of the scene; also its output folder.")
-    prompt: str = Field(min_length=1, description="What the shot shows.")
+    prompt: Text | Fields = Field(description="What the shot shows: free text, or structured fields.")
     image: str | None = Field(default=None, description="Reference image (first frame): path or fsspec URL.")
     model: str | None = Field(default=None, description="Video model (default from `defaults`).")
     size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT (default from `defaults`).")
@@ -60,11 +75,19 @@ class Plan(_Model):
     name: str = Field(description="Name of the plan; also its folder under `output`.")
     output: str | None = Field(default=None, description="Where to write: any fsspec URL (file://, s3://, ...).")
     defaults: SceneDefaults = Field(default_factory=SceneDefaults, description="Values scenes inherit.")
+    style: StyleBlock | None = Field(default=None, description="Look every scene's prompt inherits, field by field.")
     scenes: list[Scene] = Field(min_length=1, description="The shots, in order.")
+    budget_usd: float | None = Field(default=None, gt=0, description="Most this plan may spend, in USD.")
+    assemble: bool = Field(default=False, description="Also join the finished scenes, in order, into reel.mp4.")
+
+
+class ResolvedExtension(_Model):
+    prompt: str = Field(description="The composed prompt of this segment.")
+    seconds: int
 
 
 class ResolvedScene(_Model):
-    """A scene with every default applied: exactly what will be requested."""
+    """A scene with every default applied and its prompts composed: exactly what will be requested."""
 
     id: str
     prompt: str
@@ -75,7 +98,7 @@ class ResolvedScene(_Model):
     fit: Fit
     pad_color: str
     crop: Crop | None
-    extensions: list[Extension]
+    extensions: list[ResolvedExtension]
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -88,10 +111,13 @@ class ResolvedScene(_Model):
 
 
 def resolve(plan: Plan, profile: ProviderProfile) -> list[ResolvedScene]:
+    """Defaults applied and prompts composed: what each request will carry."""
     d = plan.defaults
     return [
         ResolvedScene(
-            id=s.id, prompt=s.prompt, image=s.image, crop=s.crop, extensions=s.extensions,
+            id=s.id, prompt=compose(s.prompt, plan.style), image=s.image, crop=s.crop,
+            extensions=[ResolvedExtension(prompt=compose(continuation(s.prompt, e.prompt), plan.style),
+                                          seconds=e.seconds) for e in s.extensions],
             model=s.model or d.model or profile.default_model,
             size=s.size or d.size or profile.default_size,
             seconds=s.seconds or d.seconds or profile.default_seconds,
@@ -164,6 +190,13 @@ def _images_relative_to(data: dict[str, Any], url: str) -> dict[str, Any]:
 
 
 # -- validation against the provider --------------------------------------------------------------
+
+
+def plan_warnings(plan: Plan, source: str = "plan") -> list[str]:
+    """Valid but risky: extensions that change the scene's subject or style drift from the shot."""
+    return [f"{source}: scene {s.id!r}: extensions[{i}].prompt: changes {' and '.join(fields)}; a continuation "
+            "holds together best when it changes only action, camera and timing"
+            for s in plan.scenes for i, e in enumerate(s.extensions) if (fields := drift(s.prompt, e.prompt))]
 
 
 def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") -> list[ResolvedScene]:

@@ -29,6 +29,9 @@ class PlanResult(BaseModel):
     provider: str
     output: str = Field(description="URL of the plan's output folder.")
     scenes: list[SceneResult]
+    estimate_usd: float | None = Field(default=None, description="The plan's cost at list prices.")
+    reel: FileRecord | None = Field(default=None, description="The scenes joined in order, when the plan asks.")
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def failed(self) -> list[SceneResult]:

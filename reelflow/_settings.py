@@ -47,12 +47,25 @@ class Settings(BaseSettings):
     reference_format: Literal["JPEG", "PNG", "WEBP"] = Field(
         default="JPEG", description="File format of prepared reference images.",
     )
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="Most a run may spend, in USD (a plan's own `budget_usd` may lower it).",
+    )
+    prices_per_second: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description='USD per second of output by model and size, as JSON, over the '
+        'provider profile\'s list, e.g. {"sora-2": {"1280x720": 0.1}}.',
+    )
     storage_options: dict[str, Any] = Field(
         default_factory=dict, description="fsspec options for the output storage, as JSON (e.g. endpoint_url).",
     )
+    prefect_server: Literal["local", "temporary"] = Field(
+        default="local", description="Where runs are recorded when no PREFECT_API_URL is set: `local` starts a "
+        "Prefect server in the background on first use and reuses it (`prefect server stop` stops it); "
+        "`temporary` uses Prefect's per-process temporary server (10-20 s per command).",
+    )
+    prefect_port: int = Field(default=4200, ge=1, le=65535, description="Port of the local Prefect server.")
     sandbox_job_seconds: float = Field(default=2, ge=0, description="Job length of the embedded sandbox.")
 
-    @field_validator("storage_options", mode="before")
+    @field_validator("storage_options", "prices_per_second", mode="before")
     @classmethod
     def _json_options(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ._errors import ImageError, StorageError
+
+UPLOAD_BLOCK_BYTES = 8 * 2**20  # one multipart-upload part (S3's minimum is 5 MiB)
+COPY_CHUNK_BYTES = 2**20
 
 
 class Storage:
@@ -37,8 +41,16 @@ class Storage:
         return sub
 
     def publish(self, local: Path, *parts: str) -> None:
-        """Move a finished local file into place."""
-        self._atomically(lambda path: self.fs.put_file(str(local), path), parts)
+        """Copy a finished local file into place, holding at most one upload block in memory (an object
+        store's own bulk upload may buffer many 50 MB parts at once)."""
+        def copy(path: str) -> None:
+            if isinstance(self.fs, LocalFileSystem):
+                self.fs.put_file(str(local), path)
+                return
+            with local.open("rb") as source, self.fs.open(path, "wb", block_size=UPLOAD_BLOCK_BYTES) as sink:
+                shutil.copyfileobj(source, sink, COPY_CHUNK_BYTES)
+
+        self._atomically(copy, parts)
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
         self._atomically(lambda path: self.fs.pipe_file(path, data), parts)
@@ -67,6 +79,14 @@ class Storage:
         except OSError as e:
             raise StorageError(f"cannot read {self.location(*parts)}: {e}") from e
         return data
+
+    def open(self, *parts: str) -> BinaryIO:
+        """A file for reading (seekable: media libraries read what they need)."""
+        try:
+            handle: BinaryIO = self.fs.open(self.path(*parts), "rb")
+        except OSError as e:
+            raise StorageError(f"cannot read {self.location(*parts)}: {e}") from e
+        return handle
 
     def exists(self, *parts: str) -> bool:
         return bool(self.fs.exists(self.path(*parts)))

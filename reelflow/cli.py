@@ -10,9 +10,13 @@ import typer
 from pydantic import ValidationError
 
 from ._errors import ReelflowError, UserError
+from ._estimate import Estimate
 from ._images import Fit, OutputFormat
+from ._plan import Plan, load_plan, plan_warnings, validate_plan
+from ._prefect_server import prefect_api
 from ._quiet import keep_run_logs_off_the_console, quiet_prefect
 from ._results import PlanResult
+from ._settings import Settings
 
 SIZE = re.compile(r"^[1-9][0-9]*x[1-9][0-9]*$")
 
@@ -37,7 +41,6 @@ PlanArgument = Annotated[str, typer.Argument(help="Scene plan file (YAML or JSON
 @app.command()
 def validate(plan: PlanArgument) -> None:
     """Check a plan against the active provider without making any call."""
-    from . import Settings, load_plan, validate_plan
     from ._provider import active_profile
 
     try:
@@ -45,8 +48,15 @@ def validate(plan: PlanArgument) -> None:
         scenes = validate_plan(loaded, active_profile(Settings()), source=plan)
     except UserError as e:
         raise _user_error(e) from None
+    _warn(plan_warnings(loaded, source=plan))
     seconds = sum(s.total_seconds for s in scenes)
     typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video: valid")
+
+
+@app.command()
+def estimate(plan: PlanArgument) -> None:
+    """Print what each scene and the whole plan would cost on the active provider, and exit."""
+    _estimated(plan, Settings())
 
 
 @app.command()
@@ -54,34 +64,82 @@ def run(
     plan: PlanArgument,
     output: Annotated[str | None, typer.Option(help="Where to write (fsspec URL); default: the plan's output.")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Render again scenes that failed permanently before.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print every request the run would send, and send none.")] = False,
 ) -> None:
     """Render every scene of a plan; exit code 0 only when every scene succeeded.
 
+    Prints the cost estimate first; refuses (exit code 3) a plan that would cost more than its budget.
     Running it again on the same output resumes: nothing already paid for is paid for twice."""
-    from . import Settings, load_plan, validate_plan
-    from ._provider import SANDBOX_NOTICE, active_profile
+    from ._progress import showing_progress
+    from ._provider import SANDBOX_NOTICE
 
     settings = Settings()
-    try:
-        loaded = load_plan(plan)
-        validate_plan(loaded, active_profile(settings), source=plan)
-    except UserError as e:
-        raise _user_error(e) from None
+    loaded, costs = _estimated(plan, settings)
+    if dry_run:
+        _print_dry_run(plan, loaded, costs, settings)
+        return
     if settings.uses_sandbox:
         typer.echo(SANDBOX_NOTICE, err=True)
     quiet_prefect()
     from flows.render_plan import RenderFailed, render_plan
 
     keep_run_logs_off_the_console()
-
     try:
-        result = render_plan(loaded, output=output, retry_failed=retry_failed)
+        with prefect_api(settings, announce), showing_progress([s.id for s in costs.scenes]):
+            result = render_plan(loaded, output=output, retry_failed=retry_failed)
     except RenderFailed as e:
         _print_result(e.result)
         raise typer.Exit(1) from None
     except ReelflowError as e:
         raise fail(str(e), 1) from None
     _print_result(result)
+
+
+def _estimated(plan: str, settings: Settings) -> tuple[Plan, Estimate]:
+    """Load, validate and price the plan, print the estimate, and refuse it if it is over budget."""
+    from ._estimate import BudgetExceeded, estimate
+    from ._provider import active_profile
+
+    try:
+        loaded = load_plan(plan)
+        profile = active_profile(settings)
+        costs = estimate(loaded, validate_plan(loaded, profile, source=plan), profile, settings)
+    except UserError as e:
+        raise _user_error(e) from None
+    _warn(plan_warnings(loaded, source=plan))
+    _print_estimate(costs)
+    try:
+        costs.check(source=plan)
+    except BudgetExceeded as e:
+        raise fail(str(e), 3) from None
+    return loaded, costs
+
+
+def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings) -> None:
+    from ._dry_run import describe
+    from ._provider import active_profile
+
+    profile = active_profile(settings)
+    try:
+        typer.echo(describe(validate_plan(plan, profile, source=source), profile, settings, costs))
+    except UserError as e:
+        raise _user_error(e) from None
+
+
+def _print_estimate(costs: Estimate) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Estimate on {costs.provider} (USD per second of output)")
+    for column in ("scene", "model", "size", "seconds", "jobs", "cost"):
+        table.add_column(column, justify="right" if column in ("seconds", "jobs", "cost") else "left")
+    for scene in costs.scenes:
+        table.add_row(scene.id, scene.model, scene.size, str(scene.seconds), str(scene.jobs), f"${scene.usd:.2f}")
+    budget = f" (budget ${costs.budget_usd:.2f})" if costs.budget_usd is not None else ""
+    console = Console(soft_wrap=True)
+    console.print(table)
+    console.print(f"Estimated total: ${costs.total_usd:.2f} for {sum(s.seconds for s in costs.scenes)} s "
+                  f"of video in {sum(s.jobs for s in costs.scenes)} jobs{budget}", markup=False)
 
 
 @app.command()
@@ -100,8 +158,11 @@ def prepare(
     from flows.prepare_images import prepare_images
 
     keep_run_logs_off_the_console()
-
-    results = prepare_images(sources, size, out, fit=mode, pad_color=pad_color, output_format=image_format)
+    try:
+        with prefect_api(Settings(), announce):
+            results = prepare_images(sources, size, out, fit=mode, pad_color=pad_color, output_format=image_format)
+    except ReelflowError as e:
+        raise fail(str(e), 1) from None
     for item in results:
         for note in item.warnings:
             typer.echo(f"warning: {note}", err=True)
@@ -111,6 +172,15 @@ def prepare(
     typer.echo(f"{done} of {len(results)} images prepared at {size} in {out}")
     if done < len(results) or not results:
         raise typer.Exit(1)
+
+
+def _warn(notes: list[str]) -> None:
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
+
+
+def announce(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def _user_error(error: UserError) -> typer.Exit:
@@ -136,7 +206,11 @@ def _print_result(result: PlanResult) -> None:
             console.print(f"warning: {note}", markup=False)
         if scene.error:
             console.print(f"scene {scene.id!r} failed: {scene.error}", markup=False)
-    console.print(f"Videos are in {result.output}", markup=False)
+    for note in result.warnings:
+        console.print(f"warning: {note}", markup=False)
+    if result.reel:
+        console.print(f"The reel: {result.reel.url}", markup=False)
+    console.print(f"Videos are in {result.output}; the report: {result.output}/report.html", markup=False)
 
 
 @app.command()

@@ -16,8 +16,9 @@ from prefect.runtime import task_run as current_task_run
 
 from reelflow import Settings
 from reelflow._errors import TransientApiError, VideoFailedError
-from reelflow._gateway import Gateway, JobState, Reference, Variant
-from reelflow._plan import Extension, ResolvedScene
+from reelflow._gateway import Gateway, JobState, Reference, Variant, create_request, extension_request
+from reelflow._plan import ResolvedExtension, ResolvedScene
+from reelflow._progress import Watch
 from reelflow._results import FileRecord
 from reelflow._storage import Storage
 from reelflow._video import probe
@@ -69,35 +70,37 @@ async def submit(gateway: Gateway, scene: ResolvedScene, reference: Reference | 
     adopted = await _adopted(gateway, attempt, scene.prompt, scene.size, scene.seconds)
     if adopted is not None:
         return adopted
-    job = await gateway.create(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=scene.seconds,
-                               reference=reference)
+    job = await gateway.send(create_request(prompt=scene.prompt, model=scene.model, size=scene.size,
+                                            seconds=scene.seconds, reference=reference))
     get_run_logger().info("scene %r: created %s", scene.id, job.id)
     return job
 
 
 @task(name="await-video", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def await_video(gateway: Gateway, job: JobState, policy: WaitPolicy) -> JobState:
+async def await_video(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watch | None = None) -> JobState:
     """Wait until the job finishes; a failed job raises (transient or permanent, by its error code)."""
-    return await wait_for(gateway, job, policy)
+    return await wait_for(gateway, job, policy, watch)
 
 
 @task(name="extend", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def extend(gateway: Gateway, video: JobState, extension: Extension, size: str, stitched_seconds: int,
+async def extend(gateway: Gateway, video: JobState, extension: ResolvedExtension, size: str, stitched_seconds: int,
                  attempt: Attempt) -> JobState:
     """Chain one extension onto a completed video; its result is the stitched video so far."""
     adopted = await _adopted(gateway, attempt, extension.prompt, size, stitched_seconds)
     if adopted is not None:
         return adopted
-    job = await gateway.extend(video_id=video.id, prompt=extension.prompt, seconds=extension.seconds)
+    job = await gateway.send(extension_request(video_id=video.id, prompt=extension.prompt, seconds=extension.seconds))
     get_run_logger().info("extending %s as %s", video.id, job.id)
     return job
 
 
-async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy) -> JobState:
+async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watch | None = None) -> JobState:
     progress = Progress(time.monotonic(), job.progress)
     deadline = progress.since + policy.timeout_seconds
     backoff = policy.min_seconds
     while not job.finished:
+        if watch is not None:
+            watch.saw(job.status, job.progress)
         if time.monotonic() > deadline:
             raise TransientApiError(f"{job.id} did not finish within {policy.timeout_seconds:.0f} s")
         await asyncio.sleep(progress.next_pause(job, backoff, policy))

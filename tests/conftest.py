@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +24,20 @@ os.environ.update({
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 })
-_KEPT = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT", "CI")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# Commands run by tests share one local Prefect server, on a port of their own (not the user's 4200).
+os.environ["REELFLOW_PREFECT_PORT"] = str(free_port())
+_KEPT = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT", "CI", "REELFLOW_PREFECT_PORT")
 _BASELINE = {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith("PREFECT_")}
 
+from reelflow._prefect_server import PID_FILE, ensure_local_server  # noqa: E402
 from reelflow.sandbox import RunningSandbox, run_sandbox  # noqa: E402
 
 
@@ -35,6 +49,25 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
     for key, value in _BASELINE.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="session")
+def local_prefect_server() -> str:
+    """The Prefect server that `reelflow` commands started by tests record their runs in, started up
+    front so that no test's output includes the one-time "Started a Prefect server" line."""
+    url = f"http://127.0.0.1:{os.environ['REELFLOW_PREFECT_PORT']}/api"
+    ensure_local_server(url, int(os.environ["REELFLOW_PREFECT_PORT"]), Path(os.environ["PREFECT_HOME"]))
+    return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_local_prefect_server() -> Iterator[None]:
+    """What `prefect server stop` does, for the server the session's commands started (if any)."""
+    yield
+    pid_file = Path(os.environ["PREFECT_HOME"]) / PID_FILE
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
 @pytest.fixture(autouse=True)

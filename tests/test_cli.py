@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
+from reelflow.sandbox import RunningSandbox
 from tests.images import awkward_references
 from tests.media import probe_video
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("local_prefect_server")
 
 
 def reelflow(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -54,11 +58,74 @@ def test_run_without_a_key_uses_the_embedded_sandbox_and_stays_quiet(tmp_path: P
     done = reelflow("run", str(plan), "--output", f"file://{tmp_path}/out",
                     env={"REELFLOW_SANDBOX_JOB_SECONDS": "0.2"})
     assert done.returncode == 0, done.stderr
-    assert done.stderr.strip() == ("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
-                                   "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).")
+    notice, *progress = done.stderr.strip().splitlines()
+    assert notice == ("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
+                      "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).")
+    # Not a terminal: progress is plain lines, one per change of stage, in order for each scene.
+    assert "\x1b" not in done.stderr and "\r" not in done.stderr
+    assert [line for line in progress if line.startswith("scene 'first'")][::-1][:2] == [
+        "scene 'first': done", "scene 'first': downloading"]
+    second = [line.removeprefix("scene 'second': ") for line in progress if line.startswith("scene 'second'")]
+    assert second[0] == "queued" and second[-1] == "done"
+    assert any(stage.startswith("extending 1/1") for stage in second)
+    assert "Estimated total: $1.20 for 12 s of video in 3 jobs" in done.stdout  # what the sandbox would cost on Sora
     assert f"Videos are in file://{tmp_path}/out/quick" in done.stdout
     assert probe_video((tmp_path / "out/quick/second/video.mp4").read_bytes()).seconds == 8.0
     assert size_of(tmp_path / "out/quick/first/reference.jpg") == (1280, 720)
+
+
+def test_estimate_prints_each_scene_and_the_total_without_any_call(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: costs\ndefaults: {model: sora-2-pro, size: 1280x720}\nscenes:\n"
+                    "  - {id: long, seconds: 8, prompt: a road, extensions: [{prompt: a town, seconds: 4}]}\n"
+                    "  - {id: tall, size: 1024x1792, seconds: 4, prompt: a face}\n")
+    done = reelflow("estimate", str(plan), env={"REELFLOW_PROVIDER": "sora"})
+    assert done.returncode == 0, done.stderr
+    assert "$3.60" in done.stdout and "$2.00" in done.stdout  # 12 s x $0.30; 4 s x $0.50
+    assert "Estimated total: $5.60 for 16 s of video in 3 jobs" in done.stdout
+
+
+def test_a_plan_over_budget_is_refused_before_any_paid_call(tmp_path: Path, sandbox: RunningSandbox) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: dear\nbudget_usd: 1\nscenes:\n  - {id: a, prompt: x, seconds: 8}\n"
+                    "  - {id: b, prompt: y, seconds: 4}\n")
+    creates_before = sandbox.stats()["requests"].get("POST /v1/videos", 0)
+    done = reelflow("run", str(plan), "--output", f"file://{tmp_path}/out", env={
+        "OPENAI_API_KEY": sandbox.api_key, "OPENAI_BASE_URL": sandbox.base_url, "REELFLOW_PROVIDER": "sandbox"})
+    assert done.returncode == 3
+    assert done.stderr.strip() == (f"error: {plan}: the estimate $1.20 exceeds the budget $1.00; "
+                                   "nothing was submitted")
+    assert "Estimated total: $1.20" in done.stdout
+    assert sandbox.stats()["requests"].get("POST /v1/videos", 0) == creates_before
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_lists_every_request_and_sends_none(sandbox: RunningSandbox) -> None:
+    env = {"OPENAI_API_KEY": sandbox.api_key, "OPENAI_BASE_URL": sandbox.base_url, "REELFLOW_PROVIDER": "sandbox"}
+    requests_before = sum(sandbox.stats()["requests"].values())
+    done = reelflow("run", "deployments/plans/crafted.yaml", "--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    assert sum(sandbox.stats()["requests"].values()) == requests_before
+    out = done.stdout
+    assert out.count("POST /v1/videos\n") == 3 and out.count("POST /v1/videos/extensions\n") == 2
+    assert 'video: {"id": "<the video of request 2>"}' in out
+    assert "input_reference: reference.jpg (image/jpeg, 1280x720," in out
+    for line in (Path(__file__).parent / "snapshots" / "crafted.prompts.txt").read_text().splitlines():
+        assert line.startswith("==") or not line or f"         {line}" in out.splitlines(), line
+    assert "Estimated total: $2.40 for 24 s of video in 5 jobs" in out
+    assert "warning:" not in done.stderr
+
+
+def test_dry_run_shows_the_reference_a_real_run_sends(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    (tmp_path / "wide.jpg").write_bytes(awkward_references()["panorama.jpg"])
+    plan.write_text("name: same\ndefaults: {size: 1280x720}\nscenes:\n"
+                    "  - {id: a, prompt: a harbour, image: wide.jpg}\n")
+    dry = reelflow("run", str(plan), "--dry-run")
+    real = reelflow("run", str(plan), "--output", f"file://{tmp_path}/out", env={"REELFLOW_SANDBOX_JOB_SECONDS": "0.1"})
+    assert dry.returncode == 0 and real.returncode == 0, dry.stderr + real.stderr
+    sent = (tmp_path / "out/same/a/reference.jpg").read_bytes()
+    assert f"{len(sent)} bytes, sha256 {hashlib.sha256(sent).hexdigest()})" in dry.stdout
 
 
 def test_a_failed_scene_makes_the_exit_code_non_zero(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from prefect.states import Failed
 
 from reelflow import AuthenticationError, PermanentApiError, Settings, TransientApiError, VideoFailedError, load_profile
-from reelflow._gateway import Gateway, Pacer, connect
+from reelflow._gateway import Gateway, Pacer, connect, create_request
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks._retry import transient_only
 from tasks.videos import WaitPolicy, await_video
@@ -39,7 +39,7 @@ def test_a_rejected_key_is_an_authentication_error_without_the_key() -> None:
 
 
 @pytest.mark.parametrize(("config", "call", "expected"), [
-    ({}, lambda g: g.create(prompt="p", model="sora-2", size="9x9", seconds=4), PermanentApiError),
+    ({}, lambda g: g.send(create_request(prompt="p", model="sora-2", size="9x9", seconds=4)), PermanentApiError),
     ({}, lambda g: g.retrieve("video_missing"), PermanentApiError),
     ({"faults": "5xx=1"}, lambda g: g.retrieve("video_x"), TransientApiError),
     ({"faults": "429=1"}, lambda g: g.retrieve("video_x"), TransientApiError),
@@ -61,7 +61,7 @@ def test_an_unreachable_api_is_transient() -> None:
 def test_waiting_is_paced_by_progress() -> None:
     with run_sandbox(job_seconds=2) as running:
         async def scenario(gateway: Gateway) -> Any:
-            job = await gateway.create(prompt="p", model="sora-2", size="1280x720", seconds=4)
+            job = await gateway.send(create_request(prompt="p", model="sora-2", size="1280x720", seconds=4))
             return await await_video.fn(gateway, job, POLICY)
 
         done = through(running, scenario)
@@ -72,7 +72,7 @@ def test_waiting_is_paced_by_progress() -> None:
 
 def test_a_failed_generation_is_permanent_with_its_reason(sandbox: RunningSandbox) -> None:
     async def scenario(gateway: Gateway) -> Any:
-        job = await gateway.create(prompt="[blocked] scene", model="sora-2", size="1280x720", seconds=4)
+        job = await gateway.send(create_request(prompt="[blocked] scene", model="sora-2", size="1280x720", seconds=4))
         return await await_video.fn(gateway, job, POLICY)
 
     with pytest.raises(VideoFailedError, match="moderation_blocked"):
@@ -81,7 +81,7 @@ def test_a_failed_generation_is_permanent_with_its_reason(sandbox: RunningSandbo
 
 def test_downloads_stream_to_disk_with_their_hash(sandbox: RunningSandbox, tmp_path: Path) -> None:
     async def scenario(gateway: Gateway) -> Any:
-        job = await gateway.create(prompt="p", model="sora-2", size="1280x720", seconds=4)
+        job = await gateway.send(create_request(prompt="p", model="sora-2", size="1280x720", seconds=4))
         await await_video.fn(gateway, job, POLICY)
         return await gateway.download(job.id, "video", tmp_path / "v.mp4")
 
@@ -122,10 +122,10 @@ def test_a_create_refused_for_concurrency_waits_out_retry_after() -> None:
     with run_sandbox(max_concurrent=1, job_seconds=1) as running:
         async def scenario(gateway: Gateway) -> float:
             gateway.create_retries = 3
-            await gateway.create(prompt="first", model="sora-2", size="1280x720", seconds=4)
+            await gateway.send(create_request(prompt="first", model="sora-2", size="1280x720", seconds=4))
             loop = asyncio.get_running_loop()
             started = loop.time()
-            await gateway.create(prompt="second", model="sora-2", size="1280x720", seconds=4)
+            await gateway.send(create_request(prompt="second", model="sora-2", size="1280x720", seconds=4))
             return loop.time() - started
 
         waited = through(running, scenario)
@@ -137,7 +137,8 @@ def test_a_create_refused_for_concurrency_waits_out_retry_after() -> None:
 def test_a_create_whose_answer_was_lost_is_not_repeated_by_the_sdk() -> None:
     with run_sandbox(faults="lost=1", job_seconds=0) as running:
         with pytest.raises(TransientApiError):
-            through(running, lambda g: g.create(prompt="once", model="sora-2", size="1280x720", seconds=4))
+            once = create_request(prompt="once", model="sora-2", size="1280x720", seconds=4)
+            through(running, lambda g: g.send(once))
         stats = running.stats()
     assert stats["requests"]["POST /v1/videos"] == 1 and stats["jobs"] == 1
 
@@ -147,7 +148,7 @@ def test_a_lost_job_is_found_again_by_its_fields(sandbox: RunningSandbox) -> Non
 
     async def scenario(gateway: Gateway) -> Any:
         since = time.time()
-        created = await gateway.create(prompt="find me later", model="sora-2", size="720x1280", seconds=8)
+        created = await gateway.send(create_request(prompt="find me later", model="sora-2", size="720x1280", seconds=8))
         found = await gateway.find_job(prompt="find me later", size="720x1280", seconds=8, since=since)
         missing = await gateway.find_job(prompt="find me later", size="1280x720", seconds=8, since=since)
         return created, found, missing

@@ -48,6 +48,8 @@ log = logging.getLogger("reelflow.sandbox")
 Handler = Callable[[Request], Awaitable[Response]]
 BLOCKED_MARKER = "[blocked]"
 MODERATION = {"code": "moderation_blocked", "message": "Your request was blocked by our moderation system."}
+FAILS_ONCE_MARKER = "[fails-once]"  # the first job with this prompt fails as a server-side error would
+SERVER_ERROR = {"code": "internal_error", "message": "The video could not be generated. Please try again."}
 VARIANT_FILES = {"video": ("video.mp4", "video/mp4"), "thumbnail": ("thumbnail.webp", "image/webp"),
                  "spritesheet": ("spritesheet.jpg", "image/jpeg")}
 
@@ -76,12 +78,15 @@ class Sandbox:
         self.responses: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.jobs_created: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self.limited_at: list[float] = []  # seconds after start when a create was refused for a limit
         self.webhook_stats: dict[str, int] = Counter()
         self.webhooks = (
             WebhookSender(config.webhook_url, config.webhook_secret, self.webhook_stats)
             if config.webhook_url and config.webhook_secret else None
         )
         self._renders: dict[str, asyncio.Task[None]] = {}
+        self._failed_once: set[str] = set()
         self._timers: set[asyncio.Task[None]] = set()
 
     # -- application -------------------------------------------------------------------------
@@ -180,22 +185,34 @@ class Sandbox:
 
     def _admit(self, request: Request) -> dict[str, str]:
         """Apply the request-rate and unfinished-job limits to a job-creating request."""
-        if self.config.max_concurrent:
-            check_concurrency(self.config.max_concurrent,
-                              [j.finishes_at for j in self.state.jobs.values()], now())
-        if self.bucket is None:
-            return {}
-        self.bucket.take()
+        try:
+            if self.config.max_concurrent:
+                check_concurrency(self.config.max_concurrent,
+                                  [j.finishes_at for j in self.state.jobs.values()], now())
+            if self.bucket is None:
+                return {}
+            self.bucket.take()
+        except ApiProblem:
+            self.limited_at.append(round(time.monotonic() - self.started, 3))
+            raise
         return self.bucket.headers()
 
     # -- jobs --------------------------------------------------------------------------------
+
+    def _failure_of(self, prompt: str) -> dict[str, str] | None:
+        if BLOCKED_MARKER in prompt:
+            return MODERATION
+        if FAILS_ONCE_MARKER in prompt and prompt not in self._failed_once:
+            self._failed_once.add(prompt)
+            return SERVER_ERROR
+        return None
 
     def _new_job(self, kind: JobKind, model: str, prompt: str, recipe: Recipe, **extra: Any) -> Response:
         created = now()
         job = Job(
             id=new_id("video_"), kind=kind, seq=self.state.next_seq(), created_at=created,
             finishes_at=created + self.config.job_seconds, model=model, prompt=prompt, recipe=recipe,
-            failure=MODERATION if BLOCKED_MARKER in prompt else None, **extra,
+            failure=self._failure_of(prompt), **extra,
         )
         self.state.save_job(job)
         self.jobs_created[kind] += 1
@@ -514,6 +531,8 @@ class Sandbox:
             "jobs": sum(self.jobs_created.values()),
             "jobs_by_kind": dict(self.jobs_created),
             "webhooks": dict(self.webhook_stats),
+            "limited_at_seconds": list(self.limited_at),
+            "uptime_seconds": round(time.monotonic() - self.started, 3),
         }
 
 

@@ -38,6 +38,7 @@ def test_the_sdk_waits_out_a_concurrency_429_using_retry_after_ms() -> None:
         stats = running.stats()
         assert stats["requests"]["POST /v1/videos"] == 3
         assert stats["responses"]["429"] == 1 and stats["jobs"] == 2
+        assert len(stats["limited_at_seconds"]) == 1 and stats["limited_at_seconds"][0] > 0
 
 
 def test_the_sdk_retries_server_errors_until_one_gets_through() -> None:

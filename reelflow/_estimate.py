@@ -1,0 +1,85 @@
+"""What a plan costs before it runs, and the budget a run may not cross.
+
+Prices are per second of output, by model and size: the provider profile's list, overridden by the
+`prices_per_second` setting. A job counts as spent when it is created, whatever becomes of it (an
+upper bound: a provider may not bill failed jobs)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from ._errors import ProfileError, UserError
+from ._plan import Plan, ResolvedScene
+from ._profiles import ProviderProfile
+from ._settings import Settings
+
+
+class BudgetExceeded(UserError):
+    """The plan, or the next job, would cost more than the budget allows."""
+
+
+class SceneCost(BaseModel):
+    id: str
+    model: str
+    size: str
+    seconds: int = Field(description="Seconds of output, extensions included.")
+    jobs: int = Field(description="Paid jobs: the clip and each extension.")
+    price_per_second: float = Field(description="USD per second of output.")
+
+    @property
+    def usd(self) -> float:
+        return round(self.seconds * self.price_per_second, 4)
+
+    def segment_usd(self, seconds: int) -> float:
+        return round(seconds * self.price_per_second, 4)
+
+
+class Estimate(BaseModel):
+    provider: str
+    scenes: list[SceneCost]
+    budget_usd: float | None = None
+
+    @property
+    def total_usd(self) -> float:
+        return round(sum(s.usd for s in self.scenes), 4)
+
+    def cost_of(self, scene_id: str) -> SceneCost:
+        return next(s for s in self.scenes if s.id == scene_id)
+
+    def check(self, source: str = "plan") -> None:
+        """Refuse before any paid call when the whole plan costs more than the budget."""
+        if self.budget_usd is not None and self.total_usd > self.budget_usd + 1e-9:
+            raise BudgetExceeded(f"{source}: the estimate ${self.total_usd:.2f} exceeds the budget "
+                                 f"${self.budget_usd:.2f}; nothing was submitted")
+
+
+def price_per_second(profile: ProviderProfile, model: str, size: str, settings: Settings) -> float:
+    limits = profile.model_limits(model)
+    listed = limits.price_per_second if limits else {}
+    override = settings.prices_per_second.get(model, {})
+    price = override.get(size, listed.get(size))
+    if price is None:
+        raise ProfileError(f"no price for {model} at {size} on provider {profile.name!r}; add it to the profile "
+                           "or to REELFLOW_PRICES_PER_SECOND")
+    return price
+
+
+def estimate(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings) -> Estimate:
+    costs = [SceneCost(id=s.id, model=s.model, size=s.size, seconds=s.total_seconds, jobs=1 + len(s.extensions),
+                       price_per_second=price_per_second(profile, s.model, s.size, settings)) for s in scenes]
+    budgets = [b for b in (plan.budget_usd, settings.budget_usd) if b is not None]
+    return Estimate(provider=profile.name, scenes=costs, budget_usd=min(budgets) if budgets else None)
+
+
+class Spend:
+    """Money committed by this run, checked before every create: no job may take it past the budget."""
+
+    def __init__(self, budget_usd: float | None) -> None:
+        self.budget_usd = budget_usd
+        self.usd = 0.0
+
+    def commit(self, usd: float, what: str) -> None:
+        if self.budget_usd is not None and self.usd + usd > self.budget_usd + 1e-9:
+            raise BudgetExceeded(f"{what} (${usd:.2f}) would take this run's spend to ${self.usd + usd:.2f}, "
+                                 f"past the budget ${self.budget_usd:.2f}; not submitted")
+        self.usd = round(self.usd + usd, 4)

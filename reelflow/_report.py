@@ -1,0 +1,61 @@
+"""The run report: a self-contained HTML contact sheet next to the manifest, and the same summary as
+rows and Markdown for Prefect's artifacts."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ._errors import StorageError
+from ._estimate import Estimate
+from ._plan import ResolvedScene
+from ._results import PlanResult, SceneResult
+from ._storage import Storage
+
+THUMBNAIL = ("thumbnail.webp", "image/webp")
+_TEMPLATES = Environment(loader=PackageLoader("reelflow", "templates"), autoescape=select_autoescape(["j2"]))
+
+
+@dataclass(frozen=True)
+class Card:
+    result: SceneResult
+    prompt: str
+    usd: float
+    thumbnail: str | None  # a data: URL, so the report needs no other file to show pictures
+
+
+def html_report(result: PlanResult, scenes: list[ResolvedScene], estimate: Estimate, storage: Storage) -> str:
+    prompts = {s.id: s.prompt for s in scenes}
+    cards = [Card(r, prompts.get(r.id, ""), estimate.cost_of(r.id).usd, _thumbnail(r, storage)) for r in result.scenes]
+    return _TEMPLATES.get_template("report.html.j2").render(
+        result=result, cards=cards, estimate=estimate, total_seconds=sum(r.seconds for r in result.scenes))
+
+
+def _thumbnail(scene: SceneResult, storage: Storage) -> str | None:
+    name, media_type = THUMBNAIL
+    if name not in scene.files:
+        return None
+    try:
+        data = storage.read_bytes(scene.id, name)
+    except StorageError:
+        return None
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]]:
+    return [{"scene": r.id, "status": r.status, "seconds": r.seconds, "size": r.size,
+             "cost_usd": estimate.cost_of(r.id).usd, "job_ids": ", ".join(r.job_ids), "error": r.error or ""}
+            for r in result.scenes]
+
+
+def markdown_summary(result: PlanResult, estimate: Estimate) -> str:
+    done = len(result.scenes) - len(result.failed)
+    lines = [f"# {result.plan}", "",
+             f"{done} of {len(result.scenes)} scenes rendered on **{result.provider}**, estimated "
+             f"**${estimate.total_usd:.2f}**. Files: `{result.output}` (see `report.html` there).", ""]
+    lines += [f"- **{r.id}** failed: {r.error}" for r in result.failed]
+    if result.reel:
+        lines.append(f"- The reel: `{result.reel.url}`")
+    return "\n".join(lines)
