@@ -120,7 +120,7 @@ def measure(base_url: str, storage: Storage) -> tuple[float, float]:
 
     async def ours() -> None:
         client = gateway()
-        await download.fn(client, JobState(id=VIDEO_ID, status="completed"), "video", scene(), storage)
+        await download.fn(client, JobState(id=VIDEO_ID, status="completed"), ["video"], scene(), storage)
         await client.close()
 
     async def anchor() -> None:

@@ -15,6 +15,7 @@ from reelflow._results import PlanResult, SceneResult
 from reelflow._storage import Storage
 from tasks.reel import assemble_reel
 
+from ._cast import cast
 from ._crashes import take_over
 from .render_scene import SceneRun, run_scene
 
@@ -48,6 +49,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
 
         async def render_all() -> list[SceneResult]:
             async with SceneRun.open(connection, storage, settings, scenes, costs, retry_failed) as run:
+                run.character_ids = await cast(plan.characters, scenes, run)
                 return await _render_concurrently(scenes, run, settings.max_concurrent)
 
         results = asyncio.run(render_all())

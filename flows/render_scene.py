@@ -23,7 +23,7 @@ from reelflow import (
     is_transient,
 )
 from reelflow._estimate import BudgetExceeded, Estimate, Spend, estimate
-from reelflow._gateway import Gateway, JobState, Reference, connect
+from reelflow._gateway import Gateway, JobState, Reference, Request, connect, create_request, extension_request
 from reelflow._ledger import JobRecord, Ledger, SceneEntry, fingerprint
 from reelflow._plan import Plan, validate_plan
 from reelflow._progress import Watch, report
@@ -33,7 +33,7 @@ from reelflow._results import FileRecord, SceneResult
 from reelflow._storage import Storage
 from tasks._retry import tuned
 from tasks.images import transform, validate_dimensions
-from tasks.videos import FILENAMES, Attempt, WaitPolicy, await_video, download, extend, submit
+from tasks.videos import Attempt, Fetched, WaitPolicy, download, generate
 
 Signature = tuple[str, str, int]
 ASSETS_EXPIRED = "video_expired"  # the content of a finished job is gone (about an hour after completion)
@@ -61,6 +61,7 @@ class SceneRun:
     requests: Counter[Signature] = field(default_factory=Counter)
     known_ids: set[str] = field(default_factory=set)
     spend: Spend = field(default_factory=lambda: Spend(None))
+    character_ids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -76,7 +77,7 @@ class SceneRun:
             await gateway.close()
 
     def attempt(self, record: JobRecord, signature: Signature, answer_may_be_lost: bool) -> Attempt:
-        return Attempt(since=record.recorded_at, answer_may_be_lost=answer_may_be_lost,
+        return Attempt(looks_like=signature, since=record.recorded_at, answer_may_be_lost=answer_may_be_lost,
                        adoptable=self.requests[signature] == 1, known_ids=frozenset(self.known_ids))
 
     @property
@@ -108,17 +109,15 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     signatures = request_signatures(scene)
     cost, chain = run.estimate.cost_of(scene.id), len(scene.extensions)
     try:
-        video = await _step(0, signatures[0], entry, run, partial(_create, scene, source, entry, run, warnings),
+        video = await _step(0, signatures[0], entry, run, partial(_scene_request, scene, source, entry, run, warnings),
                             cost.segment_usd(scene.seconds), Watch(scene.id))
         for step, extension in enumerate(scene.extensions, start=1):
             video = await _step(step, signatures[step], entry, run, partial(
-                tuned(extend, run.settings), run.gateway, video, extension, scene.size, signatures[step][2]),
+                _extension_request, video.id, extension.prompt, extension.seconds),
                 cost.segment_usd(extension.seconds), Watch(scene.id, step, chain))
-        fetch = tuned(download, run.settings)
-        variants = run.gateway.profile.variants
         report(scene.id, "downloading")
-        records = await asyncio.gather(*(fetch(run.gateway, video, v, scene, run.storage) for v in variants))
-        entry.files.update({FILENAMES[v]: record for v, record in zip(variants, records, strict=True)})
+        entry.files.update(await tuned(download, run.settings)(
+            run.gateway, video, run.gateway.profile.variants, scene, run.storage, Fetched()))
         entry.status = "completed"
         report(scene.id, "done")
     except AuthenticationError:
@@ -154,7 +153,7 @@ async def _source(scene: ResolvedScene, run: SceneRun) -> SourceImage | None:
 def _entry(scene: ResolvedScene, source: SourceImage | None, run: SceneRun) -> SceneEntry:
     """The ledger's entry for this exact scene; a changed scene starts afresh."""
     expected = fingerprint(scene, source.data if source else None, run.settings.reference_format,
-                         run.gateway.profile.name)
+                           run.gateway.profile.name, [run.character_ids[name] for name in scene.characters])
     entry = run.ledger.load(scene.id)
     if entry is None or entry.fingerprint != expected:
         return SceneEntry(scene=scene.id, fingerprint=expected)
@@ -173,7 +172,7 @@ def _files_verify(entry: SceneEntry, storage: Storage) -> bool:
 
 
 async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRun,
-                create: Callable[[Attempt], Awaitable[JobState]], usd: float, watch: Watch) -> JobState:
+                request: Callable[[], Awaitable[Request]], usd: float, watch: Watch) -> JobState:
     """One paid job of the chain: reuse the ledger's job when there is one, else create and record it.
 
     The intent to create is recorded first, so a crash between the create and its record is found
@@ -193,15 +192,11 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
             run.ledger.save(entry)
         else:
             fresh = False
-        if record.status == "submitting":
-            job = await create(run.attempt(record, signature, answer_may_be_lost=not fresh))
-            record.id, record.status = job.id, "created"
-            run.known_ids.add(job.id)
-            run.ledger.save(entry)  # before any waiting: the job is paid for
-        else:
-            job = JobState(id=record.id or "", status="queued")
+        outgoing = await request() if record.id is None else None
         try:
-            done = await tuned(await_video, run.settings)(run.gateway, job, run.policy, watch)
+            done = await tuned(generate, run.settings)(
+                run.gateway, outgoing, lambda job=record: job.id, partial(_created, record, entry, run),
+                run.attempt(record, signature, answer_may_be_lost=not fresh), run.policy, watch)
         except VideoFailedError as e:
             record.status, record.error, record.transient = "failed", str(e), e.cause_may_pass
             run.ledger.save(entry)
@@ -214,11 +209,23 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
         return done
 
 
-async def _create(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
-                  warnings: list[str], attempt: Attempt) -> JobState:
-    """Prepare the reference image (only when a job is about to be created) and submit the scene."""
+def _created(record: JobRecord, entry: SceneEntry, run: SceneRun, job: JobState) -> None:
+    """Record a new job's id before any waiting: it is paid for."""
+    record.id, record.status = job.id, "created"
+    run.known_ids.add(job.id)
+    run.ledger.save(entry)
+
+
+async def _scene_request(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
+                         warnings: list[str]) -> Request:
+    """The scene's create, its reference image prepared only now that a job is about to be created."""
     reference = await _reference(scene, source, entry, run, warnings)
-    return await tuned(submit, run.settings)(run.gateway, scene, reference, attempt)
+    return create_request(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=scene.seconds,
+                          reference=reference, characters=[run.character_ids[name] for name in scene.characters])
+
+
+async def _extension_request(video_id: str, prompt: str, seconds: int) -> Request:
+    return extension_request(video_id=video_id, prompt=prompt, seconds=seconds)
 
 
 async def _reference(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,

@@ -14,8 +14,8 @@ from ._errors import (
     VideoFailedError,
     is_transient,
 )
-from ._images import Crop
 from ._estimate import BudgetExceeded, Estimate, estimate
+from ._images import Crop
 from ._plan import (
     Extension,
     Plan,

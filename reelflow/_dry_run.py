@@ -9,10 +9,11 @@ import json
 from ._estimate import Estimate
 from ._gateway import Request, create_request, extension_request
 from ._images import read_info
-from ._plan import ResolvedScene
+from ._plan import Plan, ResolvedScene
 from ._profiles import ProviderProfile
 from ._references import as_reference, fitted, read_reference, unchanged_reference, usable_as_is
 from ._settings import Settings
+from ._storage import read_source
 
 
 def scene_requests(scene: ResolvedScene, profile: ProviderProfile, settings: Settings) -> list[Request]:
@@ -23,15 +24,22 @@ def scene_requests(scene: ResolvedScene, profile: ProviderProfile, settings: Set
         reference = (unchanged_reference(source) if usable_as_is(source, scene, profile.reference_formats)
                      else as_reference(fitted(source, scene, settings.reference_format)))
     requests = [create_request(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=scene.seconds,
-                               reference=reference)]
+                               reference=reference, characters=[f"<character {n!r}>" for n in scene.characters])]
     for number, extension in enumerate(scene.extensions, start=1):
         requests.append(extension_request(video_id=f"<the video of request {number}>", prompt=extension.prompt,
                                           seconds=extension.seconds))
     return requests
 
 
-def describe(scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings, costs: Estimate) -> str:
+def describe(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
+             costs: Estimate) -> str:
     lines = [f"Dry run on {profile.name}: nothing is sent.", ""]
+    used = {name for scene in scenes for name in scene.characters}
+    for character in (c for c in plan.characters if c.name in used):
+        clip = read_source(character.clip, f"character {character.name!r}: clip")
+        lines += [f"character {character.name!r} (once per output; reused on resume)",
+                  "  POST /v1/videos/characters", f"       name: {json.dumps(character.name)}",
+                  f"       video: {character.clip} ({len(clip)} bytes, sha256 {hashlib.sha256(clip).hexdigest()})", ""]
     for scene in scenes:
         cost = costs.cost_of(scene.id)
         jobs = "1 job" if cost.jobs == 1 else f"{cost.jobs} jobs"

@@ -81,8 +81,12 @@ class Request:
         return f"extend {self.fields['video']['id']}" if self.endpoint == EXTENSIONS else "create a video"
 
 
-def create_request(*, prompt: str, model: str, size: str, seconds: int, reference: Reference | None = None) -> Request:
-    return Request(CREATE, {"prompt": prompt, "model": model, "size": size, "seconds": str(seconds)}, reference)
+def create_request(*, prompt: str, model: str, size: str, seconds: int, reference: Reference | None = None,
+                   characters: list[str] | None = None) -> Request:
+    fields: dict[str, Any] = {"prompt": prompt, "model": model, "size": size, "seconds": str(seconds)}
+    if characters:
+        fields["characters"] = [{"id": character} for character in characters]
+    return Request(CREATE, fields, reference)
 
 
 def extension_request(*, video_id: str, prompt: str, seconds: int) -> Request:
@@ -118,6 +122,15 @@ class Gateway:
         async with self._translated(request.action):
             video = await self._creating(lambda client: _call(client, request))
         return _state(video)
+
+    async def create_character(self, name: str, clip: Reference) -> str:
+        """Upload a character's clip; its id goes into the `characters` of later creates."""
+        async with self._translated(f"create character {name!r}"):
+            character = await self.client.videos.create_character(
+                name=name, video=(clip.filename, clip.data, clip.media_type))
+        if not character.id:
+            raise PermanentApiError(f"create character {name!r}: the provider returned no id")
+        return character.id
 
     async def find_job(self, *, prompt: str, size: str, seconds: int, since: float,
                        exclude: frozenset[str] = frozenset()) -> JobState | None:
@@ -208,7 +221,8 @@ def _call(client: AsyncOpenAI, request: Request) -> Awaitable[openai.types.Video
     if request.endpoint == EXTENSIONS:
         video = fields.pop("video")  # a {id} reference goes in the body: the SDK only types uploads
         return client.videos.extend(**fields, video=openai.omit, extra_body={"video": video})  # type: ignore[arg-type]
-    return client.videos.create(**fields)
+    untyped = {"characters": fields.pop("characters")} if "characters" in fields else None  # not in the SDK's types
+    return client.videos.create(**fields, extra_body=untyped)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float:

@@ -44,6 +44,14 @@ class SceneEntry(BaseModel):
         return next((j for j in reversed(self.jobs) if j.step == step), None)
 
 
+class CharacterRecord(BaseModel):
+    id: str = Field(description="The provider's character id.")
+    clip_sha256: str = Field(description="Which clip it was made from: another clip makes another character.")
+
+
+CHARACTERS = "characters.json"
+
+
 class Ledger:
     """Per-scene entries under `<plan folder>/ledger/`."""
 
@@ -65,10 +73,25 @@ class Ledger:
         except StorageError as e:
             raise StorageError(f"scene {entry.scene!r}: cannot record its jobs in the ledger: {e}") from e
 
+    def characters(self) -> dict[str, CharacterRecord]:
+        if not self.storage.exists(LEDGER_FOLDER, CHARACTERS):
+            return {}
+        try:
+            raw = json.loads(self.storage.read_bytes(LEDGER_FOLDER, CHARACTERS))
+            return {name: CharacterRecord.model_validate(record) for name, record in raw.items()}
+        except (ValueError, ValidationError):
+            return {}
 
-def fingerprint(scene: ResolvedScene, image: bytes | None, reference_format: str, provider: str) -> str:
-    """Everything that shapes a scene's output; a change means the scene is rendered anew."""
-    shape = scene.model_dump(mode="json", exclude={"id", "image"})
+    def save_characters(self, records: dict[str, CharacterRecord]) -> None:
+        self.storage.write_json({name: r.model_dump() for name, r in records.items()}, LEDGER_FOLDER, CHARACTERS)
+
+
+def fingerprint(scene: ResolvedScene, image: bytes | None, reference_format: str, provider: str,
+                character_ids: list[str]) -> str:
+    """Everything that shapes a scene's output; a change means the scene is rendered anew. A character
+    made from a new clip has a new id, so its scenes are rendered anew too."""
+    shape = scene.model_dump(mode="json", exclude={"id", "image", "characters"})
     shape.update(image_sha256=hashlib.sha256(image).hexdigest() if image is not None else None,
-                 reference_format=reference_format if image is not None else None, provider=provider)
+                 reference_format=reference_format if image is not None else None, provider=provider,
+                 characters=character_ids)
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()

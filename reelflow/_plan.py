@@ -14,6 +14,7 @@ from ._errors import ImageError, PlanError
 from ._images import Crop, read_info
 from ._profiles import ProviderProfile
 from ._prompts import PromptFields, StyleBlock, compose, continuation, drift
+from ._video import probe
 
 Fit = Literal["cover", "pad", "stretch"]
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -54,6 +55,13 @@ class SceneDefaults(_Model):
     pad_color: str = Field(default="#000000", description="Background colour for fit: pad.")
 
 
+class Character(_Model):
+    """A recurring person or object, created once per plan from a short clip and reused by its scenes."""
+
+    name: str = Field(min_length=1, max_length=80, description="Its name; prompts must name it verbatim.")
+    clip: str = Field(description="A short video of it (2-4 s on Sora): a path, relative to the plan, or fsspec URL.")
+
+
 class Scene(_Model):
     """One shot of the plan."""
 
@@ -66,6 +74,7 @@ class Scene(_Model):
     fit: Fit | None = Field(default=None, description="cover, pad or stretch (default from `defaults`).")
     pad_color: str | None = Field(default=None, description="Background colour for fit: pad.")
     crop: Crop | None = Field(default=None, description="Region of the image to use, before fitting.")
+    characters: list[str] = Field(default_factory=list, description="Names of the plan's characters in this shot.")
     extensions: list[Extension] = Field(default_factory=list, description="Continuations, in order.")
 
 
@@ -76,6 +85,7 @@ class Plan(_Model):
     output: str | None = Field(default=None, description="Where to write: any fsspec URL (file://, s3://, ...).")
     defaults: SceneDefaults = Field(default_factory=SceneDefaults, description="Values scenes inherit.")
     style: StyleBlock | None = Field(default=None, description="Look every scene's prompt inherits, field by field.")
+    characters: list[Character] = Field(default_factory=list, description="Recurring characters scenes may use.")
     scenes: list[Scene] = Field(min_length=1, description="The shots, in order.")
     budget_usd: float | None = Field(default=None, gt=0, description="Most this plan may spend, in USD.")
     assemble: bool = Field(default=False, description="Also join the finished scenes, in order, into reel.mp4.")
@@ -98,6 +108,7 @@ class ResolvedScene(_Model):
     fit: Fit
     pad_color: str
     crop: Crop | None
+    characters: list[str]
     extensions: list[ResolvedExtension]
 
     @property
@@ -115,7 +126,7 @@ def resolve(plan: Plan, profile: ProviderProfile) -> list[ResolvedScene]:
     d = plan.defaults
     return [
         ResolvedScene(
-            id=s.id, prompt=compose(s.prompt, plan.style), image=s.image, crop=s.crop,
+            id=s.id, prompt=compose(s.prompt, plan.style), image=s.image, crop=s.crop, characters=s.characters,
             extensions=[ResolvedExtension(prompt=compose(continuation(s.prompt, e.prompt), plan.style),
                                           seconds=e.seconds) for e in s.extensions],
             model=s.model or d.model or profile.default_model,
@@ -146,7 +157,7 @@ def load_plan(url: str) -> Plan:
         raise PlanError([f"{url}: not valid YAML/JSON{where}: {problem}"]) from e
     if not isinstance(data, dict):
         raise PlanError([f"{url}: a plan must be a mapping with `name` and `scenes`"])
-    return parse_plan(_images_relative_to(data, url), source=url)
+    return parse_plan(_files_relative_to(data, url), source=url)
 
 
 def parse_plan(data: dict[str, Any], source: str = "plan") -> Plan:
@@ -175,18 +186,18 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _images_relative_to(data: dict[str, Any], url: str) -> dict[str, Any]:
-    scenes = data.get("scenes")
-    if not isinstance(scenes, list):
-        return data
+def _files_relative_to(data: dict[str, Any], url: str) -> dict[str, Any]:
+    """Scene images and character clips named by a relative path are relative to the plan file."""
     base = url.rsplit("/", 1)[0] if "/" in url else "."
-    fixed = []
-    for scene in scenes:
-        image = scene.get("image") if isinstance(scene, dict) else None
-        if isinstance(image, str) and "://" not in image and not image.startswith("/"):
-            scene = {**scene, "image": f"{base}/{image}"}
-        fixed.append(scene)
-    return {**data, "scenes": fixed}
+
+    def fixed(items: Any, key: str) -> Any:
+        if not isinstance(items, list):
+            return items
+        return [{**item, key: f"{base}/{item[key]}"} if isinstance(item, dict) and isinstance(item.get(key), str)
+                and "://" not in item[key] and not item[key].startswith("/") else item for item in items]
+
+    return {**data, **{name: fixed(data[name], key) for name, key in (("scenes", "image"), ("characters", "clip"))
+                       if name in data}}
 
 
 # -- validation against the provider --------------------------------------------------------------
@@ -205,6 +216,7 @@ def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") ->
     if not SAFE_ID.match(plan.name):
         problems.append(f"{source}: name: {plan.name!r} is not a safe folder name (letters, digits, . _ -)")
     scenes = resolve(plan, profile)
+    problems += [f"{source}: {p}" for p in _character_problems(plan, profile)]
     seen: set[str] = set()
     for scene in scenes:
         where = f"{source}: scene {scene.id!r}"
@@ -214,6 +226,7 @@ def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") ->
             problems.append(f"{where}: id: duplicate scene id")
         seen.add(scene.id)
         problems += [f"{where}: {p}" for p in scene_problems(scene, profile)]
+        problems += [f"{where}: {p}" for p in _cast_problems(scene, plan, profile)]
     if problems:
         raise PlanError(problems)
     return scenes
@@ -235,6 +248,52 @@ def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
         problems.append(f"prompt: {len(scene.prompt)} characters; at most {profile.prompt_max_chars}")
     problems += _extension_problems(scene, profile)
     problems += _image_problems(scene)
+    return problems
+
+
+def _character_problems(plan: Plan, profile: ProviderProfile) -> list[str]:
+    if not plan.characters:
+        return []
+    if not profile.max_characters:
+        return [f"characters: provider {profile.name!r} has no characters (/videos/characters)"]
+    problems: list[str] = []
+    names: set[str] = set()
+    for index, character in enumerate(plan.characters):
+        where = f"characters[{index}] {character.name!r}"
+        if character.name in names:
+            problems.append(f"{where}: name: duplicate character name")
+        names.add(character.name)
+        problems += [f"{where}: clip: {p}" for p in _clip_problems(character.clip, profile)]
+    return problems
+
+
+def _clip_problems(url: str, profile: ProviderProfile) -> list[str]:
+    try:
+        with fsspec.open(url, "rb") as handle:
+            info = probe(handle.read())
+    except FileNotFoundError:
+        return [f"{url} does not exist"]
+    except (OSError, ValueError, ImportError) as e:
+        return [f"{url} cannot be read: {getattr(e, 'strerror', None) or e}"]
+    low, high = profile.character_clip_seconds
+    if info is None:
+        return [f"{url} is not a video"]
+    if not low - 0.05 <= info.seconds <= high + 0.05:
+        return [f"{url} is {info.seconds:.1f} s long; {profile.name} takes {low:g} to {high:g} s"]
+    return []
+
+
+def _cast_problems(scene: ResolvedScene, plan: Plan, profile: ProviderProfile) -> list[str]:
+    """The scene's characters exist, fit the provider's limit, and its prompt names each one verbatim
+    (the provider ties a character to the prompt by its name)."""
+    known = {c.name for c in plan.characters}
+    problems = [f"characters: {name!r} is not one of the plan's characters" for name in scene.characters
+                if name not in known]
+    if len(scene.characters) > profile.max_characters:
+        problems.append(f"characters: {len(scene.characters)} characters; at most {profile.max_characters} per "
+                        f"video on {profile.name}")
+    problems += [f"prompt: does not name character {name!r} verbatim" for name in scene.characters
+                 if name not in scene.prompt]
     return problems
 
 

@@ -121,7 +121,7 @@ def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings)
 
     profile = active_profile(settings)
     try:
-        typer.echo(describe(validate_plan(plan, profile, source=source), profile, settings, costs))
+        typer.echo(describe(plan, validate_plan(plan, profile, source=source), profile, settings, costs))
     except UserError as e:
         raise _user_error(e) from None
 

@@ -1,4 +1,4 @@
-"""Video-job tasks: submit, wait, extend and download, all through the gateway."""
+"""Video-job tasks: generate (create or extend, then wait) and download, all through the gateway."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import io
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from prefect.runtime import task_run as current_task_run
 
 from reelflow import Settings
 from reelflow._errors import TransientApiError, VideoFailedError
-from reelflow._gateway import Gateway, JobState, Reference, Variant, create_request, extension_request
-from reelflow._plan import ResolvedExtension, ResolvedScene
+from reelflow._gateway import Gateway, JobState, Reference, Request, Variant
+from reelflow._plan import ResolvedScene
 from reelflow._progress import Watch
 from reelflow._results import FileRecord
 from reelflow._storage import Storage
@@ -44,19 +45,22 @@ class WaitPolicy:
 
 @dataclass(frozen=True)
 class Attempt:
-    """When a create was first tried, whether its answer may have been lost (a crash, a retry), and
-    whether a lost job could be told apart from the plan's other jobs (an identical request elsewhere
-    in the plan makes adoption a guess: then paying twice is the lesser harm)."""
+    """What the job looks like to the provider (prompt, size, seconds), when its create was first tried,
+    whether that create's answer may have been lost (a crash, a retry), and whether a lost job could be
+    told apart from the plan's other jobs (an identical request elsewhere in the plan makes adoption a
+    guess: then paying twice is the lesser harm)."""
 
+    looks_like: tuple[str, str, int]
     since: float
     answer_may_be_lost: bool
     adoptable: bool = True
     known_ids: frozenset[str] = frozenset()
 
 
-async def _adopted(gateway: Gateway, attempt: Attempt, prompt: str, size: str, seconds: int) -> JobState | None:
+async def _adopted(gateway: Gateway, attempt: Attempt) -> JobState | None:
     if not attempt.adoptable or not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
         return None
+    prompt, size, seconds = attempt.looks_like
     job = await gateway.find_job(prompt=prompt, size=size, seconds=seconds, since=attempt.since,
                                  exclude=attempt.known_ids)
     if job is not None:
@@ -64,34 +68,32 @@ async def _adopted(gateway: Gateway, attempt: Attempt, prompt: str, size: str, s
     return job
 
 
-@task(name="submit", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def submit(gateway: Gateway, scene: ResolvedScene, reference: Reference | None, attempt: Attempt) -> JobState:
-    """Create the scene's video job, unless an earlier attempt already did and only its answer was lost."""
-    adopted = await _adopted(gateway, attempt, scene.prompt, scene.size, scene.seconds)
-    if adopted is not None:
-        return adopted
-    job = await gateway.send(create_request(prompt=scene.prompt, model=scene.model, size=scene.size,
-                                            seconds=scene.seconds, reference=reference))
-    get_run_logger().info("scene %r: created %s", scene.id, job.id)
-    return job
-
-
-@task(name="await-video", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def await_video(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watch | None = None) -> JobState:
-    """Wait until the job finishes; a failed job raises (transient or permanent, by its error code)."""
+@task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def generate(gateway: Gateway, request: Request | None, recorded_id: Callable[[], str | None],
+                   created: Callable[[JobState], None], attempt: Attempt, policy: WaitPolicy,
+                   watch: Watch | None = None) -> JobState:
+    """One paid job, start to finish: create it (unless the ledger has it already, or an earlier create
+    whose answer was lost can be adopted), hand it to `created` to record before any waiting, then wait
+    until it finishes. A failed job raises (transient or permanent, by its error code); a retry after a
+    transient error waits for the recorded job rather than creating another."""
+    known = recorded_id()
+    if known is None:
+        if request is None:
+            raise ValueError("nothing recorded and nothing to send")
+        job = await _adopted(gateway, attempt) or await gateway.send(request)
+        get_run_logger().info("created %s (%s)", job.id, request.endpoint)
+        created(job)
+    else:
+        job = JobState(id=known, status="queued")
     return await wait_for(gateway, job, policy, watch)
 
 
-@task(name="extend", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def extend(gateway: Gateway, video: JobState, extension: ResolvedExtension, size: str, stitched_seconds: int,
-                 attempt: Attempt) -> JobState:
-    """Chain one extension onto a completed video; its result is the stitched video so far."""
-    adopted = await _adopted(gateway, attempt, extension.prompt, size, stitched_seconds)
-    if adopted is not None:
-        return adopted
-    job = await gateway.send(extension_request(video_id=video.id, prompt=extension.prompt, seconds=extension.seconds))
-    get_run_logger().info("extending %s as %s", video.id, job.id)
-    return job
+@task(name="create-character", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def create_character(gateway: Gateway, name: str, clip: Reference) -> str:
+    """Create one of the plan's characters from its clip; returns the provider's id."""
+    character_id = await gateway.create_character(name, clip)
+    get_run_logger().info("character %r: created %s", name, character_id)
+    return character_id
 
 
 async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watch | None = None) -> JobState:
@@ -131,10 +133,32 @@ class Progress:
         return min(max(pause, policy.min_seconds), policy.max_seconds)
 
 
+class Fetched:
+    """The files one download has in place so far: a retry fetches only the others."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, FileRecord] = {}
+
+
 @task(name="download", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def download(gateway: Gateway, video: JobState, variant: Variant, scene: ResolvedScene,
-                   storage: Storage) -> FileRecord:
-    """Stream one content variant to a local file, verify it, and move it into place."""
+async def download(gateway: Gateway, video: JobState, variants: list[Variant], scene: ResolvedScene,
+                   storage: Storage, fetched: Fetched | None = None) -> dict[str, FileRecord]:
+    """Every content variant of the finished video, fetched side by side, verified and moved into place."""
+    fetched = fetched or Fetched()
+    missing = [variant for variant in variants if FILENAMES[variant] not in fetched.records]
+    outcomes = await asyncio.gather(*(_fetch(gateway, video, v, scene, storage) for v in missing),
+                                    return_exceptions=True)
+    fetched.records.update({FILENAMES[variant]: outcome for variant, outcome in zip(missing, outcomes, strict=True)
+                            if not isinstance(outcome, BaseException)})
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if failures:
+        raise failures[0]
+    return dict(fetched.records)
+
+
+async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene: ResolvedScene,
+                 storage: Storage) -> FileRecord:
+    """Stream one variant to a local file, verify it, and move it into place."""
     filename = FILENAMES[variant]
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
         local = Path(workdir) / filename
@@ -142,7 +166,7 @@ async def download(gateway: Gateway, video: JobState, variant: Variant, scene: R
         if got.declared_bytes is not None and got.declared_bytes != got.bytes:
             raise TransientApiError(f"{filename} of {video.id}: got {got.bytes} of {got.declared_bytes} bytes")
         await asyncio.to_thread(_verify, local, variant, scene)
-        storage.publish(local, scene.id, filename)
+        await asyncio.to_thread(storage.publish, local, scene.id, filename)
     return FileRecord(url=storage.location(scene.id, filename), bytes=got.bytes, sha256=got.sha256)
 
 

@@ -38,3 +38,17 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     y = np.asarray(b.convert("RGB"), dtype=np.float64)
     mse = float(np.mean((x - y) ** 2))
     return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def clip_bytes(seconds: float, size: tuple[int, int] = (320, 240), fps: int = 8) -> bytes:
+    """A real little MP4 of `seconds` (a character's source clip, say)."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_image(Image.new("RGB", size, (index * 9 % 256, 90, 160)))
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()

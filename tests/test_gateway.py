@@ -14,7 +14,7 @@ from reelflow import AuthenticationError, PermanentApiError, Settings, Transient
 from reelflow._gateway import Gateway, Pacer, connect, create_request
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks._retry import transient_only
-from tasks.videos import WaitPolicy, await_video
+from tasks.videos import WaitPolicy, wait_for
 
 POLICY = WaitPolicy(min_seconds=0.05, max_seconds=5, timeout_seconds=30)
 
@@ -62,7 +62,7 @@ def test_waiting_is_paced_by_progress() -> None:
     with run_sandbox(job_seconds=2) as running:
         async def scenario(gateway: Gateway) -> Any:
             job = await gateway.send(create_request(prompt="p", model="sora-2", size="1280x720", seconds=4))
-            return await await_video.fn(gateway, job, POLICY)
+            return await wait_for(gateway, job, POLICY)
 
         done = through(running, scenario)
         polls = running.stats()["requests"]["GET /v1/videos/{id}"]
@@ -73,7 +73,7 @@ def test_waiting_is_paced_by_progress() -> None:
 def test_a_failed_generation_is_permanent_with_its_reason(sandbox: RunningSandbox) -> None:
     async def scenario(gateway: Gateway) -> Any:
         job = await gateway.send(create_request(prompt="[blocked] scene", model="sora-2", size="1280x720", seconds=4))
-        return await await_video.fn(gateway, job, POLICY)
+        return await wait_for(gateway, job, POLICY)
 
     with pytest.raises(VideoFailedError, match="moderation_blocked"):
         through(sandbox, scenario)
@@ -82,7 +82,7 @@ def test_a_failed_generation_is_permanent_with_its_reason(sandbox: RunningSandbo
 def test_downloads_stream_to_disk_with_their_hash(sandbox: RunningSandbox, tmp_path: Path) -> None:
     async def scenario(gateway: Gateway) -> Any:
         job = await gateway.send(create_request(prompt="p", model="sora-2", size="1280x720", seconds=4))
-        await await_video.fn(gateway, job, POLICY)
+        await wait_for(gateway, job, POLICY)
         return await gateway.download(job.id, "video", tmp_path / "v.mp4")
 
     got = through(sandbox, scenario)

@@ -78,6 +78,7 @@ class Sandbox:
         self.responses: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.jobs_created: Counter[str] = Counter()
+        self.character_uses: Counter[str] = Counter()  # character id -> creates that referenced it
         self.started = time.monotonic()
         self.limited_at: list[float] = []  # seconds after start when a create was refused for a limit
         self.webhook_stats: dict[str, int] = Counter()
@@ -283,7 +284,8 @@ class Sandbox:
         model, limits = self._model(fields)
         size = self._size(fields, model, limits.sizes)
         seconds = self._seconds(fields, "seconds", limits.seconds, str(self.profile.default_seconds))
-        self._characters(fields.get("characters"))
+        for character in self._characters(fields.get("characters")):
+            self.character_uses[character] += 1
         reference = await self._reference(fields.get("input_reference"), size)
         recipe = Recipe(size=_dimensions(size), segments=[Segment(seconds=seconds, seed=prompt, reference=reference)])
         return self._new_job("create", model, prompt, recipe)
@@ -310,9 +312,10 @@ class Sandbox:
             raise invalid_value(name, value, allowed)
         return int(value)
 
-    def _characters(self, value: Any) -> None:
+    def _characters(self, value: Any) -> list[str]:
+        """The character ids of a create, each checked to exist."""
         if value is None:
-            return
+            return []
         if not isinstance(value, list):
             raise invalid_type("characters", "an array", value)
         if len(value) > self.profile.max_characters:
@@ -325,6 +328,7 @@ class Sandbox:
             check_known(item, ("id",))
             if item["id"] not in self.state.characters:
                 raise not_found("character", item["id"], f"characters[{index}].id")
+        return [item["id"] for item in value]
 
     async def _reference(self, value: Any, size: str) -> str | None:
         """Validate the reference image and store it; returns its blob key."""
@@ -532,6 +536,7 @@ class Sandbox:
             "jobs_by_kind": dict(self.jobs_created),
             "webhooks": dict(self.webhook_stats),
             "limited_at_seconds": list(self.limited_at),
+            "character_uses": dict(self.character_uses),
             "uptime_seconds": round(time.monotonic() - self.started, 3),
         }
 

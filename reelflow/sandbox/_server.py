@@ -42,6 +42,7 @@ def _bind(config: SandboxConfig) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
+    sock.listen(2048)  # from now on connections queue, so the address can be announced before serving starts
     sock.set_inheritable(True)
     return sock
 
