@@ -53,31 +53,27 @@ def noise_video(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def content_server(folder: Path) -> Iterator[str]:
-    """A plain file server in another process; `/v1/videos/ID/content?variant=video` is a file path."""
+def server_process(*command: str) -> Iterator[str]:
+    """`python -m COMMAND... PORT` on a free loopback port, in another process (its memory is not ours)."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-                               str(folder), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/")
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-@contextlib.contextmanager
-def moto_process() -> Iterator[str]:
-    """moto's S3 in another process: the objects it keeps in memory are not ours."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", *command, str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         _wait_for(f"http://127.0.0.1:{port}/")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def content_server(folder: Path) -> contextlib.AbstractContextManager[str]:
+    """A plain file server: `/v1/videos/ID/content?variant=video` is a file path below `folder`."""
+    return server_process("http.server", "--bind", "127.0.0.1", "--directory", str(folder))
+
+
+def moto_process() -> contextlib.AbstractContextManager[str]:
+    """moto's S3, keeping the uploaded objects in its own memory."""
+    return server_process("moto.server", "-H", "127.0.0.1", "-p")
 
 
 def _wait_for(url: str) -> None:
@@ -140,7 +136,8 @@ def main() -> int:
         served.mkdir(parents=True)
         noise_video(served / "content")
         body_mb = (served / "content").stat().st_size / 2**20
-        with content_server(Path(root) / "served") as base_url, moto_process() as s3:
+        with content_server(Path(root) / "served") as served_at, moto_process() as s3:
+            base_url = f"{served_at}/v1"
             local = measure(base_url, Storage(f"file://{root}/out"))
             bucket = Storage("s3://bench/out", {"endpoint_url": s3})
             bucket.fs.mkdir("bench")

@@ -7,11 +7,12 @@ import time
 
 
 class TokenBucket:
-    """`per_minute` requests, bursting up to that many, refilled continuously."""
+    """`per_minute` requests, bursting up to `burst` (default: that many), refilled continuously."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, burst: int | None = None) -> None:
         self.per_minute = per_minute
-        self.tokens = float(per_minute)
+        self.burst = burst or per_minute
+        self.tokens = float(self.burst)
         self.rate = per_minute / 60.0
         self.updated = time.monotonic()
 
@@ -31,9 +32,9 @@ class TokenBucket:
     @property
     def seconds_to_full(self) -> float:
         self._refill()
-        return (self.per_minute - self.tokens) / self.rate
+        return (self.burst - self.tokens) / self.rate
 
     def _refill(self) -> None:
         now = time.monotonic()
-        self.tokens = min(float(self.per_minute), self.tokens + (now - self.updated) * self.rate)
+        self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
         self.updated = now

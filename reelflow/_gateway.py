@@ -95,10 +95,13 @@ def extension_request(*, video_id: str, prompt: str, seconds: int) -> Request:
 
 class Pacer:
     """The provider's request limit kept on this side, with the provider's own bucket, so its 429s are
-    never earned. Callers wait their turn in order."""
+    never earned. Callers wait their turn in order.
+
+    One request of headroom: the provider counts a request when it arrives, this side when it leaves, and
+    the delay between varies (the first request also opens the connection)."""
 
     def __init__(self, per_minute: int) -> None:
-        self.bucket = TokenBucket(per_minute)
+        self.bucket = TokenBucket(per_minute, burst=max(1, per_minute - 1))
         self.lock = asyncio.Lock()
 
     async def wait(self) -> None:

@@ -45,8 +45,12 @@ def prefect_api(settings: Settings, announce: Callable[[str], None]) -> Iterator
     if ensure_local_server(url, settings.prefect_port, Path(current.home)):
         announce(f"Started a Prefect server for reelflow's runs: UI at {url.removesuffix('/api')} "
                  "(it keeps running for the next commands; `prefect server stop` stops it).")
-    with temporary_settings({PREFECT_API_URL: url}):
-        yield
+    os.environ["PREFECT_API_URL"] = url  # for the processes Prefect starts (served flow runs)
+    try:
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield
+    finally:
+        del os.environ["PREFECT_API_URL"]
 
 
 def ensure_local_server(url: str, port: int, home: Path) -> bool:

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         "`temporary` uses Prefect's per-process temporary server (10-20 s per command).",
     )
     prefect_port: int = Field(default=4200, ge=1, le=65535, description="Port of the local Prefect server.")
+    schedule_plan: str = Field(
+        default="deployments/plans/demo.yaml", description="Plan file (path or fsspec URL) that the scheduled "
+        "deployment renders.",
+    )
+    schedule_cron: str = Field(default="0 6 * * *", description="When the scheduled deployment runs (cron).")
+    schedule_timezone: str = Field(default="UTC", description="Time zone of schedule_cron (IANA, e.g. Europe/Berlin).")
     sandbox_job_seconds: float = Field(default=2, ge=0, description="Job length of the embedded sandbox.")
 
     @field_validator("storage_options", "prices_per_second", mode="before")

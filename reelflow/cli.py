@@ -214,6 +214,20 @@ def _print_result(result: PlanResult) -> None:
 
 
 @app.command()
+def serve() -> None:
+    """Serve reelflow's deployments (a schedule, a plan form for the Prefect UI, image preparation and
+    per-scene runs) from this process until Ctrl-C; flow runs are recorded where `run` records them."""
+    settings = Settings()
+    quiet_prefect()
+    from deployments import DEPLOYMENTS, serve_deployments
+
+    keep_run_logs_off_the_console()
+    with prefect_api(settings, announce):
+        announce(f"Serving {', '.join(DEPLOYMENTS.values())}; Ctrl-C stops.")
+        serve_deployments(settings)
+
+
+@app.command()
 def sandbox(
     port: Annotated[int, typer.Option(help="Port on loopback (0: a free one).")] = 8765,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

@@ -1,0 +1,147 @@
+"""Deployments on a real Prefect server: `reelflow serve` in its own process, a plan run from the UI's
+form through `run_deployment`, the schedule's next runs, and the form's schema."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments import DEPLOYMENTS
+from reelflow._prefect_server import PID_FILE, ensure_local_server
+from reelflow.sandbox import RunningSandbox
+from tests.conftest import free_port
+from tests.media import probe_video
+
+CRON, ZONE = "30 7 * * 1-5", "Europe/Berlin"
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`prefect server start` (SQLite) on a loopback port of its own."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    ensure_local_server(api, port, home)
+    yield api, home
+    os.kill(int((home / PID_FILE).read_text()), signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def served(prefect_server: tuple[str, Path], sandbox: RunningSandbox,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`reelflow serve` in a subprocess, its provider the test sandbox; yields the API URL."""
+    api, home = prefect_server
+    folder = tmp_path_factory.mktemp("served")
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home), "OPENAI_API_KEY": sandbox.api_key,
+           "OPENAI_BASE_URL": sandbox.base_url, "REELFLOW_PROVIDER": "sandbox", "REELFLOW_SCHEDULE_CRON": CRON,
+           "REELFLOW_SCHEDULE_TIMEZONE": ZONE, "REELFLOW_POLL_MIN_SECONDS": "0.1"}
+    process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "serve"], env=env, cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            asyncio.run(wait_for_deployments(process))
+            yield api
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+        assert "Traceback" not in errors, errors
+
+
+async def wait_for_deployments(process: subprocess.Popen[str], seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    async with get_client() as client:
+        for name in DEPLOYMENTS.values():
+            while True:
+                try:
+                    await client.read_deployment_by_name(name)
+                    break
+                except ObjectNotFound:
+                    assert process.poll() is None, process.communicate()
+                    assert time.monotonic() < deadline, f"reelflow serve never registered {name}"
+                    await asyncio.sleep(0.5)
+
+
+def test_a_plan_entered_in_the_form_renders_through_run_deployment(served: str, tmp_path: Path) -> None:
+    plan = {"name": "from-the-ui", "defaults": {"size": "1280x720", "seconds": 4}, "scenes": [
+        {"id": "quay", "prompt": "boats at the quay", "extensions": [{"prompt": "a boat leaves", "seconds": 4}]},
+        {"id": "gull", "prompt": {"subject": "a gull", "action": "lands on a post"}, "size": "720x1280"}]}
+    with temporary_settings({PREFECT_API_URL: served}):
+        run: FlowRun = run_deployment("render-plan-form/manual",  # type: ignore[assignment]
+                                      parameters={"plan": plan, "output": f"file://{tmp_path}"}, timeout=600)
+    assert run.state is not None and run.state.is_completed(), run.state
+    for scene, size, seconds in (("quay", (1280, 720), 8.0), ("gull", (720, 1280), 4.0)):
+        info = probe_video((tmp_path / "from-the-ui" / scene / "video.mp4").read_bytes())
+        assert (info.size, info.seconds) == (size, seconds)
+    assert (tmp_path / "from-the-ui" / "report.html").exists()
+
+
+def test_the_form_refuses_a_size_the_provider_does_not_offer(served: str) -> None:
+    plan = {"name": "wrong", "scenes": [{"id": "a", "prompt": "x", "size": "1000x1000"}]}
+    with temporary_settings({PREFECT_API_URL: served}), pytest.raises(Exception, match=r"1000x1000"):
+        run_deployment("render-plan-form/manual", parameters={"plan": plan}, timeout=0)
+
+
+def test_the_schedule_keeps_its_cron_and_time_zone(served: str) -> None:
+    with temporary_settings({PREFECT_API_URL: served}):
+        runs = asyncio.run(scheduled_runs("render-plan-file", "scheduled"))
+    assert len(runs) >= 3
+    for run in runs:
+        assert run.expected_start_time is not None
+        local = run.expected_start_time.astimezone(ZoneInfo(ZONE))
+        assert (local.hour, local.minute, local.weekday() < 5) == (7, 30, True)
+        assert run.expected_start_time > datetime.now(ZoneInfo(ZONE))
+        assert run.parameters == {"plan_url": "deployments/plans/demo.yaml"}
+
+
+async def scheduled_runs(flow: str, name: str, seconds: float = 120) -> list[FlowRun]:
+    """The scheduler service's upcoming runs of a deployment (it makes them within seconds)."""
+    deadline = time.monotonic() + seconds
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(f"{flow}/{name}")
+        schedule: Any = deployment.schedules[0].schedule
+        assert (schedule.cron, schedule.timezone) == (CRON, ZONE)
+        while True:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(deployment_id={"any_": [deployment.id]},
+                                              state={"type": {"any_": ["SCHEDULED"]}}),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=10)
+            if len(runs) >= 3 or time.monotonic() > deadline:
+                return sorted(runs, key=lambda r: r.expected_start_time or datetime.min)
+            await asyncio.sleep(1)
+
+
+def test_the_form_schema_has_nested_scenes_enums_and_descriptions() -> None:
+    from flows.plan_form import render_plan_form
+
+    schema = render_plan_form.parameters.model_dump()
+    definitions = schema["definitions"]
+    assert schema["properties"]["plan"]["$ref"] == "#/definitions/Plan"
+    assert schema["properties"]["output"]["description"].startswith("Where to write")
+    scenes = definitions["Plan"]["properties"]["scenes"]
+    assert scenes["type"] == "array" and scenes["items"]["$ref"] == "#/definitions/Scene"
+    scene = definitions["Scene"]["properties"]
+    assert scene["size"]["anyOf"][0]["enum"] == ["720x1280", "1280x720", "1024x1792", "1792x1024", "1080x1920",
+                                                 "1920x1080"]
+    assert scene["model"]["anyOf"][0]["enum"] == ["sora-2", "sora-2-pro"]
+    assert scene["fit"]["anyOf"][0]["enum"] == ["cover", "pad", "stretch"]
+    assert definitions["SceneDefaults"]["properties"]["size"]["anyOf"][0]["enum"][1] == "1280x720"
+    described: list[dict[str, Any]] = [*definitions["Plan"]["properties"].values(), *scene.values()]
+    assert all(field.get("description") for field in described)
