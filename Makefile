@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit bench clean
+.PHONY: demo test lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not postgres"
+
+## integration: the fleet on PostgreSQL (needs Debian's postgresql; .ci/run installs it)
+integration: $(STAMP)
+	$(BIN)/pytest -m postgres
 
 bench: $(STAMP)
 	-$(BIN)/python -m bench.sandbox_latency

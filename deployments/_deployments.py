@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import Flow, serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
@@ -40,6 +44,22 @@ def build_deployments(settings: Settings) -> list[RunnerDeployment]:
         _deployment(prepare_images, "prepare", "Makes a batch of images exactly one size."),
         _deployment(render_scene, "scene", "Renders one scene: what a plan fans out to across workers."),
     ]
+
+
+def deploy_to_pool(settings: Settings, pool: str) -> list[str]:
+    """Register every deployment with a process work pool (created if missing); its workers run them."""
+    asyncio.run(_ensure_process_pool(pool))
+    for deployment in build_deployments(settings):
+        deployment.apply(work_pool_name=pool)
+    return list(DEPLOYMENTS.values())
+
+
+async def _ensure_process_pool(name: str) -> None:
+    async with get_client() as client:
+        try:
+            await client.read_work_pool(name)
+        except ObjectNotFound:
+            await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
 
 
 def serve_deployments(settings: Settings) -> None:

@@ -6,18 +6,32 @@ import asyncio
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import arun_deployment
+from prefect.flow_runs import wait_for_flow_run
+from prefect.runtime import flow_run
 
-from reelflow import AuthenticationError, Plan, ReelflowError, ResolvedScene, Settings, validate_plan
+from reelflow import (
+    AuthenticationError,
+    Plan,
+    ProviderProfile,
+    ReelflowError,
+    ResolvedScene,
+    Settings,
+    UserError,
+    validate_plan,
+)
 from reelflow._estimate import Estimate, estimate
 from reelflow._provider import active_profile, connect_provider
-from reelflow._report import html_report, markdown_summary, table_rows
+from reelflow._report import html_report, markdown_summary, table_rows, thumbnails
 from reelflow._results import PlanResult, SceneResult
 from reelflow._storage import Storage
+from tasks.fleet import set_up_fleet
 from tasks.reel import assemble_reel
 
 from ._cast import cast
 from ._crashes import take_over
-from .render_scene import SceneRun, run_scene
+from .render_scene import SceneRun, recorded_result, run_scene
 
 DEFAULT_OUTPUT = "file://./out"
 
@@ -42,17 +56,21 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     scenes = validate_plan(plan, profile)
     costs = estimate(plan, scenes, profile, settings)
     costs.check()
-    with connect_provider(settings) as connection:
-        get_run_logger().info(connection.describe())
-        storage = Storage(output or plan.output or DEFAULT_OUTPUT, settings.storage_options).child(plan.name)
-        take_over(storage)
+    root = output or plan.output or DEFAULT_OUTPUT
+    storage = Storage(root, settings.storage_options).child(plan.name)
+    take_over(storage)
+    if settings.scene_deployment:
+        results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
+    else:
+        with connect_provider(settings) as connection:
+            get_run_logger().info(connection.describe())
 
-        async def render_all() -> list[SceneResult]:
-            async with SceneRun.open(connection, storage, settings, scenes, costs, retry_failed) as run:
-                run.character_ids = await cast(plan.characters, scenes, run)
-                return await _render_concurrently(scenes, run, settings.max_concurrent)
+            async def render_all() -> list[SceneResult]:
+                async with SceneRun.open(connection, storage, settings, scenes, costs, retry_failed) as run:
+                    run.character_ids = await cast(plan.characters, scenes, run)
+                    return await _render_concurrently(scenes, run, settings.max_concurrent)
 
-        results = asyncio.run(render_all())
+            results = asyncio.run(render_all())
     result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
                         estimate_usd=costs.total_usd)
     if plan.assemble:
@@ -61,6 +79,39 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     if result.failed:
         raise RenderFailed(result)
     return result
+
+
+def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storage, settings: Settings,
+             profile: ProviderProfile, retry_failed: bool) -> list[SceneResult]:
+    """Each scene as a run of the scene deployment, so the workers serving it share the plan; Prefect's
+    global limits keep all of them together under the provider's limits. Outcomes come from the ledger."""
+    if plan.characters:
+        raise UserError(f"plan {plan.name!r}: characters are not passed to scene runs yet; render this plan "
+                        "without REELFLOW_SCENE_DEPLOYMENT")
+    per_minute = settings.requests_per_minute or profile.requests_per_minute
+    if per_minute is None:
+        raise UserError("rendering on a fleet needs the provider's request rate: set REELFLOW_REQUESTS_PER_MINUTE")
+    asyncio.run(set_up_fleet(settings.max_concurrent, per_minute))
+    shared = {"output": root, "plan_name": plan.name, "retry_failed": retry_failed, "fleet": True,
+              "defaults": plan.defaults.model_dump(mode="json", exclude_none=True),
+              "style": plan.style.model_dump(exclude_none=True) if plan.style else None}
+    deployment = settings.scene_deployment or ""
+
+    async def all_finished() -> list[FlowRun]:
+        started = [await arun_deployment(
+            deployment, timeout=0, idempotency_key=f"{flow_run.id}:{scene.id}",
+            parameters={"scene": scene.model_dump(mode="json", exclude_none=True), **shared},
+        ) for scene in plan.scenes]
+        return list(await asyncio.gather(*(wait_for_flow_run(run.id, poll_interval=2) for run in started)))
+
+    finished = asyncio.run(all_finished())
+    return [recorded_result(scene, storage) or _lost(scene, run) for scene, run in zip(scenes, finished, strict=True)]
+
+
+def _lost(scene: ResolvedScene, run: FlowRun) -> SceneResult:
+    state = run.state.name if run.state else "no state"
+    return SceneResult(id=scene.id, status="failed", size=scene.size, seconds=scene.total_seconds,
+                       error=f"its run {run.name} ended {state} without recording an outcome")
 
 
 def _with_reel(result: PlanResult, storage: Storage) -> PlanResult:
@@ -73,11 +124,12 @@ def _with_reel(result: PlanResult, storage: Storage) -> PlanResult:
 def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, storage: Storage) -> None:
     """The manifest and the contact sheet next to the videos; the same summary on the flow run in the UI."""
     storage.write_json(result.model_dump(mode="json"), "manifest.json")
-    storage.write_bytes(html_report(result, scenes, costs, storage).encode(), "report.html")
+    pictures = thumbnails(result, storage)
+    storage.write_bytes(html_report(result, scenes, costs, pictures).encode(), "report.html")
     create_table_artifact(table_rows(result, costs), key=_artifact_key(result.plan, "scenes"),
                           description=f"Scenes of {result.plan}")
-    create_markdown_artifact(markdown_summary(result, costs), key=_artifact_key(result.plan, "summary"),
-                             description=f"Run report of {result.plan}")
+    create_markdown_artifact(markdown_summary(result, costs, pictures), key=_artifact_key(result.plan, "summary"),
+                             description=f"Run report of {result.plan}: thumbnails, failures")
 
 
 def _artifact_key(plan: str, kind: str) -> str:

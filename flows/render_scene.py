@@ -18,7 +18,9 @@ from reelflow import (
     ReelflowError,
     ResolvedScene,
     Scene,
+    SceneDefaults,
     Settings,
+    StyleBlock,
     VideoFailedError,
     is_transient,
 )
@@ -32,6 +34,7 @@ from reelflow._references import SourceImage, as_reference, unchanged_reference,
 from reelflow._results import FileRecord, SceneResult
 from reelflow._storage import Storage
 from tasks._retry import tuned
+from tasks.fleet import Fleet
 from tasks.images import transform, validate_dimensions
 from tasks.videos import Attempt, Fetched, WaitPolicy, download, generate
 
@@ -62,6 +65,7 @@ class SceneRun:
     known_ids: set[str] = field(default_factory=set)
     spend: Spend = field(default_factory=lambda: Spend(None))
     character_ids: dict[str, str] = field(default_factory=dict)
+    fleet: Fleet | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -196,7 +200,7 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
         try:
             done = await tuned(generate, run.settings)(
                 run.gateway, outgoing, lambda job=record: job.id, partial(_created, record, entry, run),
-                run.attempt(record, signature, answer_may_be_lost=not fresh), run.policy, watch)
+                run.attempt(record, signature, answer_may_be_lost=not fresh), run.policy, watch, run.fleet)
         except VideoFailedError as e:
             record.status, record.error, record.transient = "failed", str(e), e.cause_may_pass
             run.ledger.save(entry)
@@ -255,10 +259,22 @@ def _result(scene: ResolvedScene, entry: SceneEntry, warnings: list[str] | None 
 
 
 @flow(name="render-scene")
-def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_failed: bool = False) -> SceneResult:
-    """Render a single scene into `<output>/<plan_name>/<scene id>/`."""
+def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_failed: bool = False,
+                 defaults: SceneDefaults | None = None, style: StyleBlock | None = None,
+                 fleet: bool = False) -> SceneResult:
+    """Render a single scene into `<output>/<plan_name>/<scene id>/`.
+
+    Args:
+        scene: The scene: prompt, image, size, seconds, extensions.
+        output: Where the plan's folder is (an fsspec URL every worker can reach, e.g. s3://...).
+        plan_name: The plan's folder under `output`, and its ledger.
+        retry_failed: Render again a scene that failed permanently in an earlier run.
+        defaults: The plan's defaults (model, size, seconds, fit) for what the scene does not set.
+        style: The plan-wide style its prompt inherits.
+        fleet: Hold the fleet's Prefect global limits (set up by the plan run that started this one).
+    """
     settings = Settings()
-    plan = Plan(name=plan_name, output=output, scenes=[scene])
+    plan = Plan(name=plan_name, output=output, scenes=[scene], defaults=defaults or SceneDefaults(), style=style)
     with connect_provider(settings) as connection:
         (resolved,) = validate_plan(plan, connection.profile)
         costs = estimate(plan, [resolved], connection.profile, settings)
@@ -267,6 +283,13 @@ def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_fai
 
         async def render() -> SceneResult:
             async with SceneRun.open(connection, storage, settings, [resolved], costs, retry_failed) as run:
+                run.fleet = Fleet() if fleet else None
                 return await run_scene(resolved, run)
 
         return asyncio.run(render())
+
+
+def recorded_result(scene: ResolvedScene, storage: Storage) -> SceneResult | None:
+    """A scene's outcome as its ledger has it (a scene rendered by another process), if any."""
+    entry = Ledger(storage).load(scene.id)
+    return None if entry is None or entry.status == "rendering" else _result(scene, entry)

@@ -4,9 +4,11 @@ rows and Markdown for Prefect's artifacts."""
 from __future__ import annotations
 
 import base64
+import io
 from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image
 
 from ._errors import StorageError
 from ._estimate import Estimate
@@ -14,7 +16,8 @@ from ._plan import ResolvedScene
 from ._results import PlanResult, SceneResult
 from ._storage import Storage
 
-THUMBNAIL = ("thumbnail.webp", "image/webp")
+THUMBNAIL = "thumbnail.webp"
+THUMBNAIL_WIDTH = 320
 _TEMPLATES = Environment(loader=PackageLoader("reelflow", "templates"), autoescape=select_autoescape(["j2"]))
 
 
@@ -26,22 +29,31 @@ class Card:
     thumbnail: str | None  # a data: URL, so the report needs no other file to show pictures
 
 
-def html_report(result: PlanResult, scenes: list[ResolvedScene], estimate: Estimate, storage: Storage) -> str:
+def thumbnails(result: PlanResult, storage: Storage) -> dict[str, str]:
+    """Each finished scene's first frame, THUMBNAIL_WIDTH px wide, as a data: URL (so the report and the
+    Prefect artifact need no other file to show pictures)."""
+    return {scene.id: url for scene in result.scenes if (url := _thumbnail(scene, storage))}
+
+
+def html_report(result: PlanResult, scenes: list[ResolvedScene], estimate: Estimate, pictures: dict[str, str]) -> str:
     prompts = {s.id: s.prompt for s in scenes}
-    cards = [Card(r, prompts.get(r.id, ""), estimate.cost_of(r.id).usd, _thumbnail(r, storage)) for r in result.scenes]
+    cards = [Card(r, prompts.get(r.id, ""), estimate.cost_of(r.id).usd, pictures.get(r.id)) for r in result.scenes]
     return _TEMPLATES.get_template("report.html.j2").render(
         result=result, cards=cards, estimate=estimate, total_seconds=sum(r.seconds for r in result.scenes))
 
 
 def _thumbnail(scene: SceneResult, storage: Storage) -> str | None:
-    name, media_type = THUMBNAIL
-    if name not in scene.files:
+    if THUMBNAIL not in scene.files:
         return None
     try:
-        data = storage.read_bytes(scene.id, name)
-    except StorageError:
+        with Image.open(io.BytesIO(storage.read_bytes(scene.id, THUMBNAIL))) as image:
+            small = image.convert("RGB")
+            small.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH))
+            out = io.BytesIO()
+            small.save(out, "JPEG", quality=85)
+    except (StorageError, OSError):
         return None
-    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+    return f"data:image/jpeg;base64,{base64.b64encode(out.getvalue()).decode()}"
 
 
 def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]]:
@@ -50,12 +62,13 @@ def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]
             for r in result.scenes]
 
 
-def markdown_summary(result: PlanResult, estimate: Estimate) -> str:
+def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str, str]) -> str:
     done = len(result.scenes) - len(result.failed)
     lines = [f"# {result.plan}", "",
              f"{done} of {len(result.scenes)} scenes rendered on **{result.provider}**, estimated "
              f"**${estimate.total_usd:.2f}**. Files: `{result.output}` (see `report.html` there).", ""]
-    lines += [f"- **{r.id}** failed: {r.error}" for r in result.failed]
+    lines += [f"![{scene_id}]({url})" for scene_id, url in pictures.items()]
+    lines += ["", *(f"- **{r.id}** failed: {r.error}" for r in result.failed)]
     if result.reel:
         lines.append(f"- The reel: `{result.reel.url}`")
     return "\n".join(lines)

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
         "`temporary` uses Prefect's per-process temporary server (10-20 s per command).",
     )
     prefect_port: int = Field(default=4200, ge=1, le=65535, description="Port of the local Prefect server.")
+    scene_deployment: str | None = Field(
+        default=None, description="Render each scene as a run of this deployment (render-scene/scene, served "
+        "by workers), so several workers share one plan under Prefect global limits; unset: in this process.",
+    )
     schedule_plan: str = Field(
         default="deployments/plans/demo.yaml", description="Plan file (path or fsspec URL) that the scheduled "
         "deployment renders.",

@@ -228,6 +228,19 @@ def serve() -> None:
 
 
 @app.command()
+def deploy(pool: Annotated[str, typer.Option(help="Process work pool (created if missing).")] = "reelflow") -> None:
+    """Register the deployments with a work pool on the Prefect server of PREFECT_API_URL; start workers
+    with `prefect worker start --pool POOL` wherever reelflow is installed."""
+    settings = Settings()
+    quiet_prefect()
+    from deployments import deploy_to_pool
+
+    with prefect_api(settings, announce):
+        names = deploy_to_pool(settings, pool)
+    typer.echo(f"Deployed to work pool {pool!r}: {', '.join(names)}")
+
+
+@app.command()
 def sandbox(
     port: Annotated[int, typer.Option(help="Port on loopback (0: a free one).")] = 8765,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

@@ -25,6 +25,7 @@ from reelflow._storage import Storage
 from reelflow._video import probe
 
 from ._retry import DEFAULT_RETRIES, transient_only
+from .fleet import Fleet, job_slot, turn_to_create
 
 FILENAMES: dict[Variant, str] = {"video": "video.mp4", "thumbnail": "thumbnail.webp",
                                  "spritesheet": "spritesheet.jpg"}
@@ -71,21 +72,26 @@ async def _adopted(gateway: Gateway, attempt: Attempt) -> JobState | None:
 @task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
 async def generate(gateway: Gateway, request: Request | None, recorded_id: Callable[[], str | None],
                    created: Callable[[JobState], None], attempt: Attempt, policy: WaitPolicy,
-                   watch: Watch | None = None) -> JobState:
+                   watch: Watch | None = None, fleet: Fleet | None = None) -> JobState:
     """One paid job, start to finish: create it (unless the ledger has it already, or an earlier create
     whose answer was lost can be adopted), hand it to `created` to record before any waiting, then wait
     until it finishes. A failed job raises (transient or permanent, by its error code); a retry after a
-    transient error waits for the recorded job rather than creating another."""
-    known = recorded_id()
-    if known is None:
-        if request is None:
-            raise ValueError("nothing recorded and nothing to send")
-        job = await _adopted(gateway, attempt) or await gateway.send(request)
-        get_run_logger().info("created %s (%s)", job.id, request.endpoint)
-        created(job)
-    else:
-        job = JobState(id=known, status="queued")
-    return await wait_for(gateway, job, policy, watch)
+    transient error waits for the recorded job rather than creating another. With a `fleet`, the job
+    holds one of its slots from create to finish, and the create waits for its turn."""
+    async with job_slot(fleet):
+        known = recorded_id()
+        if known is None:
+            if request is None:
+                raise ValueError("nothing recorded and nothing to send")
+            job = await _adopted(gateway, attempt)
+            if job is None:
+                await turn_to_create(fleet)
+                job = await gateway.send(request)
+            get_run_logger().info("created %s (%s)", job.id, request.endpoint)
+            created(job)
+        else:
+            job = JobState(id=known, status="queued")
+        return await wait_for(gateway, job, policy, watch)
 
 
 @task(name="create-character", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)

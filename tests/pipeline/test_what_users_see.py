@@ -54,6 +54,7 @@ def test_the_summary_is_attached_to_the_flow_run_as_artifacts(provider: RunningS
     table, summary = asyncio.run(latest_artifacts("ui-summary-scenes", "ui-summary-summary"))
     assert table.type == "table" and '"scene": "one"' in str(table.data) and '"cost_usd": 0.4' in str(table.data)
     assert summary.type == "markdown" and "1 of 1 scenes rendered on **sandbox**" in str(summary.data)
+    assert "![one](data:image/jpeg;base64," in str(summary.data)  # the UI shows the thumbnail
 
 
 async def latest_artifacts(*keys: str) -> list[Artifact]:
