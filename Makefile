@@ -4,6 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# LiteLLM's proxy, for the gateway test, in a venv of its own: its pins are not reelflow's (1.107 and later
+# need a certifi that the package registry here does not serve).
+LITELLM_VENV := .venv-litellm
+LITELLM_STAMP := $(LITELLM_VENV)/.installed
+LITELLM := litellm[proxy]==1.106.2
+
 .PHONY: demo test lint unit integration bench clean
 
 $(STAMP): pyproject.toml
@@ -23,7 +29,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check reelflow flows tasks deployments tests bench
 	$(BIN)/mypy
 
-unit: $(STAMP)
+$(LITELLM_STAMP):
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/pip install --quiet "$(LITELLM)"
+	touch $(LITELLM_STAMP)
+
+unit: $(STAMP) $(LITELLM_STAMP)
 	$(BIN)/pytest -m "not postgres"
 
 ## integration: the fleet on PostgreSQL (needs Debian's postgresql; .ci/run installs it)
@@ -40,4 +52,4 @@ bench: $(STAMP)
 	-$(BIN)/python -m bench.overhead
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LITELLM_VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -30,7 +30,7 @@ from bench._support import free_port
 from reelflow import ResolvedScene, Settings, load_profile, parse_plan, validate_plan
 from reelflow._gateway import Gateway, JobState, connect
 from reelflow._storage import Storage
-from tasks.videos import download
+from tasks.videos import Expected, download
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 GOAL_MB = 64
@@ -116,7 +116,9 @@ def measure(base_url: str, storage: Storage) -> tuple[float, float]:
 
     async def ours() -> None:
         client = gateway()
-        await download.fn(client, JobState(id=VIDEO_ID, status="completed"), ["video"], scene(), storage)
+        big = scene()
+        await download.fn(client, JobState(id=VIDEO_ID, status="completed"), {"video.mp4": "video"}, big.id, storage,
+                          Expected(big.dimensions, big.total_seconds))
         await client.close()
 
     async def anchor() -> None:

@@ -29,6 +29,7 @@ from reelflow._storage import Storage
 from tasks.fleet import set_up_fleet
 from tasks.reel import assemble_reel
 
+from ._batch import batched
 from ._cast import cast
 from ._crashes import take_over
 from .render_scene import SceneRun, recorded_result, run_scene
@@ -68,6 +69,8 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
             async def render_all() -> list[SceneResult]:
                 async with SceneRun.open(connection, storage, settings, scenes, costs, retry_failed) as run:
                     run.character_ids = await cast(plan.characters, scenes, run)
+                    if plan.mode == "batch":
+                        await batched(scenes, run)
                     return await _render_concurrently(scenes, run, settings.max_concurrent)
 
             results = asyncio.run(render_all())
@@ -85,9 +88,9 @@ def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storag
              profile: ProviderProfile, retry_failed: bool) -> list[SceneResult]:
     """Each scene as a run of the scene deployment, so the workers serving it share the plan; Prefect's
     global limits keep all of them together under the provider's limits. Outcomes come from the ledger."""
-    if plan.characters:
-        raise UserError(f"plan {plan.name!r}: characters are not passed to scene runs yet; render this plan "
-                        "without REELFLOW_SCENE_DEPLOYMENT")
+    if plan.characters or plan.mode == "batch":
+        raise UserError(f"plan {plan.name!r}: characters and batch mode are for one process for now; render this "
+                        "plan without REELFLOW_SCENE_DEPLOYMENT")
     per_minute = settings.requests_per_minute or profile.requests_per_minute
     if per_minute is None:
         raise UserError("rendering on a fleet needs the provider's request rate: set REELFLOW_REQUESTS_PER_MINUTE")

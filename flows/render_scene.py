@@ -25,9 +25,20 @@ from reelflow import (
     is_transient,
 )
 from reelflow._estimate import BudgetExceeded, Estimate, Spend, estimate
-from reelflow._gateway import Gateway, JobState, Reference, Request, connect, create_request, extension_request
+from reelflow._gateway import (
+    Gateway,
+    JobState,
+    Reference,
+    Request,
+    Variant,
+    connect,
+    create_request,
+    edit_request,
+    extension_request,
+    remix_request,
+)
 from reelflow._ledger import JobRecord, Ledger, SceneEntry, fingerprint
-from reelflow._plan import Plan, validate_plan
+from reelflow._plan import Plan, Revision, Segment, validate_plan
 from reelflow._progress import Watch, report
 from reelflow._provider import Connection, connect_provider
 from reelflow._references import SourceImage, as_reference, unchanged_reference, usable_as_is
@@ -35,21 +46,33 @@ from reelflow._results import FileRecord, SceneResult
 from reelflow._storage import Storage
 from tasks._retry import tuned
 from tasks.fleet import Fleet
-from tasks.images import transform, validate_dimensions
-from tasks.videos import Attempt, Fetched, WaitPolicy, download, generate
+from tasks.images import last_frame_of, transform, validate_dimensions
+from tasks.reel import make_pictures, stitch
+from tasks.videos import FILENAMES, VIDEO, Attempt, Expected, Fetched, WaitPolicy, download, generate
 
 Signature = tuple[str, str, int]
 ASSETS_EXPIRED = "video_expired"  # the content of a finished job is gone (about an hour after completion)
 
 
 def request_signatures(scene: ResolvedScene) -> list[Signature]:
-    """What the provider shows of each job of the scene's chain: prompt, size, (stitched) seconds."""
-    signatures = [(scene.prompt, scene.size, scene.seconds)]
-    stitched = scene.seconds
-    for extension in scene.extensions:
-        stitched += extension.seconds
-        signatures.append((extension.prompt, scene.size, stitched))
-    return signatures
+    """What the provider shows of each job of the scene: prompt, size and seconds (an extension shows the
+    stitched total; a last-frame continuation is a clip of its own; a revision is the whole video again)."""
+    signatures: list[Signature] = []
+    shown = 0
+    for segment in scene.segments:
+        shown = shown + segment.seconds if segment.via == "extension" else segment.seconds
+        signatures.append((segment.prompt, scene.size, shown))
+    return signatures + [(revision.prompt, scene.size, scene.total_seconds) for revision in scene.revisions]
+
+
+def revision_name(number: int) -> str:
+    """The video before revision `number` (1-based) is kept as revision `number - 1`; 0 is the unrevised."""
+    return f"video.rev{number}.mp4"
+
+
+def clip_name(step: int) -> str:
+    """Where a chain stitched here keeps the clip of each step, in the scene's folder."""
+    return f"segments/{step}.mp4"
 
 
 @dataclass
@@ -66,6 +89,7 @@ class SceneRun:
     spend: Spend = field(default_factory=lambda: Spend(None))
     character_ids: dict[str, str] = field(default_factory=dict)
     fleet: Fleet | None = None
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # by scene, gathered before its own run
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -97,8 +121,8 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     """Render one scene, resuming whatever the ledger says was already paid for.
 
     The scene's own failure becomes a failed result; a rejected API key stops the whole run."""
-    source = await _source(scene, run)
-    entry = _entry(scene, source, run)
+    source = await source_of(scene, run)
+    entry = entry_of(scene, source, run)
     if entry.status == "completed" and _files_verify(entry, run.storage):
         get_run_logger().info("scene %r: already rendered, files verified", scene.id)
         report(scene.id, "done (rendered earlier)")
@@ -109,19 +133,22 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         return _result(scene, entry)
     entry.status, entry.error, entry.transient = "rendering", None, False
     run.known_ids.update(j.id for j in entry.jobs if j.id)
-    warnings: list[str] = []
+    warnings = run.warnings.pop(scene.id, [])
     signatures = request_signatures(scene)
-    cost, chain = run.estimate.cost_of(scene.id), len(scene.extensions)
+    cost, chain = run.estimate.cost_of(scene.id), len(scene.segments) - 1
     try:
-        video = await _step(0, signatures[0], entry, run, partial(_scene_request, scene, source, entry, run, warnings),
-                            cost.segment_usd(scene.seconds), Watch(scene.id))
-        for step, extension in enumerate(scene.extensions, start=1):
-            video = await _step(step, signatures[step], entry, run, partial(
-                _extension_request, video.id, extension.prompt, extension.seconds),
-                cost.segment_usd(extension.seconds), Watch(scene.id, step, chain))
-        report(scene.id, "downloading")
-        entry.files.update(await tuned(download, run.settings)(
-            run.gateway, video, run.gateway.profile.variants, scene, run.storage, Fetched()))
+        video: JobState | None = None
+        for step, segment in enumerate(scene.segments):
+            request = _request_of(step, segment, video, scene, source, entry, run, warnings)
+            video = await _step(step, signatures[step], entry, run, request, cost.segment_usd(segment.seconds),
+                                Watch(scene.id, f"extending {step}/{chain}" if step else "rendering"))
+            if scene.stitched_locally:
+                await _keep_video(clip_name(step), segment.seconds, video, scene, entry, run)
+        assert video is not None  # a chain has at least its create
+        video = await _revised(video, scene, signatures, entry, run)
+        entry.files.update(await _finished_files(scene, video, run))
+        if scene.revisions:
+            _keep_copy(VIDEO, revision_name(len(scene.revisions)), scene.id, entry, run)
         entry.status = "completed"
         report(scene.id, "done")
     except AuthenticationError:
@@ -148,13 +175,13 @@ def _forget_jobs(entry: SceneEntry) -> None:
     entry.error = f"{entry.error} (the next run renders the scene again)"
 
 
-async def _source(scene: ResolvedScene, run: SceneRun) -> SourceImage | None:
+async def source_of(scene: ResolvedScene, run: SceneRun) -> SourceImage | None:
     if scene.image is None:
         return None
     return await tuned(validate_dimensions, run.settings)(scene.image, f"scene {scene.id!r}: image")
 
 
-def _entry(scene: ResolvedScene, source: SourceImage | None, run: SceneRun) -> SceneEntry:
+def entry_of(scene: ResolvedScene, source: SourceImage | None, run: SceneRun) -> SceneEntry:
     """The ledger's entry for this exact scene; a changed scene starts afresh."""
     expected = fingerprint(scene, source.data if source else None, run.settings.reference_format,
                            run.gateway.profile.name, [run.character_ids[name] for name in scene.characters])
@@ -166,13 +193,15 @@ def _entry(scene: ResolvedScene, source: SourceImage | None, run: SceneRun) -> S
 
 def _files_verify(entry: SceneEntry, storage: Storage) -> bool:
     """Every recorded output is present with its recorded size and sha256."""
-    for name, record in entry.files.items():
-        if not storage.exists(entry.scene, name):
-            return False
-        data = storage.read_bytes(entry.scene, name)
-        if len(data) != record.bytes or hashlib.sha256(data).hexdigest() != record.sha256:
-            return False
-    return bool(entry.files)
+    return bool(entry.files) and all(_verifies(record, storage, entry.scene, name)
+                                     for name, record in entry.files.items())
+
+
+def _verifies(record: FileRecord, storage: Storage, scene_id: str, name: str) -> bool:
+    if not storage.exists(scene_id, name):
+        return False
+    data = storage.read_bytes(scene_id, name)
+    return len(data) == record.bytes and hashlib.sha256(data).hexdigest() == record.sha256
 
 
 async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRun,
@@ -187,13 +216,13 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
         record = entry.current(step)
         if record is not None and record.status == "completed" and record.id:
             return JobState(id=record.id, status="completed")
-        if record is not None and record.status == "failed" and not (record.transient or run.retry_failed):
-            raise VideoFailedError(record.error or f"{record.id} failed")
-        if record is None or record.status == "failed":
-            run.spend.commit(usd, f"scene {entry.scene!r}: " + (f"extension {step}" if step else "the clip"))
+        if record is None or needs_new_job(record, run.retry_failed):
+            run.spend.commit(usd, f"scene {entry.scene!r}: " + (f"job {step + 1} of its chain" if step else "the clip"))
             record, fresh = JobRecord(step=step), True
             entry.jobs.append(record)
             run.ledger.save(entry)
+        elif record.status == "failed":
+            raise VideoFailedError(record.error or f"{record.id} failed")
         else:
             fresh = False
         outgoing = await request() if record.id is None else None
@@ -213,6 +242,11 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
         return done
 
 
+def needs_new_job(record: JobRecord | None, retry_failed: bool) -> bool:
+    """No job yet, or its job failed for a reason that may pass (or the user asked to pay again)."""
+    return record is None or (record.status == "failed" and (record.transient or retry_failed))
+
+
 def _created(record: JobRecord, entry: SceneEntry, run: SceneRun, job: JobState) -> None:
     """Record a new job's id before any waiting: it is paid for."""
     record.id, record.status = job.id, "created"
@@ -220,16 +254,40 @@ def _created(record: JobRecord, entry: SceneEntry, run: SceneRun, job: JobState)
     run.ledger.save(entry)
 
 
-async def _scene_request(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
+def _request_of(step: int, segment: Segment, previous: JobState | None, scene: ResolvedScene,
+                source: SourceImage | None, entry: SceneEntry, run: SceneRun,
+                warnings: list[str]) -> Callable[[], Awaitable[Request]]:
+    """How to build the step's request, called only when a job is about to be created."""
+    if segment.via == "create":
+        return partial(scene_request, scene, source, entry, run, warnings)
+    if segment.via == "extension":
+        assert previous is not None
+        return partial(_extension_request, previous.id, segment.prompt, segment.seconds)
+    return partial(_continuation_request, scene, step, segment, entry, run)
+
+
+async def scene_request(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
                          warnings: list[str]) -> Request:
     """The scene's create, its reference image prepared only now that a job is about to be created."""
     reference = await _reference(scene, source, entry, run, warnings)
-    return create_request(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=scene.seconds,
+    return create_request(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=scene.segments[0].seconds,
                           reference=reference, characters=[run.character_ids[name] for name in scene.characters])
 
 
 async def _extension_request(video_id: str, prompt: str, seconds: int) -> Request:
     return extension_request(video_id=video_id, prompt=prompt, seconds=seconds)
+
+
+async def _continuation_request(scene: ResolvedScene, step: int, segment: Segment, entry: SceneEntry,
+                                run: SceneRun) -> Request:
+    """A new clip that starts where the previous one ended: its last frame is this create's reference."""
+    report(scene.id, "preparing")
+    frame = await tuned(last_frame_of, run.settings)(run.storage, scene, clip_name(step - 1),
+                                                     run.settings.reference_format)
+    reference = as_reference(frame)
+    _keep(reference.data, f"segments/{step}.first-frame.{frame.extension}", scene.id, entry, run)
+    return create_request(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
+                          reference=reference, characters=[run.character_ids[name] for name in scene.characters])
 
 
 async def _reference(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
@@ -243,11 +301,65 @@ async def _reference(scene: ResolvedScene, source: SourceImage | None, entry: Sc
         prepared = await tuned(transform, run.settings)(source, scene, run.settings.reference_format)
         warnings += prepared.warnings
         reference = as_reference(prepared)
-    run.storage.write_bytes(reference.data, scene.id, reference.filename)
-    entry.files[reference.filename] = FileRecord(
-        url=run.storage.location(scene.id, reference.filename), bytes=len(reference.data),
-        sha256=hashlib.sha256(reference.data).hexdigest())
+    _keep(reference.data, reference.filename, scene.id, entry, run)
     return reference
+
+
+def _keep(data: bytes, name: str, scene_id: str, entry: SceneEntry, run: SceneRun) -> None:
+    """Store an image sent with a create next to the scene's outputs, and record it."""
+    run.storage.write_bytes(data, scene_id, name)
+    entry.files[name] = FileRecord(url=run.storage.location(scene_id, name), bytes=len(data),
+                                   sha256=hashlib.sha256(data).hexdigest())
+
+
+async def _revised(video: JobState, scene: ResolvedScene, signatures: list[Signature], entry: SceneEntry,
+                   run: SceneRun) -> JobState:
+    """Each revision made by the provider from the video before it, which is kept (video.rev<k>.mp4)."""
+    usd = run.estimate.cost_of(scene.id).segment_usd(scene.total_seconds)
+    for number, revision in enumerate(scene.revisions, start=1):
+        await _keep_video(revision_name(number - 1), scene.total_seconds, video, scene, entry, run)
+        step = len(scene.segments) + number - 1
+        request = partial(_revision_request, revision, video.id)
+        video = await _step(step, signatures[step], entry, run, request, usd,
+                            Watch(scene.id, f"revising {number}/{len(scene.revisions)}"))
+    return video
+
+
+async def _revision_request(revision: Revision, video_id: str) -> Request:
+    make = edit_request if revision.kind == "edit" else remix_request
+    return make(video_id=video_id, prompt=revision.prompt)
+
+
+async def _keep_video(name: str, seconds: int, video: JobState, scene: ResolvedScene, entry: SceneEntry,
+                      run: SceneRun) -> None:
+    """Keep a video of the chain in the scene's folder (a clip to stitch, a video before a revision), once."""
+    if name in entry.files and _verifies(entry.files[name], run.storage, scene.id, name):
+        return
+    entry.files.update(await tuned(download, run.settings)(
+        run.gateway, video, {name: "video"}, scene.id, run.storage, Expected(scene.dimensions, seconds), Fetched()))
+    run.ledger.save(entry)
+
+
+def _keep_copy(source: str, name: str, scene_id: str, entry: SceneEntry, run: SceneRun) -> None:
+    run.storage.copy((scene_id, source), (scene_id, name))
+    entry.files[name] = entry.files[source].model_copy(update={"url": run.storage.location(scene_id, name)})
+
+
+async def _finished_files(scene: ResolvedScene, video: JobState, run: SceneRun) -> dict[str, FileRecord]:
+    """The scene's video, thumbnail and spritesheet: from the provider, or made here from its clips."""
+    if scene.stitched_locally:
+        report(scene.id, "stitching")
+        return await tuned(stitch, run.settings)(run.storage, scene, [clip_name(step)
+                                                                     for step in range(len(scene.segments))])
+    report(scene.id, "downloading")
+    offered = run.gateway.profile.variants
+    files = await tuned(download, run.settings)(
+        run.gateway, video, {FILENAMES[variant]: variant for variant in offered}, scene.id, run.storage,
+        Expected(scene.dimensions, scene.total_seconds), Fetched())
+    missing: list[Variant] = [variant for variant in ("thumbnail", "spritesheet") if variant not in offered]
+    if missing:
+        files.update(await tuned(make_pictures, run.settings)(run.storage, scene.id, missing))
+    return files
 
 
 def _result(scene: ResolvedScene, entry: SceneEntry, warnings: list[str] | None = None) -> SceneResult:

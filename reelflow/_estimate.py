@@ -22,13 +22,16 @@ class SceneCost(BaseModel):
     id: str
     model: str
     size: str
-    seconds: int = Field(description="Seconds of output, extensions included.")
-    jobs: int = Field(description="Paid jobs: the clip and each extension.")
+    seconds: int = Field(description="Seconds of the finished video, extensions included.")
+    billed_seconds: int = Field(description="Seconds of output paid for: each job of the chain, and each "
+                                "revision's whole video.")
+    jobs: int = Field(description="Paid jobs: the clip, each continuation, each revision.")
     price_per_second: float = Field(description="USD per second of output.")
+    notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the scene.")
 
     @property
     def usd(self) -> float:
-        return round(self.seconds * self.price_per_second, 4)
+        return round(self.billed_seconds * self.price_per_second, 4)
 
     def segment_usd(self, seconds: int) -> float:
         return round(seconds * self.price_per_second, 4)
@@ -65,8 +68,10 @@ def price_per_second(profile: ProviderProfile, model: str, size: str, settings: 
 
 
 def estimate(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings) -> Estimate:
-    costs = [SceneCost(id=s.id, model=s.model, size=s.size, seconds=s.total_seconds, jobs=1 + len(s.extensions),
-                       price_per_second=price_per_second(profile, s.model, s.size, settings)) for s in scenes]
+    costs = [SceneCost(id=s.id, model=s.model, size=s.size, seconds=s.total_seconds,
+                       billed_seconds=s.total_seconds * (1 + len(s.revisions)), jobs=len(s.segments) + len(s.revisions),
+                       price_per_second=price_per_second(profile, s.model, s.size, settings), notes=s.notes)
+             for s in scenes]
     budgets = [b for b in (plan.budget_usd, settings.budget_usd) if b is not None]
     return Estimate(provider=profile.name, scenes=costs, budget_usd=min(budgets) if budgets else None)
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
+import json
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx2
 import openai
@@ -21,6 +23,7 @@ from ._profiles import ProviderProfile
 from ._settings import Settings
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
+Created = TypeVar("Created")
 # Every client.videos.* call carries this notice in openai 3.x: expected, so not shown to users.
 warnings.filterwarnings("ignore", message="The Sora API is scheduled to permanently shut down",
                         category=DeprecationWarning, module=__name__)
@@ -52,6 +55,21 @@ class JobState:
 
 
 @dataclass(frozen=True)
+class BatchState:
+    """A Batch API batch as the provider last reported it."""
+
+    id: str
+    status: str
+    input_file_id: str
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "expired", "cancelled")
+
+
+@dataclass(frozen=True)
 class Reference:
     filename: str
     data: bytes
@@ -62,10 +80,16 @@ class Reference:
 class Downloaded:
     bytes: int
     sha256: str
-    declared_bytes: int | None
+    declared_bytes: int | None  # the Content-Length: of the body as sent, compressed or not
+    received_bytes: int  # of the body as sent (a gateway may gzip it; `bytes` counts it decoded)
+
+    @property
+    def truncated(self) -> bool:
+        return self.declared_bytes is not None and self.received_bytes != self.declared_bytes
 
 
-CREATE, EXTENSIONS = "POST /v1/videos", "POST /v1/videos/extensions"
+CREATE, EXTENSIONS, EDITS, REMIX = ("POST /v1/videos", "POST /v1/videos/extensions", "POST /v1/videos/edits",
+                                    "POST /v1/videos/{id}/remix")
 
 
 @dataclass(frozen=True)
@@ -75,10 +99,13 @@ class Request:
     endpoint: str
     fields: dict[str, Any]
     reference: Reference | None = None
+    video_id: str | None = None  # the `{id}` of a remix
 
     @property
     def action(self) -> str:
-        return f"extend {self.fields['video']['id']}" if self.endpoint == EXTENSIONS else "create a video"
+        actions = {EXTENSIONS: "extend", EDITS: "edit", REMIX: "remix"}
+        source = self.video_id or self.fields.get("video", {}).get("id")
+        return f"{actions[self.endpoint]} {source}" if self.endpoint in actions else "create a video"
 
 
 def create_request(*, prompt: str, model: str, size: str, seconds: int, reference: Reference | None = None,
@@ -91,6 +118,14 @@ def create_request(*, prompt: str, model: str, size: str, seconds: int, referenc
 
 def extension_request(*, video_id: str, prompt: str, seconds: int) -> Request:
     return Request(EXTENSIONS, {"prompt": prompt, "seconds": str(seconds), "video": {"id": video_id}})
+
+
+def edit_request(*, video_id: str, prompt: str) -> Request:
+    return Request(EDITS, {"prompt": prompt, "video": {"id": video_id}})
+
+
+def remix_request(*, video_id: str, prompt: str) -> Request:
+    return Request(REMIX, {"prompt": prompt}, video_id=video_id)
 
 
 class Pacer:
@@ -150,11 +185,13 @@ class Gateway:
         return None
 
     async def retrieve(self, video_id: str) -> JobState:
+        """The job's state, under the id it was created with: a gateway may answer with another id for the
+        same job that it cannot route itself (LiteLLM drops the model from its encoded ids)."""
         async with self._translated(f"check {video_id}"):
             raw = await self.client.videos.with_raw_response.retrieve(video_id)
             video = raw.parse()
         hint = raw.headers.get("openai-poll-after-ms")
-        return _state(video, poll_after=int(hint) / 1000 if hint and hint.isdigit() else None)
+        return replace(_state(video, poll_after=int(hint) / 1000 if hint and hint.isdigit() else None), id=video_id)
 
     async def download(self, video_id: str, variant: Variant, target: Path) -> Downloaded:
         """Stream one content variant to a local file, hashing as it goes (memory stays flat)."""
@@ -168,12 +205,56 @@ class Gateway:
                     sink.write(chunk)
                     digest.update(chunk)
                     written += len(chunk)
-        return Downloaded(written, digest.hexdigest(), int(declared) if declared else None)
+            received = response.http_response.num_bytes_downloaded
+        return Downloaded(written, digest.hexdigest(), int(declared) if declared else None, received)
 
     async def close(self) -> None:
         await self.client.close()
 
-    async def _creating(self, call: Callable[[AsyncOpenAI], Awaitable[openai.types.Video]]) -> openai.types.Video:
+    async def upload_batch(self, jsonl: bytes) -> str:
+        """Upload a batch's input file (JSONL of `/v1/videos` creates); returns its file id."""
+        async with self._translated("upload the batch's requests"):
+            uploaded = await self.client.files.create(file=("reelflow-batch.jsonl", jsonl, "application/jsonl"),
+                                                      purpose="batch")
+        return uploaded.id
+
+    async def create_batch(self, input_file_id: str) -> BatchState:
+        """Start the batch; sent once (its answer lost, `find_batch` looks for it), 429s waited out."""
+        async with self._translated(f"create a batch of {input_file_id}"):
+            batch = await self._creating(lambda client: client.batches.create(
+                input_file_id=input_file_id, endpoint="/v1/videos", completion_window="24h"))
+        return _batch(batch)
+
+    async def find_batch(self, input_file_id: str) -> BatchState | None:
+        """A batch already made from this input file: one whose create answer never arrived."""
+        async with self._translated(f"look for the batch of {input_file_id}"):
+            async for batch in self.client.batches.list(limit=100):
+                if batch.input_file_id == input_file_id:
+                    return _batch(batch)
+        return None
+
+    async def retrieve_batch(self, batch_id: str) -> BatchState:
+        async with self._translated(f"check batch {batch_id}"):
+            return _batch(await self.client.batches.retrieve(batch_id))
+
+    async def batch_results(self, batch: BatchState) -> dict[str, JobState | str]:
+        """Each request of a finished batch by its custom_id: the job it created, or why it was refused."""
+        results: dict[str, JobState | str] = {}
+        for file_id in filter(None, (batch.output_file_id, batch.error_file_id)):
+            async with self._translated(f"read {file_id} of batch {batch.id}"):
+                content = await self.client.files.content(file_id)
+            for line in filter(str.strip, content.text.splitlines()):
+                answer = json.loads(line)
+                response, body = answer.get("response") or {}, (answer.get("response") or {}).get("body") or {}
+                if response.get("status_code") == 200 and body.get("id"):
+                    results[answer["custom_id"]] = _state(openai.types.Video.model_validate(body))
+                else:
+                    error = body.get("error") or answer.get("error") or {}
+                    results[answer["custom_id"]] = (f"{response.get('status_code', 'no status')} "
+                                                    f"{error.get('message', 'refused in the batch')}")
+        return results
+
+    async def _creating(self, call: Callable[[AsyncOpenAI], Awaitable[Created]]) -> Created:
         """A job-creating request, sent without the SDK's blind retries: a retried POST whose first
         answer was lost pays twice. A 429 is safe to repeat (nothing was created), so it is, after the
         provider's `retry-after-ms`; anything else is left to the caller, who looks for the lost job first."""
@@ -221,9 +302,13 @@ def _call(client: AsyncOpenAI, request: Request) -> Awaitable[openai.types.Video
     if request.reference is not None:
         reference = request.reference
         fields["input_reference"] = (reference.filename, reference.data, reference.media_type)
-    if request.endpoint == EXTENSIONS:
+    if request.endpoint in (EXTENSIONS, EDITS):
         video = fields.pop("video")  # a {id} reference goes in the body: the SDK only types uploads
-        return client.videos.extend(**fields, video=openai.omit, extra_body={"video": video})  # type: ignore[arg-type]
+        send = client.videos.extend if request.endpoint == EXTENSIONS else client.videos.edit
+        return send(**fields, video=openai.omit, extra_body={"video": video})  # type: ignore[arg-type]
+    if request.endpoint == REMIX:
+        assert request.video_id is not None
+        return client.videos.remix(request.video_id, **fields)
     untyped = {"characters": fields.pop("characters")} if "characters" in fields else None  # not in the SDK's types
     return client.videos.create(**fields, extra_body=untyped)
 
@@ -236,6 +321,20 @@ def _retry_after(headers: Mapping[str, str]) -> float:
             with contextlib.suppress(ValueError):
                 return min(max(float(value) * scale, 0.0), 60.0)
     return 1.0
+
+
+def batch_line(custom_id: str, request: Request) -> dict[str, Any]:
+    """A create as one line of a batch's input: a JSON body, the reference image inlined as a data URL."""
+    body = dict(request.fields)
+    if request.reference is not None:
+        encoded = base64.b64encode(request.reference.data).decode()
+        body["input_reference"] = {"image_url": f"data:{request.reference.media_type};base64,{encoded}"}
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/videos", "body": body}
+
+
+def _batch(batch: openai.types.Batch) -> BatchState:
+    return BatchState(id=batch.id, status=batch.status, input_file_id=batch.input_file_id,
+                      output_file_id=batch.output_file_id, error_file_id=batch.error_file_id)
 
 
 def _state(video: openai.types.Video, poll_after: float | None = None) -> JobState:

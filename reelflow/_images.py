@@ -107,11 +107,19 @@ def prepare(
     if _scale(region, size, fit) > 1:
         notes.append(f"{name}: {round(region[2] - region[0])}x{round(region[3] - region[1])} is too small for "
                      f"{size[0]}x{size[1]}; upscaled")
-    fitted = _fit(image, region, size, fit, pad_color)
-    assert fitted.size == size, (fitted.size, size)
+    return _encoded(_fit(image, region, size, fit, pad_color), output, notes)
+
+
+def fit_image(image: Image.Image, size: tuple[int, int], *, fit: Fit = "cover", pad_color: str = "#000000",
+              output: OutputFormat = "JPEG") -> Prepared:
+    """A decoded RGB image (a video frame, say) made exactly `size` and encoded."""
+    return _encoded(_fit(image, (0, 0, *image.size), size, fit, pad_color), output, [])
+
+
+def _encoded(fitted: Image.Image, output: OutputFormat, notes: list[str]) -> Prepared:
     out = io.BytesIO()
     fitted.save(out, output, **({"quality": 95} if output in ("JPEG", "WEBP") else {}))
-    return Prepared(out.getvalue(), output, size, notes)
+    return Prepared(out.getvalue(), output, fitted.size, notes)
 
 
 def letterbox(image: Image.Image, size: tuple[int, int], pad_color: str = "#000000") -> Image.Image:

@@ -50,6 +50,18 @@ class CharacterRecord(BaseModel):
 
 
 CHARACTERS = "characters.json"
+BATCH, BATCH_INPUT = "batch.json", "batch.jsonl"
+
+
+class BatchRecord(BaseModel):
+    """The plan's batch: which scenes' first jobs it carries and how far it got, so a run that dies mid-way
+    picks it up instead of sending another."""
+
+    scenes: list[str] = Field(description="Scene ids, each the custom_id of its line.")
+    input_file_id: str | None = Field(default=None, description="The uploaded input file (None: not yet).")
+    create_sent: bool = Field(default=False, description="A create was sent: its batch may exist unrecorded.")
+    batch_id: str | None = None
+    done: bool = Field(default=False, description="Its results are in the scenes' entries.")
 
 
 class Ledger:
@@ -82,6 +94,23 @@ class Ledger:
         except (ValueError, ValidationError):
             return {}
 
+    def batch(self) -> BatchRecord | None:
+        if not self.storage.exists(LEDGER_FOLDER, BATCH):
+            return None
+        try:
+            return BatchRecord.model_validate_json(self.storage.read_bytes(LEDGER_FOLDER, BATCH))
+        except ValidationError:
+            return None
+
+    def save_batch(self, record: BatchRecord, jsonl: bytes | None = None) -> None:
+        """Record the batch (and first its input, so a resumed run can upload the very same requests)."""
+        if jsonl is not None:
+            self.storage.write_bytes(jsonl, LEDGER_FOLDER, BATCH_INPUT)
+        self.storage.write_json(record.model_dump(mode="json"), LEDGER_FOLDER, BATCH)
+
+    def batch_input(self) -> bytes:
+        return self.storage.read_bytes(LEDGER_FOLDER, BATCH_INPUT)
+
     def save_characters(self, records: dict[str, CharacterRecord]) -> None:
         self.storage.write_json({name: r.model_dump() for name, r in records.items()}, LEDGER_FOLDER, CHARACTERS)
 
@@ -90,7 +119,7 @@ def fingerprint(scene: ResolvedScene, image: bytes | None, reference_format: str
                 character_ids: list[str]) -> str:
     """Everything that shapes a scene's output; a change means the scene is rendered anew. A character
     made from a new clip has a new id, so its scenes are rendered anew too."""
-    shape = scene.model_dump(mode="json", exclude={"id", "image", "characters"})
+    shape = scene.model_dump(mode="json", exclude={"id", "image", "characters", "notes"})
     shape.update(image_sha256=hashlib.sha256(image).hexdigest() if image is not None else None,
                  reference_format=reference_format if image is not None else None, provider=provider,
                  characters=character_ids)

@@ -17,6 +17,7 @@ from ._prompts import PromptFields, StyleBlock, compose, continuation, drift
 from ._video import probe
 
 Fit = Literal["cover", "pad", "stretch"]
+RevisionKind = Literal["edit", "remix"]
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -42,7 +43,28 @@ class Extension(_Model):
     fields except the beat (action, camera, timing); free text is its new action."""
 
     prompt: Text | Fields = Field(description="What happens next: free text, or fields that override the scene's.")
-    seconds: int = Field(description="Length of this segment in seconds.")
+    seconds: int = Field(gt=0, description="Length of this segment in seconds.")
+
+
+class Revision(_Model):
+    """One change to the finished video, made by the provider: exactly one of `edit` or `remix`."""
+
+    edit: Text | None = Field(default=None, description="Change the finished video as this says (/videos/edits).")
+    remix: Text | None = Field(default=None, description="Make the finished video again as this says (remix).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Revision:
+        if (self.edit is None) == (self.remix is None):
+            raise ValueError("give exactly one of edit or remix")
+        return self
+
+    @property
+    def kind(self) -> RevisionKind:
+        return "edit" if self.edit is not None else "remix"
+
+    @property
+    def prompt(self) -> str:
+        return self.edit or self.remix or ""
 
 
 class SceneDefaults(_Model):
@@ -50,7 +72,7 @@ class SceneDefaults(_Model):
 
     model: str | None = Field(default=None, description="Video model; default: the provider's default model.")
     size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT, e.g. 1280x720.")
-    seconds: int | None = Field(default=None, description="Clip length in seconds.")
+    seconds: int | None = Field(default=None, gt=0, description="Clip length in seconds.")
     fit: Fit = Field(default="cover", description="How a reference image is made the exact size.")
     pad_color: str = Field(default="#000000", description="Background colour for fit: pad.")
 
@@ -70,12 +92,15 @@ class Scene(_Model):
     image: str | None = Field(default=None, description="Reference image (first frame): path or fsspec URL.")
     model: str | None = Field(default=None, description="Video model (default from `defaults`).")
     size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT (default from `defaults`).")
-    seconds: int | None = Field(default=None, description="Clip length in seconds (default from `defaults`).")
+    seconds: int | None = Field(default=None, gt=0, description="Clip length in seconds (default from `defaults`).")
     fit: Fit | None = Field(default=None, description="cover, pad or stretch (default from `defaults`).")
     pad_color: str | None = Field(default=None, description="Background colour for fit: pad.")
     crop: Crop | None = Field(default=None, description="Region of the image to use, before fitting.")
     characters: list[str] = Field(default_factory=list, description="Names of the plan's characters in this shot.")
     extensions: list[Extension] = Field(default_factory=list, description="Continuations, in order.")
+    revisions: list[Revision] = Field(
+        default_factory=list, description="Edits and remixes of the finished video, in order; each result is kept, "
+        "the last is the scene's video.")
 
 
 class Plan(_Model):
@@ -89,27 +114,39 @@ class Plan(_Model):
     scenes: list[Scene] = Field(min_length=1, description="The shots, in order.")
     budget_usd: float | None = Field(default=None, gt=0, description="Most this plan may spend, in USD.")
     assemble: bool = Field(default=False, description="Also join the finished scenes, in order, into reel.mp4.")
+    mode: Literal["direct", "batch"] = Field(
+        default="direct", description="batch: every scene's first job goes through the provider's Batch API, as "
+        "one batch (an offline queue); the rest of each scene as usual.")
 
 
-class ResolvedExtension(_Model):
-    prompt: str = Field(description="The composed prompt of this segment.")
-    seconds: int
+Via = Literal["create", "extension", "last-frame"]
+
+
+class Segment(_Model):
+    """One paid job of a scene's chain: what it shows, how long, and how it continues the one before."""
+
+    prompt: str = Field(description="The composed prompt of this job.")
+    seconds: int = Field(description="Seconds of new video this job adds.")
+    via: Via = Field(description="create: the scene's first clip; extension: the provider's /videos/extensions; "
+                     "last-frame: a new clip that starts from the previous clip's last frame, stitched locally.")
 
 
 class ResolvedScene(_Model):
-    """A scene with every default applied and its prompts composed: exactly what will be requested."""
+    """A scene with every default applied, its prompts composed and its length cut into the jobs the provider
+    can make: exactly what will be requested."""
 
     id: str
     prompt: str
     image: str | None
     model: str
     size: str
-    seconds: int
     fit: Fit
     pad_color: str
     crop: Crop | None
     characters: list[str]
-    extensions: list[ResolvedExtension]
+    segments: list[Segment] = Field(min_length=1, description="The paid jobs, in order; the first is the create.")
+    revisions: list[Revision] = Field(default_factory=list, description="Then these, each one a paid job.")
+    notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the chain.")
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -118,24 +155,69 @@ class ResolvedScene(_Model):
 
     @property
     def total_seconds(self) -> int:
-        return self.seconds + sum(e.seconds for e in self.extensions)
+        return sum(s.seconds for s in self.segments)
+
+    @property
+    def stitched_locally(self) -> bool:
+        """The chain continues from last frames: its clips are joined here, not by the provider."""
+        return any(s.via == "last-frame" for s in self.segments)
 
 
 def resolve(plan: Plan, profile: ProviderProfile) -> list[ResolvedScene]:
-    """Defaults applied and prompts composed: what each request will carry."""
+    """Defaults applied, prompts composed, lengths cut into jobs: what each request will carry."""
     d = plan.defaults
-    return [
-        ResolvedScene(
-            id=s.id, prompt=compose(s.prompt, plan.style), image=s.image, crop=s.crop, characters=s.characters,
-            extensions=[ResolvedExtension(prompt=compose(continuation(s.prompt, e.prompt), plan.style),
-                                          seconds=e.seconds) for e in s.extensions],
-            model=s.model or d.model or profile.default_model,
-            size=s.size or d.size or profile.default_size,
-            seconds=s.seconds or d.seconds or profile.default_seconds,
-            fit=s.fit or d.fit, pad_color=s.pad_color or d.pad_color,
-        )
-        for s in plan.scenes
-    ]
+    scenes = []
+    for s in plan.scenes:
+        model = s.model or d.model or profile.default_model
+        prompt = compose(s.prompt, plan.style)
+        beats = [(prompt, s.seconds or d.seconds or profile.default_seconds)]
+        beats += [(compose(continuation(s.prompt, e.prompt), plan.style), e.seconds) for e in s.extensions]
+        segments, notes = _chain(beats, model, profile)
+        scenes.append(ResolvedScene(
+            id=s.id, prompt=prompt, image=s.image, crop=s.crop, characters=s.characters, model=model,
+            size=s.size or d.size or profile.default_size, fit=s.fit or d.fit, pad_color=s.pad_color or d.pad_color,
+            segments=segments, revisions=s.revisions, notes=notes))
+    return scenes
+
+
+def _chain(beats: list[tuple[str, int]], model: str, profile: ProviderProfile) -> tuple[list[Segment], list[str]]:
+    """The jobs for a scene's beats (its own prompt and length, then each extension's): each beat's length as
+    the nearest sum of lengths the provider makes; continuations through `/extensions` where it exists, else
+    from the previous clip's last frame."""
+    limits = profile.model_limits(model)
+    if limits is None:  # unknown model: validation says so; nothing to plan with
+        return [Segment(prompt=beats[0][0], seconds=beats[0][1], via="create")], []
+    onward: Via = "extension" if profile.extensions else "last-frame"
+    then = profile.extensions.seconds if profile.extensions else limits.seconds
+    segments: list[Segment] = []
+    notes: list[str] = []
+    for index, (prompt, wanted) in enumerate(beats):
+        pieces = nearest_lengths(wanted, limits.seconds if index == 0 else then, then)
+        for seconds in pieces:
+            segments.append(Segment(prompt=prompt, seconds=seconds, via=onward if segments else "create"))
+        if pieces != [wanted]:
+            field = "seconds" if index == 0 else f"extensions[{index - 1}].seconds"
+            offered = ", ".join(map(str, limits.seconds if index == 0 else then))
+            notes.append(f"{field}: {wanted} s is not one job on {profile.name} ({model}: {offered} s); "
+                         f"rendered as {'+'.join(map(str, pieces))} s")
+    if onward == "last-frame" and len(segments) > 1:
+        notes.append(f"{profile.name} has no /videos/extensions: each continuation is a new clip that starts "
+                     "from the previous clip's last frame; the clips are stitched here")
+    return segments, notes
+
+
+def nearest_lengths(wanted: int, first: list[int], then: list[int]) -> list[int]:
+    """Job lengths whose sum is nearest `wanted`: one from `first`, then any from `then`; the fewest jobs,
+    then the shorter total (never pay for more than was asked when it is a tie), then the longest first job."""
+    fewest: dict[int, list[int]] = {0: []}  # total of `then` pieces -> the fewest pieces making it
+    for total in range(1, max(0, wanted - min(first)) + max(then) + 1):
+        options = [[*fewest[total - piece], piece] for piece in then if total - piece in fewest]
+        if options:
+            shortest: list[int] = min(options, key=len)
+            fewest[total] = sorted(shortest, reverse=True)
+    head, rest = min(((f, pieces) for f in first for pieces in fewest.values()),
+                     key=lambda c: (abs(c[0] + sum(c[1]) - wanted), len(c[1]), c[0] + sum(c[1]), -c[0]))
+    return [head, *rest]
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -217,6 +299,8 @@ def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") ->
         problems.append(f"{source}: name: {plan.name!r} is not a safe folder name (letters, digits, . _ -)")
     scenes = resolve(plan, profile)
     problems += [f"{source}: {p}" for p in _character_problems(plan, profile)]
+    if plan.mode == "batch" and not profile.batch:
+        problems.append(f"{source}: mode: batch: provider {profile.name!r} has no Batch API for /v1/videos")
     seen: set[str] = set()
     for scene in scenes:
         where = f"{source}: scene {scene.id!r}"
@@ -241,13 +325,23 @@ def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
     if scene.size not in limits.sizes:
         problems.append(f"size: {scene.size} is not available for {scene.model} on {profile.name} "
                         f"(choose from {', '.join(limits.sizes)})")
-    if scene.seconds not in limits.seconds:
-        problems.append(f"seconds: {scene.seconds} is not available for {scene.model} on {profile.name} "
-                        f"(choose from {', '.join(map(str, limits.seconds))})")
-    if len(scene.prompt) > profile.prompt_max_chars:
-        problems.append(f"prompt: {len(scene.prompt)} characters; at most {profile.prompt_max_chars}")
+    longest = max(len(segment.prompt) for segment in scene.segments)
+    if longest > profile.prompt_max_chars:
+        problems.append(f"prompt: {longest} characters; at most {profile.prompt_max_chars}")
     problems += _extension_problems(scene, profile)
+    problems += _revision_problems(scene, profile)
     problems += _image_problems(scene)
+    return problems
+
+
+def _revision_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
+    """Revisions need the provider's endpoint, and its own video: a chain stitched here is not one."""
+    offered = {"edit": (profile.edits, "/videos/edits"), "remix": (profile.remix, "/videos/{id}/remix")}
+    problems = [f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]}"
+                for i, r in enumerate(scene.revisions) if not offered[r.kind][0]]
+    if scene.revisions and scene.stitched_locally and not problems:
+        problems.append(f"revisions: the video is stitched here from {len(scene.segments)} clips (provider "
+                        f"{profile.name!r} has no /videos/extensions), so the provider has no video to revise")
     return problems
 
 
@@ -298,20 +392,18 @@ def _cast_problems(scene: ResolvedScene, plan: Plan, profile: ProviderProfile) -
 
 
 def _extension_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
-    if not scene.extensions:
-        return []
+    """The provider's limits on one chain of `/extensions` (last-frame continuations have none)."""
     limits = profile.extensions
-    if limits is None:
-        return [f"extensions: provider {profile.name!r} has no /videos/extensions endpoint"]
-    problems = [
-        f"extensions[{i}].seconds: {e.seconds} is not available (choose from {', '.join(map(str, limits.seconds))})"
-        for i, e in enumerate(scene.extensions) if e.seconds not in limits.seconds
-    ]
-    if len(scene.extensions) > limits.max_count:
-        problems.append(f"extensions: {len(scene.extensions)} extensions; at most {limits.max_count} in one chain")
+    extensions = [s for s in scene.segments if s.via == "extension"]
+    if limits is None or not extensions:
+        return []
+    problems = []
+    if len(extensions) > limits.max_count:
+        problems.append(f"extensions: {len(extensions)} extensions in the chain; at most {limits.max_count} on "
+                        f"{profile.name}")
     if scene.total_seconds > limits.max_total_seconds:
         problems.append(f"extensions: the stitched video would be {scene.total_seconds} s; "
-                        f"at most {limits.max_total_seconds} s")
+                        f"at most {limits.max_total_seconds} s on {profile.name}")
     return problems
 
 

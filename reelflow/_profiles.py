@@ -67,6 +67,9 @@ class ProviderProfile(_Strict):
     webhooks: bool = Field(default=False, description="Whether `video.completed` webhooks are sent.")
     variants: list[Variant] = Field(default=["video"], description="Downloadable content variants.")
     poll_hint: bool = Field(default=False, description="Whether `openai-poll-after-ms` is sent.")
+    list_jobs: bool = Field(
+        default=True, description="Whether `GET /videos` lists recent jobs (to adopt one whose create answer was lost)."
+    )
     requests_per_minute: int | None = Field(default=None, description="Typical create-request limit.")
     max_concurrent_jobs: int | None = Field(default=None, description="Typical unfinished-job limit.")
 
@@ -127,6 +130,13 @@ def load_profile(name: str = "sora", file: Path | None = None) -> ProviderProfil
             if entry.get("name") == name:
                 return _resolve(dict(entry), str(file))
     return _resolve(_raw_builtin(name), f"profile {name}")
+
+
+def all_profiles(file: Path | None = None) -> list[ProviderProfile]:
+    """Every profile there is: the built-in ones, then the user's own (which may shadow a built-in name)."""
+    own = [str(entry["name"]) for entry in _profiles_in_file(file) if "name" in entry] if file else []
+    names = [name for name in builtin_profile_names() if name not in own] + own
+    return [load_profile(name, file) for name in names]
 
 
 def _profiles_in_file(file: Path) -> list[dict[str, Any]]:

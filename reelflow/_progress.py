@@ -34,18 +34,17 @@ def report(scene: str, stage: str, percent: int | None = None) -> None:
 
 @dataclass(frozen=True)
 class Watch:
-    """What to call a job's progress while it renders: the scene, and the step of its chain."""
+    """What to call a job's progress while it renders: the scene, and the stage (rendering for its first
+    job, extending i/k, revising i/k)."""
 
     scene: str
-    step: int = 0
-    steps: int = 0
+    stage: str = "rendering"
 
     def saw(self, status: str, percent: int) -> None:
-        stage = "rendering" if self.step == 0 else f"extending {self.step}/{self.steps}"
         if status == "queued":
-            report(self.scene, "queued" if self.step == 0 else f"{stage}: queued")
+            report(self.scene, "queued" if self.stage == "rendering" else f"{self.stage}: queued")
         else:
-            report(self.scene, stage, percent)
+            report(self.scene, self.stage, percent)
 
 
 class PlainLines:

@@ -19,16 +19,19 @@ from av.video.stream import VideoStream
 from ._images import letterbox
 
 
-def join_clips(sources: list[BinaryIO], target: Path) -> str:
-    """Write the clips one after another to `target`; returns how: "stream copy" or "re-encoded"."""
+def join_clips(sources: list[BinaryIO], target: Path, *, seamless: bool = False) -> str:
+    """Write the clips one after another to `target`; returns how: "stream copy" or "re-encoded".
+
+    `seamless`: each clip after the first starts on the last frame of the one before (it continues from that
+    frame), so that first frame is dropped rather than shown twice; dropping a keyframe means re-encoding."""
     with contextlib.ExitStack() as stack:
         inputs = [stack.enter_context(av.open(source, "r")) for source in sources]
         streams = [container.streams.video[0] for container in inputs]
         with av.open(str(target), "w", format="mp4") as output:
-            if _copyable(streams):
+            if not seamless and _copyable(streams):
                 _copy(inputs, streams, output)
                 return "stream copy"
-            _reencode(inputs, streams, output)
+            _reencode(inputs, streams, output, drop_first_frames=seamless)
             return "re-encoded"
 
 
@@ -63,24 +66,27 @@ def _rescale(value: int, source: Fraction | None, target: Fraction | None) -> in
     return round(value * source / target)
 
 
-def _reencode(inputs: list[InputContainer], streams: list[VideoStream], output: OutputContainer) -> None:
+def _reencode(inputs: list[InputContainer], streams: list[VideoStream], output: OutputContainer,
+              drop_first_frames: bool) -> None:
     first = streams[0].codec_context
     rate = streams[0].average_rate or Fraction(30)
     out = output.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "veryfast"})
     out.width, out.height, out.pix_fmt = first.width, first.height, "yuv420p"
     size = (first.width, first.height)
-    for index, frame in enumerate(_frames(inputs, streams)):
-        image = frame.to_image()  # type: ignore[no-untyped-call]
-        if image.size != size:
-            image = letterbox(image, size)
-        fresh = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
-        fresh.pts = index
-        fresh.time_base = 1 / rate
-        output.mux(out.encode(fresh))
+    for index, frame in enumerate(_frames(inputs, streams, drop_first_frames)):
+        if (frame.width, frame.height) != size:
+            frame = av.VideoFrame.from_image(letterbox(frame.to_image(), size))  # type: ignore[no-untyped-call]
+        frame.pts = index
+        frame.time_base = 1 / rate
+        frame.pict_type = av.video.frame.PictureType.NONE  # the encoder chooses keyframes, not the source
+        output.mux(out.encode(frame))
     output.mux(out.encode(None))
 
 
-def _frames(inputs: list[InputContainer], streams: list[VideoStream]) -> Iterator[av.VideoFrame]:
-    for container, stream in zip(inputs, streams, strict=True):
-        yield from container.decode(stream)
-
+def _frames(inputs: list[InputContainer], streams: list[VideoStream], drop_first_frames: bool
+            ) -> Iterator[av.VideoFrame]:
+    for number, (container, stream) in enumerate(zip(inputs, streams, strict=True)):
+        frames = container.decode(stream)
+        if drop_first_frames and number:
+            next(frames, None)
+        yield from frames

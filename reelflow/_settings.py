@@ -41,6 +41,18 @@ class Settings(BaseSettings):
     poll_min_seconds: float = Field(default=1, gt=0, description="Shortest wait between two status checks.")
     poll_max_seconds: float = Field(default=30, gt=0, description="Longest wait between two status checks.")
     job_timeout_seconds: float = Field(default=3600, gt=0, description="Give up on a job after this long.")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret (whsec_...) the provider signs video events with. Set: "
+        "`reelflow webhooks` records the events and waiting jobs read them, polling only as a slow fallback.",
+    )
+    webhook_inbox: str = Field(
+        default="file://./out/webhooks", description="Where `reelflow webhooks` records video events and waiting "
+        "jobs look for them (an fsspec URL every worker can reach).",
+    )
+    webhook_fallback_seconds: float = Field(
+        default=300, gt=0, description="With webhooks: the longest wait between two status checks (an event "
+        "may be lost).",
+    )
     generation_attempts: int = Field(
         default=3, ge=1, description="Jobs created for one scene when generation fails for a transient reason.",
     )

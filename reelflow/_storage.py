@@ -80,6 +80,20 @@ class Storage:
             raise StorageError(f"cannot read {self.location(*parts)}: {e}") from e
         return data
 
+    def copy(self, source: tuple[str, ...], target: tuple[str, ...]) -> None:
+        """Copy a stored file within this storage (server-side on object stores)."""
+        try:
+            self.fs.copy(self.path(*source), self.path(*target))
+        except OSError as e:
+            raise StorageError(f"cannot copy {self.location(*source)} to {self.location(*target)}: {e}") from e
+
+    def fetch(self, target: Path, *parts: str) -> None:
+        """Copy a stored file to a local path, streamed (media files can be large)."""
+        try:
+            self.fs.get_file(self.path(*parts), str(target))
+        except OSError as e:
+            raise StorageError(f"cannot read {self.location(*parts)}: {e}") from e
+
     def open(self, *parts: str) -> BinaryIO:
         """A file for reading (seekable: media libraries read what they need)."""
         try:

@@ -1,12 +1,19 @@
-"""Reading video files back: what a player would see (size, duration, frames)."""
+"""Video files read and summarised here: what a player would see (size, duration, frames), a clip's last
+frame, and the thumbnail and spritesheet a provider would serve (made here when it serves none)."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+from PIL import Image
+
+SPRITE_TILES = 16
+_TILE_WIDTH = 256
+_SPRITE_COLUMNS = 4
 
 
 @dataclass(frozen=True)
@@ -14,6 +21,7 @@ class VideoInfo:
     size: tuple[int, int]
     seconds: float
     frames: int
+    rate: float  # frames per second
 
 
 def probe(source: bytes | Path, decode_all: bool = False) -> VideoInfo | None:
@@ -26,6 +34,53 @@ def probe(source: bytes | Path, decode_all: bool = False) -> VideoInfo | None:
             stream = container.streams.video[0]
             frames = sum(1 for _ in container.decode(stream)) if decode_all else stream.frames
             seconds = float(container.duration / av.time_base) if container.duration else 0.0
-            return VideoInfo((stream.codec_context.width, stream.codec_context.height), seconds, frames)
+            rate = float(stream.average_rate) if stream.average_rate else 0.0
+            return VideoInfo((stream.codec_context.width, stream.codec_context.height), seconds, frames, rate)
     except (av.FFmpegError, IndexError, UnicodeDecodeError):
         return None
+
+
+def last_frame(source: Path) -> Image.Image:
+    """The clip's last frame, decoding only from the last keyframe on."""
+    with av.open(str(source), "r") as container:
+        stream = container.streams.video[0]
+        if container.duration:
+            container.seek(container.duration, backward=True, any_frame=False)
+        final = None
+        for final in container.decode(stream):  # noqa: B007  # the loop keeps the last one
+            pass
+        if final is None:
+            raise ValueError(f"{source.name} has no frames")
+        return final.to_image()  # type: ignore[no-untyped-call,no-any-return]
+
+
+def sprite_tiles(video: Path) -> list[Image.Image]:
+    """Up to SPRITE_TILES frames evenly spread over the video, the first frame first."""
+    info = probe(video, decode_all=True)
+    total = info.frames if info else 0
+    every = max(1, total // SPRITE_TILES)
+    with av.open(str(video), "r") as container:
+        return [frame.to_image() for index, frame in enumerate(container.decode(video=0))  # type: ignore[no-untyped-call]
+                if index % every == 0][:SPRITE_TILES]
+
+
+def thumbnail_webp(first: Image.Image) -> bytes:
+    """The video's first frame at full size, as the provider's `thumbnail` variant (WebP)."""
+    out = io.BytesIO()
+    first.save(out, "WEBP", quality=80, method=0)
+    return out.getvalue()
+
+
+def spritesheet_jpeg(tiles: Iterable[Image.Image]) -> bytes:
+    """Frames in rows of four, each 256 px wide, as the provider's `spritesheet` variant (JPEG)."""
+    images = list(tiles)
+    width, height = images[0].size
+    tile = (_TILE_WIDTH, max(1, height * _TILE_WIDTH // width))
+    rows = -(-len(images) // _SPRITE_COLUMNS)
+    sheet = Image.new("RGB", (tile[0] * _SPRITE_COLUMNS, tile[1] * rows))
+    for index, image in enumerate(images):
+        position = (index % _SPRITE_COLUMNS * tile[0], index // _SPRITE_COLUMNS * tile[1])
+        sheet.paste(image.resize(tile, Image.Resampling.BILINEAR), position)
+    out = io.BytesIO()
+    sheet.save(out, "JPEG", quality=80)
+    return out.getvalue()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +51,7 @@ def validate(plan: PlanArgument) -> None:
     except UserError as e:
         raise _user_error(e) from None
     _warn(plan_warnings(loaded, source=plan))
+    _print_notes((s.id, s.notes) for s in scenes)
     seconds = sum(s.total_seconds for s in scenes)
     typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video: valid")
 
@@ -140,6 +143,14 @@ def _print_estimate(costs: Estimate) -> None:
     console.print(table)
     console.print(f"Estimated total: ${costs.total_usd:.2f} for {sum(s.seconds for s in costs.scenes)} s "
                   f"of video in {sum(s.jobs for s in costs.scenes)} jobs{budget}", markup=False)
+    _print_notes((s.id, s.notes) for s in costs.scenes)
+
+
+def _print_notes(scenes: Iterable[tuple[str, list[str]]]) -> None:
+    """How the provider's limits shaped each scene (lengths cut into jobs, continuations from last frames)."""
+    for scene, notes in scenes:
+        for note in notes:
+            typer.echo(f"note: scene {scene!r}: {note}")
 
 
 @app.command()
@@ -214,6 +225,54 @@ def _print_result(result: PlanResult) -> None:
 
 
 @app.command()
+def providers(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profiles as JSON, for programs.")] = False,
+) -> None:
+    """List the provider profiles (built in, and your own from REELFLOW_PROVIDERS_FILE) and what each can do."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ._profiles import ProviderProfile, all_profiles
+
+    settings = Settings()
+    try:
+        profiles = all_profiles(settings.providers_file)
+    except UserError as e:
+        raise _user_error(e) from None
+    if as_json:
+        typer.echo(json.dumps({"active": settings.provider_name,
+                               "profiles": [p.model_dump(mode="json") for p in profiles]}, indent=2))
+        return
+
+    def continuing(p: ProviderProfile) -> str:
+        if p.extensions is None:
+            return "from the last frame, stitched here"
+        limits = p.extensions
+        return (f"/extensions: {'/'.join(map(str, limits.seconds))} s, at most {limits.max_count} "
+                f"({limits.max_total_seconds} s in all)")
+
+    def features(p: ProviderProfile) -> str:
+        has = {"edits": p.edits, "remix": p.remix, f"characters (≤{p.max_characters})": p.max_characters > 0,
+               "batch": p.batch, "webhooks": p.webhooks, "job list": p.list_jobs, "poll hint": p.poll_hint}
+        return ", ".join(name for name, present in has.items() if present) or "-"
+
+    table = Table(title=f"Provider profiles (REELFLOW_PROVIDER picks one; * is active: {settings.provider_name})")
+    for column in ("profile", "models: sizes; seconds", "continuations", "features", "downloads"):
+        table.add_column(column)
+    for p in profiles:
+        made = [v for v in ("thumbnail", "spritesheet") if v not in p.variants]
+        table.add_row(("* " if p.name == settings.provider_name else "") + f"{p.name}\n[dim]{p.description}[/]",
+                      "\n".join(f"{name}: {', '.join(m.sizes)}; {'/'.join(map(str, m.seconds))}"
+                                 for name, m in p.models.items()),
+                      continuing(p), features(p),
+                      ", ".join(p.variants) + (f" ({' and '.join(made)} made here)" if made else ""))
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160  # a pipe or a log: room for the table rather than 80 columns
+    console.print(table)
+
+
+@app.command()
 def serve() -> None:
     """Serve reelflow's deployments (a schedule, a plan form for the Prefect UI, image preparation and
     per-scene runs) from this process until Ctrl-C; flow runs are recorded where `run` records them."""
@@ -238,6 +297,38 @@ def deploy(pool: Annotated[str, typer.Option(help="Process work pool (created if
     with prefect_api(settings, announce):
         names = deploy_to_pool(settings, pool)
     typer.echo(f"Deployed to work pool {pool!r}: {', '.join(names)}")
+
+
+@app.command()
+def webhooks(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    host: Annotated[str, typer.Option(help="Address to listen on (behind your TLS proxy).")] = "127.0.0.1",
+    secret: Annotated[str | None, typer.Option(
+        help="The whsec_... signing secret; default: REELFLOW_WEBHOOK_SECRET (keeps it out of `ps`).")] = None,
+    inbox: Annotated[str | None, typer.Option(help="Where to record events; default: REELFLOW_WEBHOOK_INBOX.")] = None,
+) -> None:
+    """Receive the provider's signed video events on POST /, record them where waiting jobs look, and emit
+    them as Prefect events. Forged, re-signed and stale events are refused with 400."""
+    import uvicorn
+    from standardwebhooks import Webhook
+
+    from ._storage import Storage
+    from ._webhooks import Inbox, emit_prefect_event, receiver
+
+    settings = Settings()
+    key = secret or (settings.webhook_secret.get_secret_value() if settings.webhook_secret else None)
+    if not key:
+        raise fail("give --secret whsec_... or set REELFLOW_WEBHOOK_SECRET")
+    try:
+        Webhook(key)
+    except (ValueError, TypeError) as e:
+        raise fail(f"--secret: not a Standard Webhooks secret (whsec_ and base64): {e}") from None
+    folder = inbox or settings.webhook_inbox
+    quiet_prefect()
+    with prefect_api(settings, announce):
+        app = receiver(key, Inbox(Storage(folder, settings.storage_options)), emit_prefect_event)
+        announce(f"Receiving video events on http://{host}:{port}/ into {folder}; Ctrl-C stops.")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from reelflow._images import OutputFormat, Prepared
+from reelflow._images import OutputFormat, Prepared, fit_image
 from reelflow._plan import ResolvedScene
 from reelflow._references import SourceImage, fitted, read_reference
+from reelflow._storage import Storage
+from reelflow._video import last_frame
 
 from ._retry import DEFAULT_RETRIES, transient_only
 
@@ -24,3 +28,18 @@ async def validate_dimensions(url: str, name: str) -> SourceImage:
 async def transform(source: SourceImage, scene: ResolvedScene, output: OutputFormat) -> Prepared:
     """Orient, convert, crop and fit the image to exactly the scene's size (in a worker thread)."""
     return await asyncio.to_thread(fitted, source, scene, output)
+
+
+@task(name="last-frame", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def last_frame_of(storage: Storage, scene: ResolvedScene, clip: str, output: OutputFormat) -> Prepared:
+    """The last frame of one of the scene's clips, made exactly the scene's size: the first frame of the next
+    clip when the provider has no /extensions (in a worker thread)."""
+    return await asyncio.to_thread(_last_frame_fitted, storage, scene, clip, output)
+
+
+def _last_frame_fitted(storage: Storage, scene: ResolvedScene, clip: str, output: OutputFormat) -> Prepared:
+    with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
+        local = Path(workdir) / "clip.mp4"
+        storage.fetch(local, scene.id, clip)
+        frame = last_frame(local)
+    return fit_image(frame, scene.dimensions, fit=scene.fit, pad_color=scene.pad_color, output=output)

@@ -1,7 +1,9 @@
-"""The final reel: the plan's finished videos joined in order, written next to the scenes."""
+"""Videos made here from the provider's clips: a scene stitched from its last-frame continuations, the
+pictures a provider does not serve, and the plan's final reel."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import tempfile
@@ -10,23 +12,79 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from reelflow._gateway import Variant
+from reelflow._plan import ResolvedScene
 from reelflow._reel import join_clips
 from reelflow._results import FileRecord
 from reelflow._storage import Storage
+from reelflow._video import probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
 
 from ._retry import DEFAULT_RETRIES, transient_only
+from .videos import FILENAMES, VIDEO, Expected, verify
 
 REEL = "reel.mp4"
 
 
 @task(name="assemble-reel", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-def assemble_reel(storage: Storage, scene_ids: list[str], video: str = "video.mp4") -> FileRecord:
+def assemble_reel(storage: Storage, scene_ids: list[str], video: str = VIDEO) -> FileRecord:
     """Join each scene's `video` in the given order into `reel.mp4` at the storage's root."""
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir, contextlib.ExitStack() as stack:
         target = Path(workdir) / REEL
         how = join_clips([stack.enter_context(storage.open(scene, video)) for scene in scene_ids], target)
         get_run_logger().info("reel of %d scenes by %s", len(scene_ids), how)
-        with target.open("rb") as written:
-            digest = hashlib.file_digest(written, "sha256").hexdigest()
-        storage.publish(target, REEL)
-        return FileRecord(url=storage.location(REEL), bytes=target.stat().st_size, sha256=digest)
+        return _published(target, storage, REEL)
+
+
+@task(name="stitch", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def stitch(storage: Storage, scene: ResolvedScene, clips: list[str]) -> dict[str, FileRecord]:
+    """Join a scene's clips (names in its folder), each continuing from the last frame of the one before,
+    into its video.mp4, every join without a repeated frame; then make its thumbnail and spritesheet."""
+    records = await asyncio.to_thread(_stitched, storage, scene, clips)
+    get_run_logger().info("scene %r: %d clips stitched", scene.id, len(clips))
+    return records
+
+
+def _stitched(storage: Storage, scene: ResolvedScene, clips: list[str]) -> dict[str, FileRecord]:
+    with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir, contextlib.ExitStack() as stack:
+        target = Path(workdir) / VIDEO
+        join_clips([stack.enter_context(storage.open(scene.id, clip)) for clip in clips], target, seamless=True)
+        info = probe(target)
+        frame_seconds = 1 / info.rate if info and info.rate else 0.0
+        verify(target, "video", f"scene {scene.id!r}: the stitched video", Expected(
+            scene.dimensions, scene.total_seconds, 0.5 + (len(clips) - 1) * frame_seconds))
+        records = {VIDEO: _published(target, storage, scene.id, VIDEO)}
+        records.update(_pictures(target, storage, scene.id, ["thumbnail", "spritesheet"]))
+        return records
+
+
+@task(name="make-pictures", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
+async def make_pictures(storage: Storage, scene_id: str, variants: list[Variant]) -> dict[str, FileRecord]:
+    """The thumbnail and spritesheet the provider does not serve, made from the scene's video.mp4."""
+    return await asyncio.to_thread(_made_pictures, storage, scene_id, variants)
+
+
+def _made_pictures(storage: Storage, scene_id: str, variants: list[Variant]) -> dict[str, FileRecord]:
+    with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
+        local = Path(workdir) / VIDEO
+        storage.fetch(local, scene_id, VIDEO)
+        return _pictures(local, storage, scene_id, variants)
+
+
+def _pictures(video: Path, storage: Storage, scene_id: str, variants: list[Variant]) -> dict[str, FileRecord]:
+    tiles = sprite_tiles(video)  # the first tile is the first frame: the thumbnail
+    made = {"thumbnail": thumbnail_webp(tiles[0]), "spritesheet": spritesheet_jpeg(tiles)}
+    records = {}
+    for variant in variants:
+        name = FILENAMES[variant]
+        local = video.with_name(name)
+        local.write_bytes(made[variant])
+        records[name] = _published(local, storage, scene_id, name)
+    return records
+
+
+def _published(local: Path, storage: Storage, *parts: str) -> FileRecord:
+    with local.open("rb") as written:
+        digest = hashlib.file_digest(written, "sha256").hexdigest()
+    storage.publish(local, *parts)
+    return FileRecord(url=storage.location(*parts), bytes=local.stat().st_size, sha256=digest)
+

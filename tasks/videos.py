@@ -18,30 +18,37 @@ from prefect.runtime import task_run as current_task_run
 from reelflow import Settings
 from reelflow._errors import TransientApiError, VideoFailedError
 from reelflow._gateway import Gateway, JobState, Reference, Request, Variant
-from reelflow._plan import ResolvedScene
 from reelflow._progress import Watch
 from reelflow._results import FileRecord
 from reelflow._storage import Storage
 from reelflow._video import probe
+from reelflow._webhooks import Inbox
 
 from ._retry import DEFAULT_RETRIES, transient_only
 from .fleet import Fleet, job_slot, turn_to_create
 
 FILENAMES: dict[Variant, str] = {"video": "video.mp4", "thumbnail": "thumbnail.webp",
                                  "spritesheet": "spritesheet.jpg"}
+VIDEO = FILENAMES["video"]
 
 
 @dataclass(frozen=True)
 class WaitPolicy:
-    """Bounds of the waits between status checks, and how long a job may take at most."""
+    """Bounds of the waits between status checks, and how long a job may take at most. With a webhook
+    `inbox`, the provider is asked only when the job's event has arrived, or every `fallback_seconds`."""
 
     min_seconds: float
     max_seconds: float
     timeout_seconds: float
+    inbox: Inbox | None = None
+    fallback_seconds: float = 300
 
     @classmethod
     def of(cls, settings: Settings) -> WaitPolicy:
-        return cls(settings.poll_min_seconds, settings.poll_max_seconds, settings.job_timeout_seconds)
+        inbox = (Inbox(Storage(settings.webhook_inbox, settings.storage_options))
+                 if settings.webhook_secret is not None else None)
+        return cls(settings.poll_min_seconds, settings.poll_max_seconds, settings.job_timeout_seconds, inbox,
+                   settings.webhook_fallback_seconds)
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,13 @@ class Attempt:
 
 
 async def _adopted(gateway: Gateway, attempt: Attempt) -> JobState | None:
+    """A job created by an earlier try whose answer was lost, found in the provider's recent jobs. A provider
+    that lists no jobs leaves nothing to look in: the job is created again (and may be paid twice)."""
     if not attempt.adoptable or not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
+        return None
+    if not gateway.profile.list_jobs:
+        get_run_logger().warning("%s lists no jobs: an earlier create whose answer was lost cannot be found, so "
+                                 "this one may be paid twice", gateway.profile.name)
         return None
     prompt, size, seconds = attempt.looks_like
     job = await gateway.find_job(prompt=prompt, size=size, seconds=seconds, since=attempt.since,
@@ -103,21 +116,49 @@ async def create_character(gateway: Gateway, name: str, clip: Reference) -> str:
 
 
 async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watch | None = None) -> JobState:
-    progress = Progress(time.monotonic(), job.progress)
-    deadline = progress.since + policy.timeout_seconds
-    backoff = policy.min_seconds
-    while not job.finished:
-        if watch is not None:
-            watch.saw(job.status, job.progress)
-        if time.monotonic() > deadline:
-            raise TransientApiError(f"{job.id} did not finish within {policy.timeout_seconds:.0f} s")
-        await asyncio.sleep(progress.next_pause(job, backoff, policy))
-        backoff = min(backoff * 1.5, policy.max_seconds)
-        job = await gateway.retrieve(job.id)
+    """Until the job finishes: by its webhook event when there is an inbox, else by polling."""
+    deadline = time.monotonic() + policy.timeout_seconds
+    job = await (_told(gateway, job, policy, watch, deadline) if policy.inbox is not None
+                 else _polled(gateway, job, policy, watch, deadline))
     if job.status != "completed":
         reason = f"{job.id} {job.status}: {job.error_code or 'no code'}: {job.error_message or 'no message'}"
         raise VideoFailedError(reason, code=job.error_code, cause_may_pass=job.failure_is_transient)
     return job
+
+
+async def _polled(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watch | None,
+                  deadline: float) -> JobState:
+    progress = Progress(time.monotonic(), job.progress)
+    backoff = policy.min_seconds
+    while not job.finished:
+        _still_running(job, watch, deadline, policy)
+        await asyncio.sleep(progress.next_pause(job, backoff, policy))
+        backoff = min(backoff * 1.5, policy.max_seconds)
+        job = await gateway.retrieve(job.id)
+    return job
+
+
+async def _told(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watch | None,
+                deadline: float) -> JobState:
+    """Look in the webhook inbox (our own storage, so often); ask the provider once the job's event is
+    there (then as usual, should it not be finished after all), or when `fallback_seconds` have passed."""
+    assert policy.inbox is not None
+    asked = time.monotonic()
+    while not job.finished:
+        _still_running(job, watch, deadline, policy)
+        await asyncio.sleep(policy.min_seconds)
+        if await asyncio.to_thread(policy.inbox.arrived, job.id) is not None:
+            return await _polled(gateway, await gateway.retrieve(job.id), policy, watch, deadline)
+        if time.monotonic() - asked >= policy.fallback_seconds:
+            job, asked = await gateway.retrieve(job.id), time.monotonic()
+    return job
+
+
+def _still_running(job: JobState, watch: Watch | None, deadline: float, policy: WaitPolicy) -> None:
+    if watch is not None:
+        watch.saw(job.status, job.progress)
+    if time.monotonic() > deadline:
+        raise TransientApiError(f"{job.id} did not finish within {policy.timeout_seconds:.0f} s")
 
 
 @dataclass(frozen=True)
@@ -139,6 +180,15 @@ class Progress:
         return min(max(pause, policy.min_seconds), policy.max_seconds)
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What a downloaded video must be: its size and length (a stitched one may be a few frames short)."""
+
+    size: tuple[int, int]
+    seconds: float
+    tolerance_seconds: float = 0.5
+
+
 class Fetched:
     """The files one download has in place so far: a retry fetches only the others."""
 
@@ -147,14 +197,15 @@ class Fetched:
 
 
 @task(name="download", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def download(gateway: Gateway, video: JobState, variants: list[Variant], scene: ResolvedScene,
-                   storage: Storage, fetched: Fetched | None = None) -> dict[str, FileRecord]:
-    """Every content variant of the finished video, fetched side by side, verified and moved into place."""
+async def download(gateway: Gateway, video: JobState, files: dict[str, Variant], scene_id: str, storage: Storage,
+                   expected: Expected, fetched: Fetched | None = None) -> dict[str, FileRecord]:
+    """Content variants of a finished video (`files`: output name in the scene's folder -> variant), fetched
+    side by side, verified and moved into place."""
     fetched = fetched or Fetched()
-    missing = [variant for variant in variants if FILENAMES[variant] not in fetched.records]
-    outcomes = await asyncio.gather(*(_fetch(gateway, video, v, scene, storage) for v in missing),
-                                    return_exceptions=True)
-    fetched.records.update({FILENAMES[variant]: outcome for variant, outcome in zip(missing, outcomes, strict=True)
+    missing = [name for name in files if name not in fetched.records]
+    outcomes = await asyncio.gather(*(_fetch(gateway, video, files[n], scene_id, n, storage, expected)
+                                      for n in missing), return_exceptions=True)
+    fetched.records.update({name: outcome for name, outcome in zip(missing, outcomes, strict=True)
                             if not isinstance(outcome, BaseException)})
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if failures:
@@ -162,31 +213,31 @@ async def download(gateway: Gateway, video: JobState, variants: list[Variant], s
     return dict(fetched.records)
 
 
-async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene: ResolvedScene,
-                 storage: Storage) -> FileRecord:
+async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene_id: str, name: str, storage: Storage,
+                 expected: Expected) -> FileRecord:
     """Stream one variant to a local file, verify it, and move it into place."""
-    filename = FILENAMES[variant]
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
-        local = Path(workdir) / filename
+        local = Path(workdir) / "content"
         got = await gateway.download(video.id, variant, local)
-        if got.declared_bytes is not None and got.declared_bytes != got.bytes:
-            raise TransientApiError(f"{filename} of {video.id}: got {got.bytes} of {got.declared_bytes} bytes")
-        await asyncio.to_thread(_verify, local, variant, scene)
-        await asyncio.to_thread(storage.publish, local, scene.id, filename)
-    return FileRecord(url=storage.location(scene.id, filename), bytes=got.bytes, sha256=got.sha256)
+        if got.truncated:
+            raise TransientApiError(f"{name} of {video.id}: got {got.received_bytes} of {got.declared_bytes} bytes")
+        await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}", expected)
+        await asyncio.to_thread(storage.publish, local, scene_id, name)
+    return FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256)
 
 
-def _verify(local: Path, variant: Variant, scene: ResolvedScene) -> None:
+def verify(local: Path, variant: Variant, what: str, expected: Expected) -> None:
     """Decode what arrived: a truncated or corrupt body is a transient failure, so it is fetched again."""
     if variant == "video":
         info = probe(local, decode_all=True)
-        if info is None or info.size != scene.dimensions or abs(info.seconds - scene.total_seconds) > 0.5:
+        if info is None or info.size != expected.size or abs(info.seconds - expected.seconds) > (
+                expected.tolerance_seconds):
             found = "undecodable" if info is None else f"{info.size[0]}x{info.size[1]}, {info.seconds:.2f} s"
-            raise TransientApiError(f"scene {scene.id!r}: downloaded video is {found}; expected "
-                                    f"{scene.size}, {scene.total_seconds} s")
+            raise TransientApiError(f"{what} is {found}; expected {expected.size[0]}x{expected.size[1]}, "
+                                    f"{expected.seconds:g} s")
         return
     try:
         with Image.open(io.BytesIO(local.read_bytes())) as image:
             image.load()
     except (OSError, SyntaxError) as e:
-        raise TransientApiError(f"scene {scene.id!r}: downloaded {variant} does not decode: {e}") from e
+        raise TransientApiError(f"{what} does not decode: {e}") from e

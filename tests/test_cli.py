@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -31,16 +32,50 @@ def size_of(path: Path) -> tuple[int, int]:
 
 def test_validate_reports_every_problem_in_one_line_each(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
-    plan.write_text("name: trip\nscenes:\n  - {id: a, prompt: x, seconds: 10}\n  - {id: a, prompt: y, size: 1x1}\n")
+    plan.write_text("name: trip\nscenes:\n  - {id: a, prompt: x, model: sora-3}\n  - {id: a, prompt: y, size: 1x1}\n")
     done = reelflow("validate", str(plan))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines == [
-        f"error: {plan}: scene 'a': seconds: 10 is not available for sora-2 on sandbox (choose from 4, 8, 12, 16, 20)",
+        f"error: {plan}: scene 'a': model: 'sora-3' is not offered by provider 'sandbox' "
+        "(choose from sora-2, sora-2-pro)",
         f"error: {plan}: scene 'a': id: duplicate scene id",
         f"error: {plan}: scene 'a': size: 1x1 is not available for sora-2 on sandbox "
         "(choose from 720x1280, 1280x720)",
     ]
+
+
+def test_validate_says_how_a_length_the_provider_lacks_is_rendered(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: trip\nscenes:\n  - {id: a, prompt: x, seconds: 25}\n")
+    done = reelflow("validate", str(plan), env={"REELFLOW_PROVIDER": "litellm-runway"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "note: scene 'a': seconds: 25 s is not one job on litellm-runway (gen4_turbo: 5, 10 s); rendered as 10+10+5 s",
+        "note: scene 'a': litellm-runway has no /videos/extensions: each continuation is a new clip that starts from "
+        "the previous clip's last frame; the clips are stitched here",
+        f"{plan}: 1 scenes, 25 s of video: valid"]
+
+
+def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> None:
+    own = tmp_path / "providers.yaml"
+    own.write_text("profiles:\n  - {name: my-gateway, extends: litellm, description: the team's gateway}\n")
+    env = {"REELFLOW_PROVIDERS_FILE": str(own), "REELFLOW_PROVIDER": "my-gateway"}
+    listed = reelflow("providers", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    profiles = {p["name"]: p for p in found["profiles"]}
+    assert found["active"] == "my-gateway"
+    assert set(profiles) == {"sora", "sora-spec", "litellm", "litellm-runway", "sandbox", "my-gateway"}
+    assert profiles["sora"]["extensions"] == {"seconds": [4, 8, 12, 16, 20], "max_count": 6, "max_total_seconds": 120}
+    runway = profiles["litellm-runway"]
+    assert (runway["extensions"], runway["variants"], runway["models"]["gen4_turbo"]["seconds"]) == (None, ["video"],
+                                                                                                      [5, 10])
+    assert profiles["my-gateway"]["description"] == "the team's gateway"
+    table = reelflow("providers", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "│ * my-gateway " in table.stdout and "the team's gateway" in table.stdout
+    assert "│ from the last frame, stitched │" in table.stdout  # a cell, wrapped
 
 
 def test_validate_accepts_the_demo_plan() -> None:

@@ -26,12 +26,13 @@ def scene(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("fields", "expected"), [
     ({"model": "sora-1-turbo"}, "plan.yaml: scene 'opening': model: 'sora-1-turbo' is not offered by provider 'sora'"),
     ({"size": "1792x1024"}, "plan.yaml: scene 'opening': size: 1792x1024 is not available for sora-2 on sora"),
-    ({"seconds": 10}, "plan.yaml: scene 'opening': seconds: 10 is not available for sora-2 on sora"),
+    ({"seconds": -4}, "plan.yaml: scene 'opening': seconds: Input should be greater than 0"),
     ({"extensions": [{"prompt": "x", "seconds": 4}] * 7},
-     "plan.yaml: scene 'opening': extensions: 7 extensions; at most 6 in one chain"),
+     "plan.yaml: scene 'opening': extensions: 7 extensions in the chain; at most 6 on sora"),
     ({"seconds": 20, "extensions": [{"prompt": "x", "seconds": 20}] * 6},
-     "plan.yaml: scene 'opening': extensions: the stitched video would be 140 s; at most 120 s"),
-    ({"extensions": [{"prompt": "x", "seconds": 5}]}, "plan.yaml: scene 'opening': extensions[0].seconds: 5"),
+     "plan.yaml: scene 'opening': extensions: the stitched video would be 140 s; at most 120 s on sora"),
+    ({"seconds": 20, "extensions": [{"prompt": "x", "seconds": 24}] * 4},  # 24 = 20 + 4: two extensions each
+     "plan.yaml: scene 'opening': extensions: 8 extensions in the chain; at most 6 on sora"),
     ({"image": "/nowhere/harbor.jpg"}, "plan.yaml: scene 'opening': image: /nowhere/harbor.jpg does not exist"),
     ({"pad_color": "mauvish"}, "plan.yaml: scene 'opening': pad_color: 'mauvish' is not a colour"),
     ({"id": "../escape"}, "plan.yaml: scene '../escape': id: not a safe folder name"),
@@ -42,7 +43,7 @@ def test_each_problem_is_reported_with_scene_and_field(fields: dict[str, Any], e
 
 def test_every_problem_is_reported_at_once() -> None:
     found = problems({"name": "p", "scenes": [
-        {"id": "a", "prompt": "x", "seconds": 9}, {"id": "a", "prompt": "y", "size": "1x1"}]})
+        {"id": "a", "prompt": "x", "size": "2x2"}, {"id": "a", "prompt": "y", "size": "1x1"}]})
     assert len(found) == 3
     assert "plan.yaml: scene 'a': id: duplicate scene id" in found
 
@@ -52,9 +53,10 @@ def test_a_plan_name_that_escapes_the_output_folder_is_refused() -> None:
         "plan.yaml: name: '../../etc' is not a safe folder name (letters, digits, . _ -)"]
 
 
-def test_strict_spec_profile_refuses_guide_only_values() -> None:
-    assert any("seconds: 16" in p for p in problems(scene(seconds=16), profile="sora-spec"))
-    validate_plan(parse_plan(scene(seconds=16)), SORA)
+def test_strict_spec_profile_refuses_guide_only_sizes() -> None:
+    assert any("size: 1920x1080" in p for p in problems(scene(model="sora-2-pro", size="1920x1080"),
+                                                        profile="sora-spec"))
+    validate_plan(parse_plan(scene(model="sora-2-pro", size="1920x1080")), SORA)
 
 
 @pytest.mark.parametrize(("data", "expected"), [
@@ -92,5 +94,5 @@ def test_defaults_fill_in_what_scenes_leave_out() -> None:
     plan = parse_plan({"name": "p", "defaults": {"size": "1280x720", "fit": "pad"},
                        "scenes": [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y", "size": "720x1280"}]})
     a, b = validate_plan(plan, SORA)
-    assert (a.model, a.size, a.seconds, a.fit) == ("sora-2", "1280x720", 4, "pad")
+    assert (a.model, a.size, a.total_seconds, a.fit) == ("sora-2", "1280x720", 4, "pad")
     assert b.size == "720x1280"

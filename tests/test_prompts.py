@@ -17,7 +17,7 @@ def composed_prompts(plan_file: Path) -> str:
     sections = []
     for scene in validate_plan(load_plan(str(plan_file)), load_profile("sandbox")):
         sections.append(f"== {scene.id}\n{scene.prompt}\n")
-        sections += [f"== {scene.id} extension {i}\n{e.prompt}\n" for i, e in enumerate(scene.extensions, 1)]
+        sections += [f"== {scene.id} extension {i}\n{e.prompt}\n" for i, e in enumerate(scene.segments[1:], 1)]
     return "\n".join(sections)
 
 
@@ -56,7 +56,7 @@ def test_extensions_keep_the_scene_and_change_only_the_beat() -> None:
         "extensions": [{"prompt": "starts to run", "seconds": 4},
                        {"prompt": {"action": "leaps", "camera": "tracking"}, "seconds": 4}]}]})
     (scene,) = validate_plan(plan, load_profile("sandbox"))
-    first, second = (e.prompt for e in scene.extensions)
+    first, second = (e.prompt for e in scene.segments[1:])
     assert first == "Scene/background: a snowy field\nSubject: a fox\nAction: starts to run"
     assert second == "Scene/background: a snowy field\nSubject: a fox\nAction: leaps\nCamera: tracking"
     assert plan_warnings(plan) == []

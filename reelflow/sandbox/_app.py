@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from .._profiles import ProviderProfile, load_profile
 from .._video import probe
+from ._batches import Batches
 from ._config import SandboxConfig
 from ._limits import RequestBucket, check_concurrency
 from ._media import FPS, Recipe, Segment, render
@@ -86,6 +87,7 @@ class Sandbox:
             WebhookSender(config.webhook_url, config.webhook_secret, self.webhook_stats)
             if config.webhook_url and config.webhook_secret else None
         )
+        self.batches = Batches(self.state, self._created, self._as_submitted, max(0.2, config.job_seconds / 2))
         self._renders: dict[str, asyncio.Task[None]] = {}
         self._failed_once: set[str] = set()
         self._timers: set[asyncio.Task[None]] = set()
@@ -97,7 +99,6 @@ class Sandbox:
         routes = [
             self._route("GET", "/_sandbox/stats", self.stats_endpoint, public=False),
             self._route("POST", "/v1/videos", self.create, creates_job=True),
-            self._route("GET", "/v1/videos", self.list_videos),
             self._route("GET", "/v1/videos/{id}", self.retrieve),
             self._route("DELETE", "/v1/videos/{id}", self.delete),
             self._route("GET", "/v1/videos/{id}/content", self.content),
@@ -105,12 +106,19 @@ class Sandbox:
             self._route("GET", "/v1/files/{id}", self.file_info),
             self._route("GET", "/v1/files/{id}/content", self.file_content),
         ]
+        if p.list_jobs:
+            routes.append(self._route("GET", "/v1/videos", self.list_videos))
         if p.extensions:
             routes.append(self._route("POST", "/v1/videos/extensions", self.extend, creates_job=True))
         if p.edits:
             routes.append(self._route("POST", "/v1/videos/edits", self.edit, creates_job=True))
         if p.remix:
             routes.append(self._route("POST", "/v1/videos/{id}/remix", self.remix, creates_job=True))
+        if p.batch:
+            routes += [self._route("POST", "/v1/batches", self.batches.create),
+                       self._route("GET", "/v1/batches", self.batches.list_batches),
+                       self._route("GET", "/v1/batches/{id}", self.batches.retrieve),
+                       self._route("POST", "/v1/batches/{id}/cancel", self.batches.cancel)]
         if p.max_characters:
             routes += [self._route("POST", "/v1/videos/characters", self.create_character),
                        self._route("GET", "/v1/videos/characters/{id}", self.get_character)]
@@ -209,6 +217,10 @@ class Sandbox:
         return None
 
     def _new_job(self, kind: JobKind, model: str, prompt: str, recipe: Recipe, **extra: Any) -> Response:
+        return JSONResponse(self._as_submitted(self._started(kind, model, prompt, recipe, **extra)),
+                            headers=self._poll_hint())
+
+    def _started(self, kind: JobKind, model: str, prompt: str, recipe: Recipe, **extra: Any) -> Job:
         created = now()
         job = Job(
             id=new_id("video_"), kind=kind, seq=self.state.next_seq(), created_at=created,
@@ -218,10 +230,13 @@ class Sandbox:
         self.state.save_job(job)
         self.jobs_created[kind] += 1
         self._schedule_webhook(job)
-        # The create answer is the job as submitted: queued, whatever the clock says.
-        body = job.resource(created, self.config.asset_ttl_seconds)
+        return job
+
+    def _as_submitted(self, job: Job) -> dict[str, Any]:
+        """The create answer: the job as submitted, queued, whatever the clock says."""
+        body = job.resource(job.created_at, self.config.asset_ttl_seconds)
         body.update(status="queued", progress=0, completed_at=None, expires_at=None, error=None)
-        return JSONResponse(body, headers=self._poll_hint())
+        return body
 
     def _poll_hint(self) -> dict[str, str]:
         if not self.profile.poll_hint:
@@ -278,7 +293,11 @@ class Sandbox:
     # -- endpoints: videos -------------------------------------------------------------------
 
     async def create(self, request: Request) -> Response:
-        fields = await read_fields(request)
+        return JSONResponse(self._as_submitted(await self._created(await read_fields(request))),
+                            headers=self._poll_hint())
+
+    async def _created(self, fields: dict[str, Any]) -> Job:
+        """A create's fields validated as the real API does (a direct create, or a line of a batch)."""
         check_known(fields, ("prompt", "model", "seconds", "size", "input_reference", "characters"))
         prompt = required_text(fields, "prompt", self.profile.prompt_max_chars)
         model, limits = self._model(fields)
@@ -288,7 +307,7 @@ class Sandbox:
             self.character_uses[character] += 1
         reference = await self._reference(fields.get("input_reference"), size)
         recipe = Recipe(size=_dimensions(size), segments=[Segment(seconds=seconds, seed=prompt, reference=reference)])
-        return self._new_job("create", model, prompt, recipe)
+        return self._started("create", model, prompt, recipe)
 
     def _model(self, fields: dict[str, Any]) -> tuple[str, Any]:
         model = optional_text(fields, "model", self.profile.default_model)
@@ -534,6 +553,7 @@ class Sandbox:
             "faults": dict(self.faults),
             "jobs": sum(self.jobs_created.values()),
             "jobs_by_kind": dict(self.jobs_created),
+            "batches": self.batches.created,
             "webhooks": dict(self.webhook_stats),
             "limited_at_seconds": list(self.limited_at),
             "character_uses": dict(self.character_uses),

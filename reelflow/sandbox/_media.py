@@ -19,10 +19,9 @@ import av
 from PIL import Image, ImageDraw, ImageOps
 from pydantic import BaseModel, Field
 
+from .._video import SPRITE_TILES, spritesheet_jpeg, thumbnail_webp
+
 FPS = 8
-_TILE_WIDTH = 256
-_SPRITE_COLUMNS = 4
-_SPRITE_TILES = 16
 
 BlobLoader = Callable[[str], bytes]
 
@@ -112,11 +111,11 @@ class Rendered(BaseModel):
 
 def render(recipe: Recipe, load: BlobLoader) -> Rendered:
     """Encode the recipe as MP4; the thumbnail and spritesheet come from the same frames."""
-    tile_every = max(1, recipe.seconds * FPS // _SPRITE_TILES)
+    tile_every = max(1, recipe.seconds * FPS // SPRITE_TILES)
     tiles: list[Image.Image] = []
 
     def keep(index: int, image: Image.Image) -> None:
-        if index % tile_every == 0 and len(tiles) < _SPRITE_TILES:
+        if index % tile_every == 0 and len(tiles) < SPRITE_TILES:
             tiles.append(image)
 
     # faststart (the index before the media, as video services serve MP4) needs a real file.
@@ -124,7 +123,7 @@ def render(recipe: Recipe, load: BlobLoader) -> Rendered:
         target = Path(workdir) / "video.mp4"
         encode_mp4(frames(recipe, load), recipe.size, target, on_frame=keep)
         video = target.read_bytes()
-    return Rendered(video=video, thumbnail=_webp(tiles[0]), spritesheet=_spritesheet(tiles))
+    return Rendered(video=video, thumbnail=thumbnail_webp(tiles[0]), spritesheet=spritesheet_jpeg(tiles))
 
 
 def encode_mp4(
@@ -146,22 +145,3 @@ def encode_mp4(
             if on_frame is not None:
                 on_frame(index, image)
         container.mux(stream.encode(None))
-
-
-def _webp(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "WEBP", quality=80, method=0)
-    return out.getvalue()
-
-
-def _spritesheet(tiles: list[Image.Image]) -> bytes:
-    width, height = tiles[0].size
-    tile_size = (_TILE_WIDTH, max(1, height * _TILE_WIDTH // width))
-    rows = -(-len(tiles) // _SPRITE_COLUMNS)
-    sheet = Image.new("RGB", (tile_size[0] * _SPRITE_COLUMNS, tile_size[1] * rows))
-    for index, tile in enumerate(tiles):
-        position = (index % _SPRITE_COLUMNS * tile_size[0], index // _SPRITE_COLUMNS * tile_size[1])
-        sheet.paste(tile.resize(tile_size, Image.Resampling.BILINEAR), position)
-    out = io.BytesIO()
-    sheet.save(out, "JPEG", quality=80)
-    return out.getvalue()

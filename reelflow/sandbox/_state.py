@@ -97,13 +97,14 @@ class SandboxState:
         self.jobs: dict[str, Job] = {}
         self.characters: dict[str, dict[str, Any]] = {}
         self.files: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
         self._load()
 
     def _load(self) -> None:
         for path in self._listing("jobs"):
             job = Job.model_validate_json(self.fs.cat_file(path))
             self.jobs[job.id] = job
-        for kind, target in (("characters", self.characters), ("files", self.files)):
+        for kind, target in (("characters", self.characters), ("files", self.files), ("batches", self.batches)):
             for path in self._listing(kind):
                 record = json.loads(self.fs.cat_file(path))
                 target[record["id"]] = record
@@ -124,7 +125,7 @@ class SandboxState:
             if self.fs.exists(path):
                 self.fs.rm(path, recursive=True)
 
-    def save_record(self, folder: Literal["characters", "files"], record: dict[str, Any]) -> None:
+    def save_record(self, folder: Literal["characters", "files", "batches"], record: dict[str, Any]) -> None:
         getattr(self, folder)[record["id"]] = record
         self.put(f"{folder}/{record['id']}.json", json.dumps(record).encode())
 

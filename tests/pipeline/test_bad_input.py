@@ -74,14 +74,14 @@ CASES: dict[str, Case] = {
                          "scene 'a': size: 1000x1000 is not available"),
     "invalid model": Case(plan_text(plan_with("{id: a, prompt: p, model: sora-1}")), "plan",
                           "scene 'a': model: 'sora-1' is not offered"),
-    "invalid seconds": Case(plan_text(plan_with("{id: a, prompt: p, seconds: 7}")), "plan",
-                            "scene 'a': seconds: 7 is not available"),
+    "zero seconds": Case(plan_text(plan_with("{id: a, prompt: p, seconds: 0}")), "plan",
+                         "scene 'a': seconds: Input should be greater than 0"),
     "over 120 s": Case(plan_text(plan_with("{id: a, prompt: p, seconds: 20, extensions: [" +
                                            ", ".join(["{prompt: x, seconds: 20}"] * 6) + "]}")), "plan",
-                       "scene 'a': extensions: the stitched video would be 140 s; at most 120 s"),
+                       "scene 'a': extensions: the stitched video would be 140 s; at most 120 s on sandbox"),
     "over 6 extensions": Case(plan_text(plan_with("{id: a, prompt: p, extensions: [" +
                                                   ", ".join(["{prompt: x, seconds: 4}"] * 7) + "]}")), "plan",
-                              "scene 'a': extensions: 7 extensions; at most 6 in one chain"),
+                              "scene 'a': extensions: 7 extensions in the chain; at most 6 on sandbox"),
     "duplicate ids": Case(plan_text(plan_with("{id: a, prompt: p}", "{id: a, prompt: q}")), "plan",
                           "scene 'a': id: duplicate scene id"),
     "escaping scene id": Case(plan_text(plan_with("{id: ../../etc, prompt: p}")), "plan",

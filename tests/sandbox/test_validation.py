@@ -112,3 +112,28 @@ def test_unknown_variant_is_refused(strict: openai.OpenAI) -> None:
 def test_unknown_routes_answer_404_json(strict: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match="Invalid URL"):
         strict.get("/videos/abc/nothing", cast_to=object)
+
+
+@pytest.fixture(scope="module")
+def narrow() -> Iterator[openai.OpenAI]:
+    """A sandbox posing as Runway through LiteLLM: 5/10 s, no /extensions, no job list, only the video."""
+    with run_sandbox(profile="litellm-runway", job_seconds=0) as running:
+        yield sdk(running, max_retries=0)
+
+
+def test_posing_as_a_narrower_provider_it_offers_only_what_that_provider_does(narrow: openai.OpenAI) -> None:
+    video = narrow.videos.create(prompt="a harbour")  # the provider's defaults
+    assert (video.model, video.seconds, video.size) == ("gen4_turbo", "5", "1280x720")
+    assert create_error(narrow, prompt="p", seconds="4")["message"] == (
+        "Invalid value: '4'. Supported values are: '5' and '10'.")
+    done = narrow.videos.poll(video.id, poll_interval_ms=10)
+    assert done.status == "completed"
+    assert narrow.videos.download_content(video.id, variant="video").content[4:8] == b"ftyp"
+    with pytest.raises(openai.BadRequestError, match="Supported values are: 'video'"):
+        narrow.videos.download_content(video.id, variant="thumbnail")
+    for missing in (lambda: narrow.videos.extend(prompt="more", seconds="5", video=openai.omit,  # type: ignore[arg-type]
+                                                 extra_body={"video": {"id": video.id}}),
+                    lambda: narrow.videos.remix(video.id, prompt="in winter"),
+                    lambda: narrow.videos.list()):
+        with pytest.raises(openai.NotFoundError, match="Invalid URL"):
+            missing()

@@ -1,0 +1,77 @@
+"""`mode: batch`: every scene's first job created through one Batch API batch. Each result goes into its
+scene's ledger entry, so the scenes then wait, continue and download as in any run, and a run that dies
+mid-way resumes the same batch."""
+
+from __future__ import annotations
+
+import json
+
+from reelflow._estimate import BudgetExceeded
+from reelflow._gateway import JobState, batch_line
+from reelflow._ledger import BatchRecord, JobRecord, SceneEntry
+from reelflow._plan import ResolvedScene
+from tasks._retry import tuned
+from tasks.batch import BatchProgress, run_batch
+
+from .render_scene import SceneRun, entry_of, needs_new_job, scene_request, source_of
+
+
+async def batched(scenes: list[ResolvedScene], run: SceneRun) -> None:
+    """Create the first job of every scene that needs one in one batch (or finish the recorded batch)."""
+    record = run.ledger.batch()
+    if record is None or record.done:
+        record = await _new_batch(scenes, run)
+        if record is None:
+            return
+    progress = BatchProgress(run.ledger, record)
+    results = await tuned(run_batch, run.settings)(run.gateway, progress, run.ledger.batch_input(), run.policy)
+    for scene_id in record.scenes:
+        _record(scene_id, results.get(scene_id), run)
+    progress.update(done=True)
+
+
+async def _new_batch(scenes: list[ResolvedScene], run: SceneRun) -> BatchRecord | None:
+    """Each scene's create as a line; the intent recorded in its entry, the whole input in the ledger."""
+    lines = []
+    for scene in scenes:
+        source = await source_of(scene, run)
+        entry = entry_of(scene, source, run)
+        if not _wants_first_job(entry, run.retry_failed):
+            continue
+        try:
+            run.spend.commit(run.estimate.cost_of(scene.id).segment_usd(scene.segments[0].seconds),
+                             f"scene {scene.id!r}: the clip")
+        except BudgetExceeded:
+            continue  # its own run reports the refusal
+        request = await scene_request(scene, source, entry, run, run.warnings.setdefault(scene.id, []))
+        entry.status = "rendering"
+        entry.jobs.append(JobRecord(step=0))
+        run.ledger.save(entry)
+        lines.append(batch_line(scene.id, request))
+    if not lines:
+        return None
+    record = BatchRecord(scenes=[line["custom_id"] for line in lines])
+    run.ledger.save_batch(record, "".join(json.dumps(line) + "\n" for line in lines).encode())
+    return record
+
+
+def _wants_first_job(entry: SceneEntry, retry_failed: bool) -> bool:
+    if entry.status == "completed":
+        return False  # verified, or fetched again from its recorded jobs, when the scene runs
+    return needs_new_job(entry.current(0), retry_failed)
+
+
+def _record(scene_id: str, outcome: JobState | str | None, run: SceneRun) -> None:
+    """The scene's first job as the batch made it; refused lines fail the scene, lines the batch never
+    ran (it expired or was cancelled) are created again by a later run."""
+    entry = run.ledger.load(scene_id)
+    job = entry.current(0) if entry else None
+    if entry is None or job is None:
+        return
+    if isinstance(outcome, JobState):
+        job.id, job.status = outcome.id, "created"
+        run.known_ids.add(outcome.id)
+    else:
+        job.status, job.transient = "failed", outcome is None
+        job.error = f"refused in the batch: {outcome}" if outcome else "the batch ended without running it"
+    run.ledger.save(entry)
