@@ -22,7 +22,7 @@ from reelflow import (
     validate_plan,
 )
 from reelflow._estimate import Estimate, estimate
-from reelflow._provider import active_profile, connect_provider
+from reelflow._provider import active_profile, check_settings, connect_provider
 from reelflow._report import html_report, markdown_summary, table_rows, thumbnails
 from reelflow._results import PlanResult, SceneResult
 from reelflow._storage import Storage
@@ -54,6 +54,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     unless `retry_failed`. A plan whose estimate exceeds its budget is refused before any call."""
     settings = Settings()
     profile = active_profile(settings)
+    check_settings(settings, profile)
     scenes = validate_plan(plan, profile)
     costs = estimate(plan, scenes, profile, settings)
     costs.check()

@@ -40,7 +40,7 @@ from reelflow._gateway import (
 from reelflow._ledger import JobRecord, Ledger, SceneEntry, fingerprint
 from reelflow._plan import Plan, Revision, Segment, validate_plan
 from reelflow._progress import Watch, report
-from reelflow._provider import Connection, connect_provider
+from reelflow._provider import Connection, check_settings, connect_provider
 from reelflow._references import SourceImage, as_reference, unchanged_reference, usable_as_is
 from reelflow._results import FileRecord, SceneResult
 from reelflow._storage import Storage
@@ -388,6 +388,7 @@ def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_fai
     settings = Settings()
     plan = Plan(name=plan_name, output=output, scenes=[scene], defaults=defaults or SceneDefaults(), style=style)
     with connect_provider(settings) as connection:
+        check_settings(settings, connection.profile)
         (resolved,) = validate_plan(plan, connection.profile)
         costs = estimate(plan, [resolved], connection.profile, settings)
         costs.check()

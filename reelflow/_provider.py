@@ -33,6 +33,13 @@ def active_profile(settings: Settings) -> ProviderProfile:
     return load_profile(settings.provider_name, settings.providers_file)
 
 
+def check_settings(settings: Settings, profile: ProviderProfile) -> None:
+    """Settings that ask for what the provider cannot do are refused before any call."""
+    if settings.webhook_secret is not None and not profile.webhooks:
+        raise UserError(f"REELFLOW_WEBHOOK_SECRET is set, but provider {profile.name!r} sends no webhooks "
+                        "(unset it: jobs are then polled)")
+
+
 @contextlib.contextmanager
 def connect_provider(settings: Settings) -> Iterator[Connection]:
     """The provider for this run; without a key, a sandbox on loopback for as long as the block lasts."""

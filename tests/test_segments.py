@@ -4,11 +4,12 @@ frame; the estimate counts every job and says what was changed."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reelflow import ResolvedScene, Settings, estimate, load_profile, parse_plan, validate_plan
+from reelflow import PlanError, ResolvedScene, Settings, estimate, load_profile, parse_plan, validate_plan
 from reelflow._plan import nearest_lengths
 
 GUIDE = [4, 8, 12, 16, 20]  # Sora's lengths, on create and for extensions
@@ -72,3 +73,15 @@ def test_the_estimate_counts_every_clip_and_carries_the_notes() -> None:
     (cost,) = estimate(plan, validate_plan(plan, profile), profile, Settings()).scenes
     assert (cost.seconds, cost.jobs, cost.usd) == (20, 2, 1.00)  # 20 s x $0.05
     assert cost.notes[0].endswith("rendered as 10+10 s")
+
+
+def test_a_chain_stitched_here_cannot_be_revised_by_the_provider(tmp_path: Path) -> None:
+    profiles = tmp_path / "providers.yaml"
+    profiles.write_text("name: remix-only\nextends: sora\nextensions: null\n")  # remix, but no /extensions
+    plan = parse_plan({"name": "p", "scenes": [{"id": "a", "prompt": "a road", "seconds": 4, "revisions": [
+        {"remix": "in winter"}], "extensions": [{"prompt": "a town", "seconds": 4}]}]})
+    with pytest.raises(PlanError) as refused:
+        validate_plan(plan, load_profile("remix-only", profiles))
+    assert refused.value.problems == [
+        "plan: scene 'a': revisions: the video is stitched here from 2 clips (provider 'remix-only' has no "
+        "/videos/extensions), so the provider has no video to revise"]

@@ -1,11 +1,12 @@
 """A plan rendered through a real LiteLLM proxy: reelflow -> LiteLLM (`litellm[proxy]` from PyPI, in its own
 venv: `make` installs it) -> the sandbox, with the `litellm` profile.
 
-What LiteLLM 1.106 forwards to an `openai/...` model with its own `api_base`: create (with a reference
-image), retrieve, content and remix. It does not: list (400, "LLM Provider NOT provided"), extensions and
-edits (it calls api.openai.com whatever the api_base), delete (405), and it answers every `variant` with
-the video. It re-encodes job ids, and the id a retrieve answers with no longer routes. The `litellm`
-profile says so; this test holds reelflow to it."""
+What LiteLLM 1.106.2 forwards to an `openai/...` model with its own `api_base`: create (with a reference
+image), retrieve and content. What it does not: the job list (400 "LLM Provider NOT provided"), extensions
+and edits (sent to api.openai.com whatever the api_base: 500), delete (405); every `variant` is answered
+with the video. Its job ids encode the model, and the ids it answers a retrieve or a remix with leave the
+model out and no longer route (500, api.openai.com): reelflow keeps the id the create returned, and the
+`litellm` profile has no remix, whose result could not be followed. This test holds reelflow to that."""
 
 from __future__ import annotations
 
