@@ -51,6 +51,10 @@ def scene_requests(scene: ResolvedScene, profile: ProviderProfile, settings: Set
 def describe(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
              costs: Estimate) -> str:
     lines = [f"Dry run on {profile.name}: nothing is sent.", ""]
+    if plan.mode == "batch":
+        lines += ["mode: batch: each scene's request 1 goes as a line of one batch (its JSON body, a reference image",
+                  "as a data URL): POST /v1/files (purpose=batch), POST /v1/batches (endpoint /v1/videos,",
+                  "completion_window 24h), GET /v1/batches/{id} until it finishes, then its output file.", ""]
     used = {name for scene in scenes for name in scene.characters}
     for character in (c for c in plan.characters if c.name in used):
         clip = read_source(character.clip, f"character {character.name!r}: clip")

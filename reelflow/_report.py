@@ -57,7 +57,7 @@ def _thumbnail(scene: SceneResult, storage: Storage) -> str | None:
 
 
 def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]]:
-    return [{"scene": r.id, "status": r.status, "seconds": r.seconds, "size": r.size,
+    return [{"scene": r.id, "status": r.status, "duration_s": r.seconds, "size": r.size,
              "cost_usd": estimate.cost_of(r.id).usd, "job_ids": ", ".join(r.job_ids), "error": r.error or ""}
             for r in result.scenes]
 

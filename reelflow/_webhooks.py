@@ -74,10 +74,18 @@ def receiver(secret: str, inbox: Inbox, announce: Callable[[VideoEvent], None] |
                 log.error("could not record %s: %s", event.id, e)
                 return JSONResponse({"error": "could not record the event"}, status_code=500)
             if announce is not None:
-                announce(event)
+                _announce(announce, event)
         return JSONResponse({"received": True})
 
     return Starlette(routes=[Route("/", accept, methods=["POST"])])
+
+
+def _announce(announce: Callable[[VideoEvent], None], event: VideoEvent) -> None:
+    """Best effort: the event is recorded already, which is what waiting jobs read."""
+    try:
+        announce(event)
+    except Exception as e:  # whatever the announcer's own failure, the delivery succeeded
+        log.warning("could not announce %s: %s", event.id, e)
 
 
 def _video_event(payload: Any) -> VideoEvent | None:

@@ -8,7 +8,8 @@ import os
 import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
@@ -24,6 +25,16 @@ os.environ.update({
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 })
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30, every: float = 0.2) -> bool:
+    """Whether `condition` came true within `seconds` (checked every `every`)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True
 
 
 def free_port() -> int:
@@ -112,7 +123,10 @@ def client(sandbox: RunningSandbox) -> openai.OpenAI:
     return sdk(sandbox, max_retries=0)
 
 
-def image_bytes(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGB", colour: object = None) -> bytes:
+Colour = float | tuple[int, ...] | str
+
+
+def image_bytes(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGB", colour: Colour | None = None) -> bytes:
     """A real image file of the given size, format and mode."""
     image = Image.new(mode, size, colour if colour is not None else _default_colour(mode))
     out = io.BytesIO()
@@ -120,6 +134,9 @@ def image_bytes(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGB", colo
     return out.getvalue()
 
 
-def _default_colour(mode: str) -> object:
-    return {"RGB": (200, 80, 40), "RGBA": (200, 80, 40, 128), "L": 128, "P": 3, "CMYK": (10, 200, 30, 0),
-            "I;16": 30000}.get(mode, 0)
+DEFAULT_COLOURS: dict[str, Colour] = {"RGB": (200, 80, 40), "RGBA": (200, 80, 40, 128), "L": 128, "P": 3,
+                                     "CMYK": (10, 200, 30, 0), "I;16": 30000}
+
+
+def _default_colour(mode: str) -> Colour:
+    return DEFAULT_COLOURS.get(mode, 0)

@@ -7,13 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from reelflow._prefect_server import healthy
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 
 def reelflow_run(plan: Path, output: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -48,12 +46,3 @@ def test_the_first_run_starts_a_server_that_later_runs_reuse(tmp_path: Path) -> 
                                  text=True, env={**os.environ, **env}, timeout=120)
     assert "Server stopped!" in stopped.stdout, stopped.stdout + stopped.stderr
     assert wait_until(lambda: not healthy(api)), "the server still answers after `prefect server stop`"
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True

@@ -17,8 +17,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
@@ -120,8 +125,9 @@ async def scheduled_runs(flow: str, name: str, seconds: float = 120) -> list[Flo
         assert (schedule.cron, schedule.timezone) == (CRON, ZONE)
         while True:
             runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(deployment_id={"any_": [deployment.id]},
-                                              state={"type": {"any_": ["SCHEDULED"]}}),
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
                 sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=10)
             if len(runs) >= 3 or time.monotonic() > deadline:
                 return sorted(runs, key=lambda r: r.expected_start_time or datetime.min)

@@ -13,7 +13,8 @@ import yaml
 from PIL import Image
 
 from flows.render_plan import render_plan
-from reelflow import Settings, load_profile, parse_plan
+from reelflow import Settings, estimate, load_profile, parse_plan, validate_plan
+from reelflow._dry_run import describe
 from reelflow._gateway import connect
 from reelflow._ledger import BatchRecord, Ledger
 from reelflow._storage import Storage
@@ -103,3 +104,12 @@ def test_a_batch_whose_create_answer_was_lost_is_found_not_sent_again(sandbox: R
     results = asyncio.run(scenario())
     assert sandbox.stats()["batches"] == batches + 1  # only the one already there
     assert list(results) == ["a"]
+
+
+def test_a_dry_run_of_a_batch_plan_says_how_its_creates_go(tmp_path: Path) -> None:
+    plan = parse_plan(yaml.safe_load(plan_text(photo_file(tmp_path))))
+    profile, settings = load_profile("sandbox"), Settings()
+    scenes = validate_plan(plan, profile)
+    text = describe(plan, scenes, profile, settings, estimate(plan, scenes, profile, settings))
+    assert "mode: batch: each scene's request 1 goes as a line of one batch" in text
+    assert text.count("  1. POST /v1/videos\n") == SCENES

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from flows.render_plan import render_plan
-from reelflow import parse_plan
+from reelflow import Settings, estimate, load_profile, parse_plan, validate_plan
 from reelflow.sandbox import RunningSandbox
 from tests.media import probe_video, psnr, video_frames
 
@@ -41,9 +41,7 @@ def test_edits_and_remixes_apply_in_order_and_every_result_is_kept(provider: Run
     assert provider.stats()["requests"] == requests
 
 
-def test_a_revision_is_priced_as_the_whole_video_again(provider: RunningSandbox) -> None:
-    from reelflow import Settings, estimate, load_profile, validate_plan
-
+def test_a_revision_is_priced_as_the_whole_video_again() -> None:
     plan = parse_plan({"name": "p", "scenes": [{"id": "a", "prompt": "x", "model": "sora-2", "size": "1280x720",
                                                 "seconds": 8, "revisions": [{"remix": "y"}, {"edit": "z"}]}]})
     profile = load_profile("sora")

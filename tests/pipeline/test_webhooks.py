@@ -23,9 +23,9 @@ from starlette.testclient import TestClient
 from flows.render_plan import render_plan
 from reelflow import ReelflowError, parse_plan
 from reelflow._storage import Storage
-from reelflow._webhooks import Inbox, receiver
+from reelflow._webhooks import Inbox, VideoEvent, receiver
 from reelflow.sandbox import RunningSandbox, run_sandbox
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 from tests.media import probe_video
 from tests.pipeline.conftest import point_at
 
@@ -84,7 +84,7 @@ def test_the_receiver_refuses_what_the_provider_did_not_sign(case: str, inbox: I
 
 
 def test_the_receiver_records_video_events_and_accepts_others(inbox: Inbox) -> None:
-    announced = []
+    announced: list[VideoEvent] = []
     with TestClient(receiver(SECRET, inbox, announced.append)) as client:
         assert client.post("/", content=signed()[0], headers=signed()[1]).status_code == 200
         other_body, other_headers = signed(event_type="batch.completed", video_id="video_other")
@@ -151,7 +151,7 @@ def test_a_run_with_webhooks_checks_each_video_once(signing_provider: RunningSan
     assert stats["requests"]["GET /v1/videos/{id}"] <= videos  # one check per video, after its event
     assert probe_video((tmp_path / "out" / "told" / "three" / "video.mp4").read_bytes()).seconds == 8.0
     # The receiver also told Prefect: one event per video, for automations and the UI's event feed.
-    assert wait_for(lambda: len(prefect_events(local_prefect_server, "reelflow.video.completed")) >= videos)
+    assert wait_until(lambda: len(prefect_events(local_prefect_server, "reelflow.video.completed")) >= videos)
 
 
 def prefect_events(api: str, name: str) -> list[dict[str, object]]:
@@ -161,15 +161,6 @@ def prefect_events(api: str, name: str) -> list[dict[str, object]]:
     with urllib.request.urlopen(request, timeout=10) as answer:
         events: list[dict[str, object]] = json.load(answer)["events"]
     return events
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
 
 
 def test_webhooks_on_a_provider_that_sends_none_are_refused_before_any_call(

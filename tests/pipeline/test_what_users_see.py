@@ -52,7 +52,9 @@ def test_the_summary_is_attached_to_the_flow_run_as_artifacts(provider: RunningS
     plan = parse_plan({"name": "ui_summary", "scenes": [{"id": "one", "prompt": "a lighthouse"}]})
     render_plan(plan, output="memory://renders")
     table, summary = asyncio.run(latest_artifacts("ui-summary-scenes", "ui-summary-summary"))
-    assert table.type == "table" and '"scene": "one"' in str(table.data) and '"cost_usd": 0.4' in str(table.data)
+    assert table.type == "table"
+    for cell in ('"scene": "one"', '"status": "completed"', '"duration_s": 4', '"cost_usd": 0.4', '"job_ids": "video_'):
+        assert cell in str(table.data), cell
     assert summary.type == "markdown" and "1 of 1 scenes rendered on **sandbox**" in str(summary.data)
     assert "![one](data:image/jpeg;base64," in str(summary.data)  # the UI shows the thumbnail
 
@@ -61,7 +63,7 @@ async def latest_artifacts(*keys: str) -> list[Artifact]:
     # The REST call itself: prefect 3.8.8's `read_artifacts` sends `"flow_runs": null`, which its server
     # refuses (422), and an empty run filter drops artifacts that no task run made.
     async with get_client() as client:
-        answer = await client.request("POST", "/artifacts/filter", json={  # type: ignore[arg-type]
+        answer = await client.request("POST", "/artifacts/filter", json={
             "artifacts": {"key": {"any_": list(keys)}}, "sort": "CREATED_DESC", "limit": len(keys)})
     found = Artifact.model_validate_list(answer.json())
     return sorted(found, key=lambda artifact: keys.index(str(artifact.key)))

@@ -10,7 +10,7 @@ import jsonschema
 import openai
 import pytest
 import yaml
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from reelflow.sandbox import RunningSandbox, run_sandbox
@@ -30,7 +30,7 @@ def components() -> dict[str, Any]:
 
 def validator(schema_name: str) -> jsonschema.Draft202012Validator:
     root = {"components": {"schemas": components()}}
-    registry: Registry[Any] = Registry().with_resource("urn:videos", Resource(root, specification=DRAFT202012))
+    registry: Registry[Any] = Registry().with_resource("urn:videos", DRAFT202012.create_resource(root))
     return jsonschema.Draft202012Validator({"$ref": f"urn:videos#/components/schemas/{schema_name}"},
                                            registry=registry)
 
