@@ -66,7 +66,7 @@ def request_signatures(scene: ResolvedScene) -> list[Signature]:
 
 
 def revision_name(number: int) -> str:
-    """The video before revision `number` (1-based) is kept as revision `number - 1`; 0 is the unrevised."""
+    """Where the scene's video is kept after `number` revisions (0: before the first)."""
     return f"video.rev{number}.mp4"
 
 
@@ -270,7 +270,12 @@ async def scene_request(scene: ResolvedScene, source: SourceImage | None, entry:
                          warnings: list[str]) -> Request:
     """The scene's create, its reference image prepared only now that a job is about to be created."""
     reference = await _reference(scene, source, entry, run, warnings)
-    return create_request(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=scene.segments[0].seconds,
+    return _create(scene, scene.segments[0], reference, run)
+
+
+def _create(scene: ResolvedScene, segment: Segment, reference: Reference | None, run: SceneRun) -> Request:
+    """A create of the scene's model and size, carrying its characters."""
+    return create_request(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
                           reference=reference, characters=[run.character_ids[name] for name in scene.characters])
 
 
@@ -286,8 +291,7 @@ async def _continuation_request(scene: ResolvedScene, step: int, segment: Segmen
                                                      run.settings.reference_format)
     reference = as_reference(frame)
     _keep(reference.data, f"segments/{step}.first-frame.{frame.extension}", scene.id, entry, run)
-    return create_request(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
-                          reference=reference, characters=[run.character_ids[name] for name in scene.characters])
+    return _create(scene, segment, reference, run)
 
 
 async def _reference(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,

@@ -245,7 +245,8 @@ class Gateway:
                 content = await self.client.files.content(file_id)
             for line in filter(str.strip, content.text.splitlines()):
                 answer = json.loads(line)
-                response, body = answer.get("response") or {}, (answer.get("response") or {}).get("body") or {}
+                response = answer.get("response") or {}
+                body = response.get("body") or {}
                 if response.get("status_code") == 200 and body.get("id"):
                     results[answer["custom_id"]] = _state(openai.types.Video.model_validate(body))
                 else:

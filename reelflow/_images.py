@@ -107,7 +107,9 @@ def prepare(
     if _scale(region, size, fit) > 1:
         notes.append(f"{name}: {round(region[2] - region[0])}x{round(region[3] - region[1])} is too small for "
                      f"{size[0]}x{size[1]}; upscaled")
-    return _encoded(_fit(image, region, size, fit, pad_color), output, notes)
+    fitted = _fit(image, region, size, fit, pad_color)
+    assert fitted.size == size, (fitted.size, size)
+    return _encoded(fitted, output, notes)
 
 
 def fit_image(image: Image.Image, size: tuple[int, int], *, fit: Fit = "cover", pad_color: str = "#000000",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -19,6 +19,7 @@ from ._results import FileRecord
 from ._storage import Storage
 
 LEDGER_FOLDER = "ledger"
+Record = TypeVar("Record", bound=BaseModel)
 
 
 class JobRecord(BaseModel):
@@ -71,12 +72,8 @@ class Ledger:
         self.storage = storage
 
     def load(self, scene_id: str) -> SceneEntry | None:
-        if not self.storage.exists(LEDGER_FOLDER, f"{scene_id}.json"):
-            return None
-        try:
-            return SceneEntry.model_validate_json(self.storage.read_bytes(LEDGER_FOLDER, f"{scene_id}.json"))
-        except ValidationError:
-            return None  # unreadable: the scene is rendered anew, as if never started
+        """The scene's entry; None when there is none or it is unreadable (the scene is rendered anew)."""
+        return self._record(f"{scene_id}.json", SceneEntry)
 
     def save(self, entry: SceneEntry) -> None:
         """Write the entry whole; a failure here is fatal for the scene (a paid job could be lost)."""
@@ -95,10 +92,13 @@ class Ledger:
             return {}
 
     def batch(self) -> BatchRecord | None:
-        if not self.storage.exists(LEDGER_FOLDER, BATCH):
+        return self._record(BATCH, BatchRecord)
+
+    def _record(self, name: str, model: type[Record]) -> Record | None:
+        if not self.storage.exists(LEDGER_FOLDER, name):
             return None
         try:
-            return BatchRecord.model_validate_json(self.storage.read_bytes(LEDGER_FOLDER, BATCH))
+            return model.model_validate_json(self.storage.read_bytes(LEDGER_FOLDER, name))
         except ValidationError:
             return None
 

@@ -54,14 +54,25 @@ def last_frame(source: Path) -> Image.Image:
         return final.to_image()  # type: ignore[no-untyped-call,no-any-return]
 
 
+def tile_every(frames: int) -> int:
+    """Which frames make the spritesheet: every this many, from the first, up to SPRITE_TILES of them."""
+    return max(1, frames // SPRITE_TILES)
+
+
 def sprite_tiles(video: Path) -> list[Image.Image]:
-    """Up to SPRITE_TILES frames evenly spread over the video, the first frame first."""
-    info = probe(video, decode_all=True)
-    total = info.frames if info else 0
-    every = max(1, total // SPRITE_TILES)
+    """Up to SPRITE_TILES frames evenly spread over the video, the first frame first (decoded once, and only
+    as far as the last tile)."""
     with av.open(str(video), "r") as container:
-        return [frame.to_image() for index, frame in enumerate(container.decode(video=0))  # type: ignore[no-untyped-call]
-                if index % every == 0][:SPRITE_TILES]
+        stream = container.streams.video[0]
+        counted = stream.frames or round(float((container.duration or 0) / av.time_base * (stream.average_rate or 0)))
+        every = tile_every(counted)
+        tiles: list[Image.Image] = []
+        for index, frame in enumerate(container.decode(stream)):
+            if index % every == 0:
+                tiles.append(frame.to_image())  # type: ignore[no-untyped-call]
+                if len(tiles) == SPRITE_TILES:
+                    break
+        return tiles
 
 
 def thumbnail_webp(first: Image.Image) -> bytes:

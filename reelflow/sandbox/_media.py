@@ -19,7 +19,7 @@ import av
 from PIL import Image, ImageDraw, ImageOps
 from pydantic import BaseModel, Field
 
-from .._video import SPRITE_TILES, spritesheet_jpeg, thumbnail_webp
+from .._video import SPRITE_TILES, spritesheet_jpeg, thumbnail_webp, tile_every
 
 FPS = 8
 
@@ -111,11 +111,11 @@ class Rendered(BaseModel):
 
 def render(recipe: Recipe, load: BlobLoader) -> Rendered:
     """Encode the recipe as MP4; the thumbnail and spritesheet come from the same frames."""
-    tile_every = max(1, recipe.seconds * FPS // SPRITE_TILES)
+    every = tile_every(recipe.seconds * FPS)
     tiles: list[Image.Image] = []
 
     def keep(index: int, image: Image.Image) -> None:
-        if index % tile_every == 0 and len(tiles) < SPRITE_TILES:
+        if index % every == 0 and len(tiles) < SPRITE_TILES:
             tiles.append(image)
 
     # faststart (the index before the media, as video services serve MP4) needs a real file.
