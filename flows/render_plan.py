@@ -32,6 +32,7 @@ from tasks.reel import assemble_reel
 from ._batch import batched
 from ._cast import cast
 from ._crashes import take_over
+from ._stoppable import run_stoppable
 from .render_scene import SceneRun, recorded_result, run_scene
 
 DEFAULT_OUTPUT = "file://./out"
@@ -74,7 +75,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
                         await batched(scenes, run)
                     return await _render_concurrently(scenes, run, settings.max_concurrent)
 
-            results = asyncio.run(render_all())
+            results = run_stoppable(render_all())
     result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
                         estimate_usd=costs.total_usd)
     if plan.assemble:
@@ -108,7 +109,7 @@ def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storag
         ) for scene in plan.scenes]
         return list(await asyncio.gather(*(wait_for_flow_run(run.id, poll_interval=2) for run in started)))
 
-    finished = asyncio.run(all_finished())
+    finished = run_stoppable(all_finished())
     return [recorded_result(scene, storage) or _lost(scene, run) for scene, run in zip(scenes, finished, strict=True)]
 
 

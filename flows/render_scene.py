@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 from collections import Counter
@@ -20,6 +19,7 @@ from reelflow import (
     Scene,
     SceneDefaults,
     Settings,
+    StorageError,
     StyleBlock,
     VideoFailedError,
     is_transient,
@@ -49,6 +49,8 @@ from tasks.fleet import Fleet
 from tasks.images import last_frame_of, transform, validate_dimensions
 from tasks.reel import make_pictures, stitch
 from tasks.videos import FILENAMES, VIDEO, Attempt, Expected, Fetched, WaitPolicy, download, generate
+
+from ._stoppable import run_stoppable
 
 Signature = tuple[str, str, int]
 ASSETS_EXPIRED = "video_expired"  # the content of a finished job is gone (about an hour after completion)
@@ -154,9 +156,10 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     except AuthenticationError:
         raise
     except ReelflowError as e:
-        # A budget refusal is no verdict on the scene: a later run with more budget renders it.
+        # A budget refusal or a storage failure (a full disk) is no verdict on the scene: a later run with more
+        # budget, or room, renders it (its paid jobs are in the ledger, so only their files are fetched again).
         entry.status, entry.error = "failed", str(e)
-        entry.transient = is_transient(e) or isinstance(e, BudgetExceeded)
+        entry.transient = is_transient(e) or isinstance(e, BudgetExceeded | StorageError)
         if isinstance(e, ApiError) and e.code == ASSETS_EXPIRED:
             _forget_jobs(entry)
         get_run_logger().error("scene %r failed: %s", scene.id, e)
@@ -403,7 +406,7 @@ def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_fai
                 run.fleet = Fleet() if fleet else None
                 return await run_scene(resolved, run)
 
-        return asyncio.run(render())
+        return run_stoppable(render())
 
 
 def recorded_result(scene: ResolvedScene, storage: Storage) -> SceneResult | None:

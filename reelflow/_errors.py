@@ -69,9 +69,16 @@ class VideoFailedError(PermanentApiError):
 
 
 class StorageError(ReelflowError):
-    """Reading or writing the output storage failed."""
+    """Reading or writing the output storage failed; `transient` when waiting may mend it (a dropped
+    connection), not for a full disk, a read-only folder or missing credentials."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def is_transient(error: BaseException) -> bool:
     """True for failures a retry may fix; used by every task's `retry_condition_fn`."""
-    return isinstance(error, TransientApiError | StorageError | TimeoutError)
+    if isinstance(error, StorageError):
+        return error.transient
+    return isinstance(error, TransientApiError | TimeoutError)

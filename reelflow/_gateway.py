@@ -7,9 +7,12 @@ import base64
 import contextlib
 import hashlib
 import json
+import math
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -20,7 +23,9 @@ from openai import AsyncOpenAI
 from ._bucket import TokenBucket
 from ._errors import ApiError, AuthenticationError, PermanentApiError, TransientApiError
 from ._profiles import ProviderProfile
+from ._progress import ProviderHealth
 from ._settings import Settings
+from ._storage import storage_error
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
 Created = TypeVar("Created")
@@ -28,7 +33,6 @@ Created = TypeVar("Created")
 warnings.filterwarnings("ignore", message="The Sora API is scheduled to permanently shut down",
                         category=DeprecationWarning, module=__name__)
 _TRANSIENT_STATUS = {408, 409, 429}
-CLOCK_SKEW_SECONDS = 120  # between this machine's clock and the provider's `created_at`
 _RUNNING = ("queued", "in_progress")
 _TRANSIENT_FAILURES = {"internal_error", "server_error", "timeout", "rate_limit_exceeded", "service_unavailable"}
 
@@ -154,6 +158,7 @@ class Gateway:
         self.profile = profile
         self.pacer = pacer
         self.create_retries = create_retries
+        self.health = ProviderHealth()
 
     async def send(self, request: Request) -> JobState:
         """Send a job-creating request (see `create_request`, `extension_request`)."""
@@ -172,11 +177,14 @@ class Gateway:
 
     async def find_job(self, *, prompt: str, size: str, seconds: int, since: float,
                        exclude: frozenset[str] = frozenset()) -> JobState | None:
-        """A job created since `since` (unix time) with exactly these fields: one whose create answer
-        never arrived (a crash or a lost connection), to adopt instead of paying for it again."""
-        earliest = since - CLOCK_SKEW_SECONDS
+        """A job with exactly these fields whose create answer never arrived (a crash, a lost connection), to
+        adopt instead of paying for it again. Only a job created after `since` (this machine's clock, when
+        this output's ledger recorded the intent to create it), on the provider's clock, can be that one: an
+        older job with the same fields was made for another output, or another take, and is not ours."""
         async with self._translated("look for a job whose answer was lost"):
-            async for video in self.client.videos.list(order="desc", limit=50):
+            raw = await self.client.videos.with_raw_response.list(order="desc", limit=50)
+            earliest = math.floor(since + _clock_offset(raw.headers.get("date"), time.time()))
+            async for video in raw.parse():
                 if video.created_at < earliest:
                     break
                 if (video.prompt, video.size, video.seconds) == (prompt, size, str(seconds)) and (
@@ -198,13 +206,17 @@ class Gateway:
         digest = hashlib.sha256()
         written = 0
         streamed = self.client.videos.with_streaming_response.download_content(video_id, variant=variant)
-        async with self._translated(f"download the {variant} of {video_id}"), streamed as response:
+        action = f"download the {variant} of {video_id}"
+        async with self._translated(action), streamed as response:
             declared = response.headers.get("content-length")
-            with target.open("wb") as sink:
-                async for chunk in response.iter_bytes():
-                    sink.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
+            try:
+                with target.open("wb") as sink:
+                    async for chunk in response.iter_bytes():
+                        sink.write(chunk)
+                        digest.update(chunk)
+                        written += len(chunk)
+            except OSError as e:  # this machine's disk (full, say), not the provider
+                raise storage_error(f"{action}: cannot keep it in {target.parent}", e) from e
             received = response.http_response.num_bytes_downloaded
         return Downloaded(written, digest.hexdigest(), int(declared) if declared else None, received)
 
@@ -274,12 +286,18 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def _translated(self, action: str) -> AsyncIterator[None]:
+        """SDK errors as reelflow's own; a failure that may pass is also reported as the provider's health."""
+        started = time.time()
         try:
             yield
         except openai.APIError as e:
-            raise self._translate(action, e) from e
+            error = self._translate(action, e)
+            if error.transient:
+                self.health.failed(started, str(error))
+            raise error from e
         except httpx2.HTTPError as e:  # raised while a streamed body is being read
             raise TransientApiError(f"{action}: the connection broke ({type(e).__name__})") from e
+        self.health.answered()
 
     def _translate(self, action: str, error: openai.APIError) -> ApiError:
         if isinstance(error, openai.AuthenticationError):
@@ -312,6 +330,19 @@ def _call(client: AsyncOpenAI, request: Request) -> Awaitable[openai.types.Video
         return client.videos.remix(request.video_id, **fields)
     untyped = {"characters": fields.pop("characters")} if "characters" in fields else None  # not in the SDK's types
     return client.videos.create(**fields, extra_body=untyped)
+
+
+def _clock_offset(date_header: str | None, received_at: float) -> float:
+    """How far the provider's clock is ahead of this one, from the `Date` of an answer received at
+    `received_at`: never more than the truth (the header is cut to the second, and was stamped before the
+    answer travelled), so a window reckoned with it never starts after the provider's own stamp of a job
+    created after it. Without the header, the clocks are taken to agree (both keep NTP time)."""
+    if not date_header:
+        return 0.0
+    try:
+        return parsedate_to_datetime(date_header).timestamp() - received_at
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _retry_after(headers: Mapping[str, str]) -> float:

@@ -80,7 +80,8 @@ class Ledger:
         try:
             self.storage.write_json(entry.model_dump(mode="json"), LEDGER_FOLDER, f"{entry.scene}.json")
         except StorageError as e:
-            raise StorageError(f"scene {entry.scene!r}: cannot record its jobs in the ledger: {e}") from e
+            raise StorageError(f"scene {entry.scene!r}: cannot record its jobs in the ledger: {e}",
+                               transient=e.transient) from e
 
     def characters(self) -> dict[str, CharacterRecord]:
         if not self.storage.exists(LEDGER_FOLDER, CHARACTERS):

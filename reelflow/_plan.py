@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 import fsspec
@@ -12,13 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from ._errors import ImageError, PlanError
 from ._images import Crop, read_info
+from ._names import SAFE_NAME_RULE, is_safe_name
 from ._profiles import ProviderProfile
 from ._prompts import PromptFields, StyleBlock, compose, continuation, drift
+from ._storage import unreadable
 from ._video import probe
+from ._yamlfile import load_yaml
 
 Fit = Literal["cover", "pad", "stretch"]
 RevisionKind = Literal["edit", "remix"]
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class _Model(BaseModel):
@@ -43,7 +44,7 @@ class Extension(_Model):
     fields except the beat (action, camera, timing); free text is its new action."""
 
     prompt: Text | Fields = Field(description="What happens next: free text, or fields that override the scene's.")
-    seconds: int = Field(gt=0, description="Length of this segment in seconds.")
+    seconds: int = Field(gt=0, strict=True, description="Length of this segment in seconds.")
 
 
 class Revision(_Model):
@@ -72,7 +73,7 @@ class SceneDefaults(_Model):
 
     model: str | None = Field(default=None, description="Video model; default: the provider's default model.")
     size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT, e.g. 1280x720.")
-    seconds: int | None = Field(default=None, gt=0, description="Clip length in seconds.")
+    seconds: int | None = Field(default=None, gt=0, strict=True, description="Clip length in seconds.")
     fit: Fit = Field(default="cover", description="How a reference image is made the exact size.")
     pad_color: str = Field(default="#000000", description="Background colour for fit: pad.")
 
@@ -92,7 +93,8 @@ class Scene(_Model):
     image: str | None = Field(default=None, description="Reference image (first frame): path or fsspec URL.")
     model: str | None = Field(default=None, description="Video model (default from `defaults`).")
     size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT (default from `defaults`).")
-    seconds: int | None = Field(default=None, gt=0, description="Clip length in seconds (default from `defaults`).")
+    seconds: int | None = Field(default=None, gt=0, strict=True,
+                                 description="Clip length in seconds (default from `defaults`).")
     fit: Fit | None = Field(default=None, description="cover, pad or stretch (default from `defaults`).")
     pad_color: str | None = Field(default=None, description="Background colour for fit: pad.")
     crop: Crop | None = Field(default=None, description="Region of the image to use, before fitting.")
@@ -112,7 +114,7 @@ class Plan(_Model):
     style: StyleBlock | None = Field(default=None, description="Look every scene's prompt inherits, field by field.")
     characters: list[Character] = Field(default_factory=list, description="Recurring characters scenes may use.")
     scenes: list[Scene] = Field(min_length=1, description="The shots, in order.")
-    budget_usd: float | None = Field(default=None, gt=0, description="Most this plan may spend, in USD.")
+    budget_usd: float | None = Field(default=None, gt=0, strict=True, description="Most this plan may spend, in USD.")
     assemble: bool = Field(default=False, description="Also join the finished scenes, in order, into reel.mp4.")
     mode: Literal["direct", "batch"] = Field(
         default="direct", description="batch: every scene's first job goes through the provider's Batch API, as "
@@ -163,21 +165,31 @@ class ResolvedScene(_Model):
         return any(s.via == "last-frame" for s in self.segments)
 
 
-def resolve(plan: Plan, profile: ProviderProfile) -> list[ResolvedScene]:
-    """Defaults applied, prompts composed, lengths cut into jobs: what each request will carry."""
+def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile) -> ResolvedScene:
+    """One scene of `plan` as it will be requested: defaults applied, prompts composed, lengths cut into jobs
+    (its length checked first: see `length_problem`)."""
     d = plan.defaults
-    scenes = []
-    for s in plan.scenes:
-        model = s.model or d.model or profile.default_model
-        prompt = compose(s.prompt, plan.style)
-        beats = [(prompt, s.seconds or d.seconds or profile.default_seconds)]
-        beats += [(compose(continuation(s.prompt, e.prompt), plan.style), e.seconds) for e in s.extensions]
-        segments, notes = _chain(beats, model, profile)
-        scenes.append(ResolvedScene(
-            id=s.id, prompt=prompt, image=s.image, crop=s.crop, characters=s.characters, model=model,
-            size=s.size or d.size or profile.default_size, fit=s.fit or d.fit, pad_color=s.pad_color or d.pad_color,
-            segments=segments, revisions=s.revisions, notes=notes))
-    return scenes
+    model = s.model or d.model or profile.default_model
+    prompt = compose(s.prompt, plan.style)
+    beats = [(prompt, s.seconds or d.seconds or profile.default_seconds)]
+    beats += [(compose(continuation(s.prompt, e.prompt), plan.style), e.seconds) for e in s.extensions]
+    segments, notes = _chain(beats, model, profile)
+    return ResolvedScene(
+        id=s.id, prompt=prompt, image=s.image, crop=s.crop, characters=s.characters, model=model,
+        size=s.size or d.size or profile.default_size, fit=s.fit or d.fit, pad_color=s.pad_color or d.pad_color,
+        segments=segments, revisions=s.revisions, notes=notes)
+
+
+def length_problem(s: Scene, defaults: SceneDefaults, profile: ProviderProfile) -> str | None:
+    """A scene longer than the provider's longest, said before anything depends on its length (cutting a
+    length into jobs takes time and memory that grow with it)."""
+    own = s.seconds or defaults.seconds or profile.default_seconds
+    total = own + sum(e.seconds for e in s.extensions)
+    if total <= profile.max_scene_seconds:
+        return None
+    field = "seconds" if own > profile.max_scene_seconds else "extensions"
+    shown = f"{total} s" if total < 10**9 else "more than a billion seconds"
+    return f"{field}: the scene would be {shown} long; at most {profile.max_scene_seconds} s on {profile.name}"
 
 
 def _chain(beats: list[tuple[str, int]], model: str, profile: ProviderProfile) -> tuple[list[Segment], list[str]]:
@@ -208,16 +220,25 @@ def _chain(beats: list[tuple[str, int]], model: str, profile: ProviderProfile) -
 
 def nearest_lengths(wanted: int, first: list[int], then: list[int]) -> list[int]:
     """Job lengths whose sum is nearest `wanted`: one from `first`, then any from `then`; the fewest jobs,
-    then the shorter total (never pay for more than was asked when it is a tie), then the longest first job."""
-    fewest: dict[int, list[int]] = {0: []}  # total of `then` pieces -> the fewest pieces making it
-    for total in range(1, max(0, wanted - min(first)) + max(then) + 1):
-        options = [[*fewest[total - piece], piece] for piece in then if total - piece in fewest]
-        if options:
-            shortest: list[int] = min(options, key=len)
-            fewest[total] = sorted(shortest, reverse=True)
-    head, rest = min(((f, pieces) for f in first for pieces in fewest.values()),
-                     key=lambda c: (abs(c[0] + sum(c[1]) - wanted), len(c[1]), c[0] + sum(c[1]), -c[0]))
-    return [head, *rest]
+    then the shorter total (never pay for more than was asked when it is a tie), then the longest first job.
+
+    Time and memory grow linearly with `wanted` (bound it first: `length_problem`)."""
+    span = max(0, wanted - min(first)) + max(then)
+    unreachable = span + 1  # more pieces than any sum up to `span` needs
+    count = [0] + [unreachable] * span  # total of `then` pieces -> the fewest pieces making it
+    last = [0] * (span + 1)  # ... and the piece that made it, to walk back from
+    for total in range(1, span + 1):
+        for piece in then:
+            if piece <= total and count[total - piece] + 1 < count[total]:
+                count[total], last[total] = count[total - piece] + 1, piece
+    reachable = [(total, pieces) for total, pieces in enumerate(count) if pieces < unreachable]
+    head, rest, _ = min(((f, total, pieces) for f in first for total, pieces in reachable),
+                        key=lambda c: (abs(c[0] + c[1] - wanted), c[2], c[0] + c[1], -c[0]))
+    tail: list[int] = []
+    while rest:
+        tail.append(last[rest])
+        rest -= last[rest]
+    return [head, *sorted(tail, reverse=True)]
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -231,7 +252,7 @@ def load_plan(url: str) -> Plan:
     except (OSError, UnicodeDecodeError) as e:
         raise PlanError([f"{url}: cannot read the plan: {getattr(e, 'strerror', None) or e}"]) from e
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -295,20 +316,26 @@ def plan_warnings(plan: Plan, source: str = "plan") -> list[str]:
 def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") -> list[ResolvedScene]:
     """Every scene checked against the provider before any paid call; raises PlanError listing every problem."""
     problems: list[str] = []
-    if not SAFE_ID.match(plan.name):
-        problems.append(f"{source}: name: {plan.name!r} is not a safe folder name (letters, digits, . _ -)")
-    scenes = resolve(plan, profile)
+    if not is_safe_name(plan.name):
+        problems.append(f"{source}: name: {plan.name!r} is not a safe folder name ({SAFE_NAME_RULE})")
     problems += [f"{source}: {p}" for p in _character_problems(plan, profile)]
     if plan.mode == "batch" and not profile.batch:
         problems.append(f"{source}: mode: batch: provider {profile.name!r} has no Batch API for /v1/videos")
+    scenes: list[ResolvedScene] = []
     seen: set[str] = set()
-    for scene in scenes:
-        where = f"{source}: scene {scene.id!r}"
-        if not SAFE_ID.match(scene.id) or scene.id in (".", ".."):
-            problems.append(f"{where}: id: not a safe folder name (letters, digits, . _ -; at most 64)")
-        if scene.id in seen:
+    for raw in plan.scenes:
+        where = f"{source}: scene {raw.id!r}"
+        if not is_safe_name(raw.id):
+            problems.append(f"{where}: id: not a safe folder name ({SAFE_NAME_RULE})")
+        if raw.id in seen:
             problems.append(f"{where}: id: duplicate scene id")
-        seen.add(scene.id)
+        seen.add(raw.id)
+        too_long = length_problem(raw, plan.defaults, profile)
+        if too_long is not None:
+            problems.append(f"{where}: {too_long}")
+            continue
+        scene = resolve_scene(raw, plan, profile)
+        scenes.append(scene)
         problems += [f"{where}: {p}" for p in scene_problems(scene, profile)]
         problems += [f"{where}: {p}" for p in _cast_problems(scene, plan, profile)]
     if problems:
@@ -365,10 +392,8 @@ def _clip_problems(url: str, profile: ProviderProfile) -> list[str]:
     try:
         with fsspec.open(url, "rb") as handle:
             info = probe(handle.read())
-    except FileNotFoundError:
-        return [f"{url} does not exist"]
-    except (OSError, ValueError, ImportError) as e:
-        return [f"{url} cannot be read: {getattr(e, 'strerror', None) or e}"]
+    except Exception as e:  # whatever the clip's storage raised (any fsspec backend)
+        return [unreadable(url, e)]
     low, high = profile.character_clip_seconds
     if info is None:
         return [f"{url} is not a video"]
@@ -422,14 +447,12 @@ def _reference_problems(url: str) -> list[str]:
     """The image exists and its header is a readable image of acceptable size (pixels are not decoded)."""
     try:
         fs, path = fsspec.url_to_fs(url)
-        if not fs.exists(path):
-            return [f"image: {url} does not exist"]
-        if not fs.isfile(path):
+        if fs.info(path).get("type") == "directory":
             return [f"image: {url} is not a file"]
         with fs.open(path, "rb") as handle:
             read_info(handle, url)
     except ImageError as e:
         return [f"image: {e}"]
-    except (OSError, ValueError, ImportError) as e:
-        return [f"image: {url} cannot be read: {getattr(e, 'strerror', None) or e}"]
+    except Exception as e:  # whatever the image's storage raised (any fsspec backend)
+        return [f"image: {unreadable(url, e)}"]
     return []

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._errors import ProfileError
+from ._yamlfile import load_yaml
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
 
@@ -57,6 +58,10 @@ class ProviderProfile(_Strict):
     reference_formats: list[str] = Field(description="Accepted reference image formats (PIL names).")
     models: dict[str, ModelLimits] = Field(description="Models by name.")
     extensions: ExtensionLimits | None = Field(default=None, description="None: no `/extensions`.")
+    max_scene_seconds: int = Field(
+        default=600, gt=0, description="Longest scene (its clip and every continuation) reelflow makes here; a "
+        "longer one is refused before anything else is done with it.",
+    )
     max_characters: int = Field(default=0, description="Characters per video; 0: no characters.")
     character_clip_seconds: tuple[float, float] = Field(
         default=(2, 4), description="Accepted length of a character's source clip."
@@ -92,11 +97,15 @@ def builtin_profile_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in _BUILTIN.iterdir() if p.name.endswith(".yaml"))
 
 
-def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+def _parsed(text: str, origin: str) -> Any:
     try:
-        data = yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as e:
         raise ProfileError(f"{origin}: not valid YAML: {e}") from e
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    data = _parsed(text, origin)
     if not isinstance(data, dict):
         raise ProfileError(f"{origin}: a profile must be a mapping")
     return data
@@ -144,7 +153,7 @@ def _profiles_in_file(file: Path) -> list[dict[str, Any]]:
         text = file.read_text(encoding="utf-8")
     except OSError as e:
         raise ProfileError(f"{file}: cannot read provider profiles: {e.strerror}") from e
-    data = yaml.safe_load(text) if text.strip() else {}
+    data = _parsed(text, str(file)) if text.strip() else {}
     entries = data.get("profiles", [data]) if isinstance(data, dict) else data
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ProfileError(f"{file}: expected a profile mapping or `profiles:` list")

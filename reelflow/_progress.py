@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ FINAL_STAGES = ("done", "failed")
 class ProgressView(Protocol):
     def update(self, scene: str, stage: str, percent: int | None = None) -> None: ...
 
+    def provider(self, trouble: str | None) -> None:
+        """The provider stopped answering (`trouble` says since when and why), or answers again (None)."""
+
 
 _VIEW: ContextVar[ProgressView | None] = ContextVar("reelflow_progress_view", default=None)
 
@@ -30,6 +34,31 @@ def report(scene: str, stage: str, percent: int | None = None) -> None:
     view = _VIEW.get()
     if view is not None:
         view.update(scene, stage, percent)
+
+
+def report_provider(trouble: str | None) -> None:
+    view = _VIEW.get()
+    if view is not None:
+        view.provider(trouble)
+
+
+class ProviderHealth:
+    """Whether the provider answers: the first failure that may pass (a refused connection, a 5xx, a
+    timeout) is reported with its time, once, while retries go on; the next answer reports the recovery."""
+
+    def __init__(self) -> None:
+        self.failing_since: float | None = None
+
+    def failed(self, started: float, reason: str) -> None:
+        if self.failing_since is None:
+            self.failing_since = started
+            report_provider(f"waiting for the provider since {time.strftime('%H:%M:%S', time.localtime(started))}"
+                            f" ({reason}); retrying")
+
+    def answered(self) -> None:
+        if self.failing_since is not None:
+            report_provider(None)
+            self.failing_since = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +88,9 @@ class PlainLines:
             self.stages[scene] = stage
             print(f"scene {scene!r}: {stage}", file=self.stream, flush=True)
 
+    def provider(self, trouble: str | None) -> None:
+        print(f"provider: {trouble or 'answering again'}", file=self.stream, flush=True)
+
 
 class LiveBars:
     """A terminal: one line per scene with its stage, and an overall bar of finished scenes."""
@@ -69,6 +101,13 @@ class LiveBars:
         self.overall = self.progress.add_task("all scenes", total=len(scenes), stage="")
         self.rows: dict[str, TaskID] = {s: self.progress.add_task(s, total=100, stage="waiting") for s in scenes}
         self.finished: set[str] = set()
+        self.trouble: TaskID | None = None
+
+    def provider(self, trouble: str | None) -> None:
+        stage = trouble or "answering again"
+        if self.trouble is None:
+            self.trouble = self.progress.add_task("provider", total=None, stage=stage)
+        self.progress.update(self.trouble, stage=stage)
 
     def update(self, scene: str, stage: str, percent: int | None = None) -> None:
         row = self.rows[scene]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +18,35 @@ from ._errors import ImageError, StorageError
 
 UPLOAD_BLOCK_BYTES = 8 * 2**20  # one multipart-upload part (S3's minimum is 5 MiB)
 COPY_CHUNK_BYTES = 2**20
+# Failures that waiting cannot mend: a full disk, a read-only or forbidden folder, a name too long.
+_LASTING = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENAMETOOLONG,
+            errno.ENOTDIR, errno.EISDIR}
+
+
+def storage_error(what: str, error: Exception) -> StorageError:
+    """A storage backend's failure as reelflow's own, once, whatever the backend raised: fsspec's OSErrors,
+    and the rest (botocore's NoCredentialsError, google-auth's DefaultCredentialsError, ...), which are about
+    configuration, so retrying them is pointless."""
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error) or type(error).__name__
+        lasting = error.errno in _LASTING or isinstance(error, PermissionError | FileNotFoundError)
+    else:
+        reason, lasting = f"{error} ({type(error).__name__})", True
+    return StorageError(f"{what}: {reason}", transient=not lasting)
+
+
+def _missing(error: Exception) -> bool:
+    return isinstance(error, FileNotFoundError) and not isinstance(error.__cause__, OSError)
+
+
+def unreadable(url: str, error: Exception) -> str:
+    """Why an input file cannot be read, in a few words: "does not exist" only when its storage says so (an
+    HTTP server that cannot be reached is not a missing file, though fsspec raises FileNotFoundError for it)."""
+    if _missing(error):
+        return f"{url} does not exist"
+    cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
+    reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+    return f"{url} cannot be read: {reason}"
 
 
 class Storage:
@@ -25,8 +56,19 @@ class Storage:
         try:
             self.fs, self.root = fsspec.url_to_fs(url, **(options or {}))
         except (ImportError, ValueError) as e:
-            raise StorageError(f"{url}: unsupported storage URL: {e}") from e
+            raise StorageError(f"{url}: unsupported storage URL: {e}", transient=False) from e
+        except Exception as e:  # a backend's own complaint about its options
+            raise storage_error(f"{url}: cannot open the storage", e) from e
         self.root = self.root.rstrip("/")
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as e:  # the boundary to any fsspec backend: whatever it raises is mapped here, once
+            raise storage_error(what, e) from e
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
@@ -56,54 +98,51 @@ class Storage:
         self._atomically(lambda path: self.fs.pipe_file(path, data), parts)
 
     def _atomically(self, write: Callable[[str], object], parts: tuple[str, ...]) -> None:
-        """Local disks: write a temporary name, then rename. Object stores upload whole objects,
-        visible only once complete, so they are written in place."""
+        """Local disks: write a temporary name, then rename; the temporary is removed if anything fails (a
+        full disk, a signal). Object stores upload whole objects, visible only once complete, so they are
+        written in place."""
         target = self.path(*parts)
-        try:
+        with self._translated(f"cannot write {self.location(*parts)}"):
             self.fs.makedirs(target.rpartition("/")[0], exist_ok=True)
-            if isinstance(self.fs, LocalFileSystem):
-                partial = f"{target}.part-{uuid.uuid4().hex[:8]}"
+            if not isinstance(self.fs, LocalFileSystem):
+                write(target)
+                return
+            partial = f"{target}.part-{uuid.uuid4().hex[:8]}"
+            try:
                 write(partial)
                 self.fs.mv(partial, target)
-            else:
-                write(target)
-        except OSError as e:
-            raise StorageError(f"cannot write {self.location(*parts)}: {e}") from e
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    Path(partial).unlink(missing_ok=True)
+                raise
 
     def write_json(self, value: Any, *parts: str) -> None:
         self.write_bytes(json.dumps(value, indent=2, sort_keys=True).encode(), *parts)
 
     def read_bytes(self, *parts: str) -> bytes:
-        try:
+        with self._translated(f"cannot read {self.location(*parts)}"):
             data: bytes = self.fs.cat_file(self.path(*parts))
-        except OSError as e:
-            raise StorageError(f"cannot read {self.location(*parts)}: {e}") from e
         return data
 
     def copy(self, source: tuple[str, ...], target: tuple[str, ...]) -> None:
         """Copy a stored file within this storage (server-side on object stores)."""
-        try:
+        with self._translated(f"cannot copy {self.location(*source)} to {self.location(*target)}"):
             self.fs.copy(self.path(*source), self.path(*target))
-        except OSError as e:
-            raise StorageError(f"cannot copy {self.location(*source)} to {self.location(*target)}: {e}") from e
 
     def fetch(self, target: Path, *parts: str) -> None:
         """Copy a stored file to a local path, streamed (media files can be large)."""
-        try:
+        with self._translated(f"cannot read {self.location(*parts)}"):
             self.fs.get_file(self.path(*parts), str(target))
-        except OSError as e:
-            raise StorageError(f"cannot read {self.location(*parts)}: {e}") from e
 
     def open(self, *parts: str) -> BinaryIO:
         """A file for reading (seekable: media libraries read what they need)."""
-        try:
+        with self._translated(f"cannot read {self.location(*parts)}"):
             handle: BinaryIO = self.fs.open(self.path(*parts), "rb")
-        except OSError as e:
-            raise StorageError(f"cannot read {self.location(*parts)}: {e}") from e
         return handle
 
     def exists(self, *parts: str) -> bool:
-        return bool(self.fs.exists(self.path(*parts)))
+        with self._translated(f"cannot look at {self.location(*parts)}"):
+            return bool(self.fs.exists(self.path(*parts)))
 
 
 def read_source(url: str, name: str) -> bytes:
@@ -111,8 +150,8 @@ def read_source(url: str, name: str) -> bytes:
     try:
         with fsspec.open(url, "rb") as handle:
             data: bytes = handle.read()
-    except FileNotFoundError as e:
-        raise ImageError(f"{name}: {url} does not exist") from e
-    except (OSError, ValueError) as e:
-        raise StorageError(f"{name}: cannot read {url}: {getattr(e, 'strerror', None) or e}") from e
+    except Exception as e:  # any fsspec backend's failure
+        if _missing(e):
+            raise ImageError(f"{name}: {unreadable(url, e)}") from e
+        raise storage_error(f"{name}: {unreadable(url, e)}", e) from e
     return data

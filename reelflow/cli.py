@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Iterable
+import signal
+import unicodedata
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
@@ -20,7 +23,7 @@ from ._quiet import keep_run_logs_off_the_console, quiet_prefect
 from ._results import PlanResult
 from ._settings import Settings
 
-SIZE = re.compile(r"^[1-9][0-9]*x[1-9][0-9]*$")
+SIZE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
 
 app = typer.Typer(help="Turn scene plans into finished videos.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -88,7 +91,7 @@ def run(
 
     keep_run_logs_off_the_console()
     try:
-        with prefect_api(settings, announce), showing_progress([s.id for s in costs.scenes]):
+        with stopped_by_signals(), prefect_api(settings, announce), showing_progress([s.id for s in costs.scenes]):
             result = render_plan(loaded, output=output, retry_failed=retry_failed)
     except RenderFailed as e:
         _print_result(e.result)
@@ -124,9 +127,16 @@ def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings)
 
     profile = active_profile(settings)
     try:
-        typer.echo(describe(plan, validate_plan(plan, profile, source=source), profile, settings, costs))
+        typer.echo(printable(describe(plan, validate_plan(plan, profile, source=source), profile, settings, costs)))
     except UserError as e:
         raise _user_error(e) from None
+
+
+def printable(text: str) -> str:
+    """`text` safe to show on a terminal: control and format characters from a plan (an escape sequence, a
+    bidi override) are shown as escapes instead of acting on the terminal; lines and tabs stay."""
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t"
+                   else c for c in text)
 
 
 def _print_estimate(costs: Estimate) -> None:
@@ -163,14 +173,14 @@ def prepare(
     image_format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = "JPEG",
 ) -> None:
     """Make every image exactly SIZE, e.g. for use as reference images."""
-    if not SIZE.match(size):
+    if not SIZE.fullmatch(size):
         raise fail(f"--size: {size!r} is not WIDTHxHEIGHT")
     quiet_prefect()
     from flows.prepare_images import prepare_images
 
     keep_run_logs_off_the_console()
     try:
-        with prefect_api(Settings(), announce):
+        with stopped_by_signals(), prefect_api(Settings(), announce):
             results = prepare_images(sources, size, out, fit=mode, pad_color=pad_color, output_format=image_format)
     except ReelflowError as e:
         raise fail(str(e), 1) from None
@@ -183,6 +193,46 @@ def prepare(
     typer.echo(f"{done} of {len(results)} images prepared at {size} in {out}")
     if done < len(results) or not results:
         raise typer.Exit(1)
+
+
+def _signal_of(error: BaseException) -> int | None:
+    """The signal that stopped the run: Prefect turns SIGTERM into TerminationSignal inside a flow, Python
+    turns SIGINT into KeyboardInterrupt, and a task group wraps either in an exception group."""
+    from prefect.exceptions import TerminationSignal
+
+    if isinstance(error, TerminationSignal):
+        return error.signal
+    if isinstance(error, KeyboardInterrupt):
+        return signal.SIGINT
+    if isinstance(error, BaseExceptionGroup):
+        return next(filter(None, map(_signal_of, error.exceptions)), None)
+    return None
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """A run stopped by SIGTERM (`docker stop`, systemd, CI) or Ctrl-C ends with one line and the shell's
+    exit code for the signal (143, 130), whether or not the output is a terminal.
+
+    SIGTERM raises Prefect's TerminationSignal here too, outside flows as inside them; a flow that stops on
+    it sends the signal again to the handler it found, this one, so the process is not killed outright."""
+    from prefect.exceptions import TerminationSignal
+
+    def terminate(number: int, frame: object) -> None:
+        raise TerminationSignal(signal=number)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except BaseException as e:
+        number = _signal_of(e)
+        if number is None:
+            raise
+        typer.echo(f"error: stopped by {signal.Signals(number).name}; what was paid for is recorded: run the same "
+                   "command again to resume", err=True)
+        raise typer.Exit(128 + number) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _warn(notes: list[str]) -> None:
@@ -341,6 +391,7 @@ def sandbox(
     max_concurrent: Annotated[int | None, typer.Option(help="Unfinished jobs at once.")] = None,
     faults: Annotated[str, typer.Option(
         help="Fault rates: 5xx=0.1,429=0.05,drop=0.02,lost=0.01,truncate=0.02,slow=0.05")] = "",
+    fault_scope: Annotated[Literal["all", "creates"], typer.Option(help="Which requests faults hit.")] = "all",
     slow_seconds: Annotated[float, typer.Option(help="Delay of a `slow` fault.")] = 2.0,
     seed: Annotated[int, typer.Option(help="Seed of the fault draws.")] = 0,
     state_dir: Annotated[Path | None, typer.Option(help="Keep jobs and media here across restarts.")] = None,
@@ -354,8 +405,9 @@ def sandbox(
     try:
         config = SandboxConfig(
             host=host, port=port, profile=profile, job_seconds=job_seconds, rpm=rpm,
-            max_concurrent=max_concurrent, faults=Faults.parse(faults), slow_seconds=slow_seconds, seed=seed,
-            state_dir=state_dir, webhook_url=webhook_url, webhook_secret=webhook_secret,
+            max_concurrent=max_concurrent, faults=Faults.parse(faults), fault_scope=fault_scope,
+            slow_seconds=slow_seconds, seed=seed, state_dir=state_dir, webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
             api_keys=frozenset(api_key) if api_key else None,
         )
     except ValueError as e:

@@ -36,6 +36,11 @@ def scene(**fields: Any) -> dict[str, Any]:
     ({"image": "/nowhere/harbor.jpg"}, "plan.yaml: scene 'opening': image: /nowhere/harbor.jpg does not exist"),
     ({"pad_color": "mauvish"}, "plan.yaml: scene 'opening': pad_color: 'mauvish' is not a colour"),
     ({"id": "../escape"}, "plan.yaml: scene '../escape': id: not a safe folder name"),
+    # A trailing newline passed the safe-name check (`$` matches before it) and went into folder names.
+    ({"id": "opening\n"}, "plan.yaml: scene 'opening\\n': id: not a safe folder name"),
+    ({"seconds": True}, "plan.yaml: scene 'opening': seconds: Input should be a valid integer"),  # it became 1
+    ({"extensions": [{"prompt": "x", "seconds": False}]},
+     "plan.yaml: scene 'opening': extensions.0.seconds: Input should be a valid integer"),
 ])
 def test_each_problem_is_reported_with_scene_and_field(fields: dict[str, Any], expected: str) -> None:
     assert any(p.startswith(expected) for p in problems(scene(**fields))), problems(scene(**fields))
@@ -50,7 +55,8 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_a_plan_name_that_escapes_the_output_folder_is_refused() -> None:
     assert problems({"name": "../../etc", "scenes": [{"id": "a", "prompt": "x"}]}) == [
-        "plan.yaml: name: '../../etc' is not a safe folder name (letters, digits, . _ -)"]
+        "plan.yaml: name: '../../etc' is not a safe folder name (letters, digits, . _ -; at most 64, starting with a "
+        "letter or digit)"]
 
 
 def test_strict_spec_profile_refuses_guide_only_sizes() -> None:

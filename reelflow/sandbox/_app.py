@@ -162,7 +162,8 @@ class Sandbox:
 
     async def _guarded(self, request: Request, handler: Handler, creates_job: bool) -> Response:
         self._authenticate(request)
-        fault = self.config.faults.pick(self.rng.random()) if self.config.faults.rates else None
+        in_scope = creates_job or self.config.fault_scope == "all"
+        fault = self.config.faults.pick(self.rng.random()) if self.config.faults.rates and in_scope else None
         if fault == "truncate" and not request.url.path.endswith("/content"):
             fault = None
         if fault:

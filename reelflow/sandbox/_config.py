@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,6 +57,8 @@ class SandboxConfig(BaseModel):
     rpm: int | None = Field(default=None, ge=1, description="Job-creating requests per minute (429 above).")
     max_concurrent: int | None = Field(default=None, ge=1, description="Unfinished jobs at once (429 above).")
     faults: Faults = Field(default_factory=Faults, description="Injected fault rates per request.")
+    fault_scope: Literal["all", "creates"] = Field(
+        default="all", description="Which requests the faults hit: all, or only job-creating ones.")
     slow_seconds: float = Field(default=2.0, ge=0, description="Delay of a `slow` fault.")
     seed: int = Field(default=0, description="Seed of the fault draws: the same seed, the same faults.")
     state_dir: Path | None = Field(default=None, description="Keep jobs and media here across restarts.")
