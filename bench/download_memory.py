@@ -28,8 +28,8 @@ from PIL import Image
 
 from bench._support import free_port
 from reelflow import ResolvedScene, Settings, load_profile, parse_plan, validate_plan
-from reelflow._gateway import Gateway, JobState, connect
-from reelflow._storage import Storage
+from reelflow.providers._gateway import Gateway, JobState, connect
+from reelflow.storage import Storage
 from tasks.videos import Expected, download
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from reelflow._quiet import keep_run_logs_off_the_console, quiet_prefect
+from reelflow.quiet import keep_run_logs_off_the_console, quiet_prefect
 
 quiet_prefect()
 
@@ -27,7 +27,7 @@ import flows.render_scene  # noqa: E402
 from bench._support import sandbox_process  # noqa: E402
 from flows.render_plan import render_plan  # noqa: E402
 from reelflow import Settings, parse_plan  # noqa: E402
-from reelflow._prefect_server import prefect_api  # noqa: E402
+from reelflow.prefect_server import prefect_api  # noqa: E402
 
 keep_run_logs_off_the_console()
 SCENES, JOB_SECONDS, CONCURRENT, ROUNDS = 10, 60, 10, 1

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from flows.prepare_images import PrepareJob, prepare_one
-from reelflow._images import prepare
+from reelflow.media.images import prepare
 
 TARGET = (1280, 720)
 ROUNDS = 5

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench._support import free_port
-from reelflow._prefect_server import PID_FILE
+from reelflow.prefect_server import PID_FILE
 from reelflow.sandbox import RunningSandbox, run_sandbox
 
 GOAL_SECONDS = 5.0

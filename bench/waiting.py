@@ -15,7 +15,7 @@ import warnings
 import openai
 
 from reelflow import Settings, load_profile
-from reelflow._gateway import connect, create_request
+from reelflow.providers._gateway import connect, create_request
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks.videos import WaitPolicy, wait_for
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from reelflow._estimate import BudgetExceeded
-from reelflow._gateway import JobState, batch_line
-from reelflow._ledger import BatchRecord, JobRecord, SceneEntry
-from reelflow._plan import ResolvedScene
+from reelflow.costs import BudgetExceeded
+from reelflow.ledger import BatchRecord, JobRecord, SceneEntry
+from reelflow.plans import ResolvedScene
+from reelflow.providers._gateway import JobState, batch_line
 from tasks._retry import tuned
 from tasks.batch import BatchProgress, run_batch
 

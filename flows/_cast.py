@@ -6,10 +6,10 @@ import asyncio
 import hashlib
 import mimetypes
 
-from reelflow._gateway import Reference
-from reelflow._ledger import CharacterRecord, Ledger
-from reelflow._plan import Character, ResolvedScene
-from reelflow._storage import read_source
+from reelflow.ledger import CharacterRecord, Ledger
+from reelflow.plans import Character, ResolvedScene
+from reelflow.providers._gateway import Reference
+from reelflow.storage import read_source
 from tasks._retry import tuned
 from tasks.videos import create_character
 

@@ -12,8 +12,8 @@ from prefect.runtime import flow_run
 from prefect.states import Crashed
 
 from reelflow import StorageError
-from reelflow._ledger import LEDGER_FOLDER
-from reelflow._storage import Storage
+from reelflow.ledger import LEDGER_FOLDER
+from reelflow.storage import Storage
 
 OWNER = "run.json"
 

@@ -12,8 +12,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from reelflow import ReelflowError, Settings
-from reelflow._images import EXTENSIONS, Fit, OutputFormat, prepare
-from reelflow._storage import Storage, read_source
+from reelflow.media.images import EXTENSIONS, Fit, OutputFormat, prepare
+from reelflow.storage import Storage, read_source
 from tasks._retry import DEFAULT_RETRIES, transient_only
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic"}

@@ -21,11 +21,11 @@ from reelflow import (
     UserError,
     validate_plan,
 )
-from reelflow._estimate import Estimate, estimate
-from reelflow._provider import active_profile, check_settings, connect_provider
-from reelflow._report import html_report, markdown_summary, table_rows, thumbnails
-from reelflow._results import PlanResult, SceneResult
-from reelflow._storage import Storage
+from reelflow.costs import Estimate, estimate
+from reelflow.providers._connect import active_profile, check_settings, connect_provider
+from reelflow.report import html_report, markdown_summary, table_rows, thumbnails
+from reelflow.results import PlanResult, SceneResult
+from reelflow.storage import Storage
 from tasks.fleet import set_up_fleet
 from tasks.reel import assemble_reel
 

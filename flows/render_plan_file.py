@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from reelflow import load_plan
-from reelflow._results import PlanResult
+from reelflow.results import PlanResult
 
 from .render_plan import render_plan
 

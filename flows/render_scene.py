@@ -24,8 +24,13 @@ from reelflow import (
     VideoFailedError,
     is_transient,
 )
-from reelflow._estimate import BudgetExceeded, Estimate, Spend, estimate
-from reelflow._gateway import (
+from reelflow.costs import BudgetExceeded, Estimate, Spend, estimate
+from reelflow.ledger import JobRecord, Ledger, SceneEntry, fingerprint
+from reelflow.media.references import SourceImage, as_reference, unchanged_reference, usable_as_is
+from reelflow.plans import Plan, Revision, Segment, validate_plan
+from reelflow.progress import Watch, report
+from reelflow.providers._connect import Connection, check_settings, connect_provider
+from reelflow.providers._gateway import (
     Gateway,
     JobState,
     Reference,
@@ -37,13 +42,8 @@ from reelflow._gateway import (
     extension_request,
     remix_request,
 )
-from reelflow._ledger import JobRecord, Ledger, SceneEntry, fingerprint
-from reelflow._plan import Plan, Revision, Segment, validate_plan
-from reelflow._progress import Watch, report
-from reelflow._provider import Connection, check_settings, connect_provider
-from reelflow._references import SourceImage, as_reference, unchanged_reference, usable_as_is
-from reelflow._results import FileRecord, SceneResult
-from reelflow._storage import Storage
+from reelflow.results import FileRecord, SceneResult
+from reelflow.storage import Storage
 from tasks._retry import tuned
 from tasks.fleet import Fleet
 from tasks.images import last_frame_of, transform, validate_dimensions

@@ -1,6 +1,7 @@
 """reelflow: Prefect pipelines that turn scene plans into finished videos through the OpenAI Video API."""
 
-from ._errors import (
+from .costs import BudgetExceeded, Estimate, estimate
+from .errors import (
     ApiError,
     AuthenticationError,
     ImageError,
@@ -14,9 +15,8 @@ from ._errors import (
     VideoFailedError,
     is_transient,
 )
-from ._estimate import BudgetExceeded, Estimate, estimate
-from ._images import Crop
-from ._plan import (
+from .media.images import Crop
+from .plans import (
     Extension,
     Plan,
     ResolvedScene,
@@ -27,9 +27,9 @@ from ._plan import (
     plan_warnings,
     validate_plan,
 )
-from ._profiles import ProviderProfile, builtin_profile_names, load_profile
-from ._prompts import PromptFields, StyleBlock, compose
-from ._settings import Settings
+from .profiles import ProviderProfile, builtin_profile_names, load_profile
+from .prompts import PromptFields, StyleBlock, compose
+from .settings import Settings
 
 __all__ = [
     "ApiError", "AuthenticationError", "BudgetExceeded", "Crop", "Estimate", "Extension", "ImageError",

@@ -7,14 +7,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ._estimate import Estimate
-from ._gateway import Request, create_request, edit_request, extension_request, remix_request
-from ._images import read_info
-from ._plan import Plan, ResolvedScene
-from ._profiles import ProviderProfile
-from ._references import as_reference, fitted, read_reference, unchanged_reference, usable_as_is
-from ._settings import Settings
-from ._storage import read_source
+from .costs import Estimate
+from .media.images import read_info
+from .media.references import as_reference, fitted, read_reference, unchanged_reference, usable_as_is
+from .plans import Plan, ResolvedScene
+from .profiles import ProviderProfile
+from .providers._gateway import Request, create_request, edit_request, extension_request, remix_request
+from .settings import Settings
+from .storage import read_source
 
 
 @dataclass(frozen=True)

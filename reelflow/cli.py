@@ -14,14 +14,14 @@ from typing import Annotated, Literal
 import typer
 from pydantic import ValidationError
 
-from ._errors import ReelflowError, UserError
-from ._estimate import Estimate
-from ._images import Fit, OutputFormat
-from ._plan import Plan, load_plan, plan_warnings, validate_plan
-from ._prefect_server import prefect_api
-from ._quiet import keep_run_logs_off_the_console, quiet_prefect
-from ._results import PlanResult
-from ._settings import Settings
+from .costs import Estimate
+from .errors import ReelflowError, UserError
+from .media.images import Fit, OutputFormat
+from .plans import Plan, load_plan, plan_warnings, validate_plan
+from .prefect_server import prefect_api
+from .quiet import keep_run_logs_off_the_console, quiet_prefect
+from .results import PlanResult
+from .settings import Settings
 
 SIZE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
 
@@ -46,7 +46,7 @@ PlanArgument = Annotated[str, typer.Argument(help="Scene plan file (YAML or JSON
 @app.command()
 def validate(plan: PlanArgument) -> None:
     """Check a plan against the active provider without making any call."""
-    from ._provider import active_profile
+    from .providers._connect import active_profile
 
     try:
         loaded = load_plan(plan)
@@ -76,8 +76,8 @@ def run(
 
     Prints the cost estimate first; refuses (exit code 3) a plan that would cost more than its budget.
     Running it again on the same output resumes: nothing already paid for is paid for twice."""
-    from ._progress import showing_progress
-    from ._provider import SANDBOX_NOTICE
+    from .progress import showing_progress
+    from .providers._connect import SANDBOX_NOTICE
 
     settings = Settings()
     loaded, costs = _estimated(plan, settings)
@@ -103,8 +103,8 @@ def run(
 
 def _estimated(plan: str, settings: Settings) -> tuple[Plan, Estimate]:
     """Load, validate and price the plan, print the estimate, and refuse it if it is over budget."""
-    from ._estimate import BudgetExceeded, estimate
-    from ._provider import active_profile
+    from .costs import BudgetExceeded, estimate
+    from .providers._connect import active_profile
 
     try:
         loaded = load_plan(plan)
@@ -123,7 +123,7 @@ def _estimated(plan: str, settings: Settings) -> tuple[Plan, Estimate]:
 
 def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings) -> None:
     from ._dry_run import describe
-    from ._provider import active_profile
+    from .providers._connect import active_profile
 
     profile = active_profile(settings)
     try:
@@ -282,7 +282,7 @@ def providers(
     from rich.console import Console
     from rich.table import Table
 
-    from ._profiles import ProviderProfile, all_profiles
+    from .profiles import ProviderProfile, all_profiles
 
     settings = Settings()
     try:
@@ -362,8 +362,8 @@ def webhooks(
     import uvicorn
     from standardwebhooks import Webhook
 
-    from ._storage import Storage
-    from ._webhooks import Inbox, emit_prefect_event, receiver
+    from .storage import Storage
+    from .webhooks import Inbox, emit_prefect_event, receiver
 
     settings = Settings()
     key = secret or (settings.webhook_secret.get_secret_value() if settings.webhook_secret else None)

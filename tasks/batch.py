@@ -8,9 +8,9 @@ import time
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from reelflow._errors import TransientApiError
-from reelflow._gateway import BatchState, Gateway, JobState
-from reelflow._ledger import BatchRecord, Ledger
+from reelflow.errors import TransientApiError
+from reelflow.ledger import BatchRecord, Ledger
+from reelflow.providers._gateway import BatchState, Gateway, JobState
 
 from ._retry import DEFAULT_RETRIES, transient_only
 from .videos import WaitPolicy

@@ -9,11 +9,11 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from reelflow._images import OutputFormat, Prepared, fit_image
-from reelflow._plan import ResolvedScene
-from reelflow._references import SourceImage, fitted, read_reference
-from reelflow._storage import Storage
-from reelflow._video import last_frame
+from reelflow.media.images import OutputFormat, Prepared, fit_image
+from reelflow.media.references import SourceImage, fitted, read_reference
+from reelflow.media.video import last_frame
+from reelflow.plans import ResolvedScene
+from reelflow.storage import Storage
 
 from ._retry import DEFAULT_RETRIES, transient_only
 

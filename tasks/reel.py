@@ -12,12 +12,12 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from reelflow._gateway import Variant
-from reelflow._plan import ResolvedScene
-from reelflow._reel import join_clips
-from reelflow._results import FileRecord
-from reelflow._storage import Storage
-from reelflow._video import probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
+from reelflow.media.reel import join_clips
+from reelflow.media.video import probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
+from reelflow.plans import ResolvedScene
+from reelflow.providers._gateway import Variant
+from reelflow.results import FileRecord
+from reelflow.storage import Storage
 
 from ._retry import DEFAULT_RETRIES, transient_only
 from .videos import FILENAMES, VIDEO, Expected, verify

@@ -16,13 +16,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run as current_task_run
 
 from reelflow import Settings
-from reelflow._errors import TransientApiError, VideoFailedError
-from reelflow._gateway import Gateway, JobState, Reference, Request, Variant
-from reelflow._progress import Watch
-from reelflow._results import FileRecord
-from reelflow._storage import Storage
-from reelflow._video import probe
-from reelflow._webhooks import Inbox
+from reelflow.errors import TransientApiError, VideoFailedError
+from reelflow.media.video import probe
+from reelflow.progress import Watch
+from reelflow.providers._gateway import Gateway, JobState, Reference, Request, Variant
+from reelflow.results import FileRecord
+from reelflow.storage import Storage
+from reelflow.webhooks import Inbox
 
 from ._retry import DEFAULT_RETRIES, transient_only
 from .fleet import Fleet, job_slot, turn_to_create

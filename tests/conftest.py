@@ -48,7 +48,7 @@ os.environ["REELFLOW_PREFECT_PORT"] = str(free_port())
 _KEPT = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT", "CI", "REELFLOW_PREFECT_PORT")
 _BASELINE = {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith("PREFECT_")}
 
-from reelflow._prefect_server import PID_FILE, ensure_local_server  # noqa: E402
+from reelflow.prefect_server import PID_FILE, ensure_local_server  # noqa: E402
 from reelflow.sandbox import RunningSandbox, run_sandbox  # noqa: E402
 
 

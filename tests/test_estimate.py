@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reelflow import ProfileError, Settings, load_profile, parse_plan, validate_plan
-from reelflow._estimate import BudgetExceeded, Estimate, Spend, estimate
+from reelflow.costs import BudgetExceeded, Estimate, Spend, estimate
 
 PRICED = {"name": "priced", "scenes": [
     # 8 s + a 4 s extension of sora-2 at 720p: 12 s x $0.10

@@ -11,7 +11,7 @@ import pytest
 from prefect.states import Failed
 
 from reelflow import AuthenticationError, PermanentApiError, Settings, TransientApiError, VideoFailedError, load_profile
-from reelflow._gateway import Gateway, Pacer, connect, create_request
+from reelflow.providers._gateway import Gateway, Pacer, connect, create_request
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks._retry import transient_only
 from tasks.videos import WaitPolicy, wait_for
@@ -168,7 +168,7 @@ def test_a_lost_job_is_found_again_by_its_fields(sandbox: RunningSandbox) -> Non
 ])
 def test_the_next_status_check_is_timed_by_progress(progress: int, hint: float | None, elapsed: float,
                                                       expected: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reelflow._gateway import JobState
+    from reelflow.providers._gateway import JobState
     from tasks.videos import Progress
 
     monkeypatch.setattr("tasks.videos.time.monotonic", lambda: 1000.0 + elapsed)

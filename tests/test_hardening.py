@@ -15,8 +15,8 @@ from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
 from reelflow import PlanError, load_plan
-from reelflow._storage import Storage
-from reelflow._webhooks import MAX_BODY_BYTES, Inbox, VideoEvent, receiver
+from reelflow.storage import Storage
+from reelflow.webhooks import MAX_BODY_BYTES, Inbox, VideoEvent, receiver
 from tests.conftest import free_port
 from tests.pipeline.test_webhooks import SECRET
 

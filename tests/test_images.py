@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from reelflow import ImageError
-from reelflow._images import Crop, prepare, read_info
+from reelflow.media.images import Crop, prepare, read_info
 from tests.images import awkward_references, encoded, photo
 from tests.media import psnr
 

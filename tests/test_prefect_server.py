@@ -10,7 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from reelflow._prefect_server import healthy
+from reelflow.prefect_server import healthy
 from tests.conftest import free_port, wait_until
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reelflow import PlanError, load_plan, load_profile, parse_plan, plan_warnings, validate_plan
-from reelflow._prompts import PromptFields, StyleBlock, compose
+from reelflow.prompts import PromptFields, StyleBlock, compose
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "crafted.prompts.txt"
 CRAFTED = Path(__file__).parent.parent / "deployments" / "plans" / "crafted.yaml"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from reelflow import PlanError, ResolvedScene, Settings, estimate, load_profile, parse_plan, validate_plan
-from reelflow._plan import nearest_lengths
+from reelflow.plans import nearest_lengths
 
 GUIDE = [4, 8, 12, 16, 20]  # Sora's lengths, on create and for extensions
 RUNWAY = [5, 10]

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .._profiles import ProviderProfile, load_profile
-from .._video import probe
+from ..media.video import probe
+from ..profiles import ProviderProfile, load_profile
 from ._batches import Batches
 from ._config import SandboxConfig
 from ._limits import RequestBucket, check_concurrency

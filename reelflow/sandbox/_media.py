@@ -19,7 +19,7 @@ import av
 from PIL import Image, ImageDraw, ImageOps
 from pydantic import BaseModel, Field
 
-from .._video import SPRITE_TILES, spritesheet_jpeg, thumbnail_webp, tile_every
+from ..media.video import SPRITE_TILES, spritesheet_jpeg, thumbnail_webp, tile_every
 
 FPS = 8
 

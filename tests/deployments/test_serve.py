@@ -30,7 +30,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments import DEPLOYMENTS
-from reelflow._prefect_server import PID_FILE, ensure_local_server
+from reelflow.prefect_server import PID_FILE, ensure_local_server
 from reelflow.sandbox import RunningSandbox
 from tests.conftest import free_port
 from tests.media import probe_video

@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from reelflow._prefect_server import PID_FILE, ensure_local_server
+from reelflow.prefect_server import PID_FILE, ensure_local_server
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tests.conftest import free_port
 from tests.media import probe_video

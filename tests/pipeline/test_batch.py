@@ -15,10 +15,10 @@ from PIL import Image
 from flows.render_plan import render_plan
 from reelflow import Settings, estimate, load_profile, parse_plan, validate_plan
 from reelflow._dry_run import describe
-from reelflow._gateway import connect
-from reelflow._ledger import BatchRecord, Ledger
-from reelflow._storage import Storage
+from reelflow.ledger import BatchRecord, Ledger
+from reelflow.providers._gateway import connect
 from reelflow.sandbox import RunningSandbox, run_sandbox
+from reelflow.storage import Storage
 from tasks.batch import BatchProgress, run_batch
 from tasks.videos import WaitPolicy
 from tests.images import encoded, photo

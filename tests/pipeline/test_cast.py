@@ -9,7 +9,7 @@ from pathlib import Path
 from flows.render_plan import render_plan
 from reelflow import Settings, load_plan, load_profile, validate_plan
 from reelflow._dry_run import describe
-from reelflow._estimate import estimate
+from reelflow.costs import estimate
 from reelflow.sandbox import RunningSandbox
 from tests.media import clip_bytes, probe_video
 

@@ -22,9 +22,9 @@ from starlette.testclient import TestClient
 
 from flows.render_plan import render_plan
 from reelflow import ReelflowError, parse_plan
-from reelflow._storage import Storage
-from reelflow._webhooks import Inbox, VideoEvent, receiver
 from reelflow.sandbox import RunningSandbox, run_sandbox
+from reelflow.storage import Storage
+from reelflow.webhooks import Inbox, VideoEvent, receiver
 from tests.conftest import free_port, wait_until
 from tests.media import probe_video
 from tests.pipeline.conftest import point_at

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ._errors import ProfileError, UserError
-from ._plan import Plan, ResolvedScene
-from ._profiles import ProviderProfile
-from ._settings import Settings
+from .errors import ProfileError, UserError
+from .plans import Plan, ResolvedScene
+from .profiles import ProviderProfile
+from .settings import Settings
 
 
 class BudgetExceeded(UserError):

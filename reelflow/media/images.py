@@ -14,7 +14,7 @@ from typing import IO, Literal
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._errors import ImageError
+from ..errors import ImageError
 
 Fit = Literal["cover", "pad", "stretch"]
 OutputFormat = Literal["JPEG", "PNG", "WEBP"]

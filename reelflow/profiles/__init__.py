@@ -14,8 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._errors import ProfileError
-from ._yamlfile import load_yaml
+from .._yamlfile import load_yaml
+from ..errors import ProfileError
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
 

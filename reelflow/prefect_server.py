@@ -18,8 +18,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ._errors import ReelflowError
-from ._settings import Settings
+from .errors import ReelflowError
+from .settings import Settings
 
 STARTUP_TIMEOUT_SECONDS = 180.0  # a new database runs its migrations first (about 20 s here)
 PID_FILE = "server.pid"  # Prefect's own name for it: `prefect server stop` reads this file

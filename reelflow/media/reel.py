@@ -16,7 +16,7 @@ import av
 from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 
-from ._images import letterbox
+from .images import letterbox
 
 
 def join_clips(sources: list[BinaryIO], target: Path, *, seamless: bool = False) -> str:

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from ._errors import ImageError, StorageError
+from .errors import ImageError, StorageError
 
 UPLOAD_BLOCK_BYTES = 8 * 2**20  # one multipart-upload part (S3's minimum is 5 MiB)
 COPY_CHUNK_BYTES = 2**20

@@ -20,12 +20,12 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from ._bucket import TokenBucket
-from ._errors import ApiError, AuthenticationError, PermanentApiError, TransientApiError
-from ._profiles import ProviderProfile
-from ._progress import ProviderHealth
-from ._settings import Settings
-from ._storage import storage_error
+from .._bucket import TokenBucket
+from ..errors import ApiError, AuthenticationError, PermanentApiError, TransientApiError
+from ..profiles import ProviderProfile
+from ..progress import ProviderHealth
+from ..settings import Settings
+from ..storage import storage_error
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
 Created = TypeVar("Created")

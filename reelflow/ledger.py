@@ -13,10 +13,10 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ._errors import StorageError
-from ._plan import ResolvedScene
-from ._results import FileRecord
-from ._storage import Storage
+from .errors import StorageError
+from .plans import ResolvedScene
+from .results import FileRecord
+from .storage import Storage
 
 LEDGER_FOLDER = "ledger"
 Record = TypeVar("Record", bound=BaseModel)

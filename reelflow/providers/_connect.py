@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from ._errors import UserError
-from ._profiles import ProviderProfile, builtin_profile_names, load_profile
-from ._settings import Settings
+from ..errors import UserError
+from ..profiles import ProviderProfile, builtin_profile_names, load_profile
+from ..settings import Settings
 
 SANDBOX_NOTICE = ("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
                   "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).")
@@ -50,7 +50,7 @@ def connect_provider(settings: Settings) -> Iterator[Connection]:
             raise UserError(f"provider {profile.name!r} has no base URL: set OPENAI_BASE_URL")
         yield Connection(base_url, settings.openai_api_key, profile, embedded_sandbox=False)
         return
-    from .sandbox import run_sandbox
+    from ..sandbox import run_sandbox
 
     posing_as = profile.name if profile.name in builtin_profile_names() else "sandbox"
     with run_sandbox(profile=posing_as, job_seconds=settings.sandbox_job_seconds) as sandbox:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._gateway import Reference
-from ._images import EXTENSIONS, ImageInfo, OutputFormat, Prepared, prepare, read_info
-from ._plan import ResolvedScene
-from ._storage import read_source
+from ..plans import ResolvedScene
+from ..providers._gateway import Reference
+from ..storage import read_source
+from .images import EXTENSIONS, ImageInfo, OutputFormat, Prepared, prepare, read_info
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 

@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ._errors import StorageError
 from ._names import file_name_for_id
-from ._storage import Storage
+from .errors import StorageError
+from .storage import Storage
 
 VIDEO_EVENTS = ("video.completed", "video.failed")
 MAX_BODY_BYTES = 64 * 1024  # a video event is a few hundred bytes; anything this large is not one

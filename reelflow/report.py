@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image
 
-from ._errors import StorageError
-from ._estimate import Estimate
-from ._plan import ResolvedScene
-from ._results import PlanResult, SceneResult
-from ._storage import Storage
+from .costs import Estimate
+from .errors import StorageError
+from .plans import ResolvedScene
+from .results import PlanResult, SceneResult
+from .storage import Storage
 
 THUMBNAIL = "thumbnail.webp"
 THUMBNAIL_WIDTH = 320

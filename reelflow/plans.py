@@ -9,14 +9,14 @@ import yaml
 from PIL import ImageColor
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from ._errors import ImageError, PlanError
-from ._images import Crop, read_info
 from ._names import SAFE_NAME_RULE, is_safe_name
-from ._profiles import ProviderProfile
-from ._prompts import PromptFields, StyleBlock, compose, continuation, drift
-from ._storage import unreadable
-from ._video import probe
 from ._yamlfile import load_yaml
+from .errors import ImageError, PlanError
+from .media.images import Crop, read_info
+from .media.video import probe
+from .profiles import ProviderProfile
+from .prompts import PromptFields, StyleBlock, compose, continuation, drift
+from .storage import unreadable
 
 Fit = Literal["cover", "pad", "stretch"]
 RevisionKind = Literal["edit", "remix"]
