@@ -24,11 +24,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import openai
 from PIL import Image
+from pydantic import SecretStr
 
 from bench._support import free_port
 from reelflow import ResolvedScene, Settings, load_profile, parse_plan, validate_plan
-from reelflow.providers._gateway import Gateway, JobState, connect
+from reelflow.providers import Connection, Gateway, JobState, open_gateway
 from reelflow.storage import Storage
 from tasks.videos import Expected, download
 
@@ -112,7 +114,7 @@ def scene() -> ResolvedScene:
 def measure(base_url: str, storage: Storage) -> tuple[float, float]:
     """(reelflow's download task, the anchor) peak growth in MB, to the same storage."""
     def gateway() -> Gateway:
-        return connect(base_url, "sk-bench", load_profile("sandbox"), Settings())
+        return open_gateway(Connection(base_url, SecretStr("sk-bench"), load_profile("sandbox"), False), Settings())
 
     async def ours() -> None:
         client = gateway()
@@ -122,10 +124,9 @@ def measure(base_url: str, storage: Storage) -> tuple[float, float]:
         await client.close()
 
     async def anchor() -> None:
-        client = gateway()
-        content = await client.client.videos.download_content(VIDEO_ID, variant="video")
+        async with openai.AsyncOpenAI(api_key="sk-bench", base_url=base_url) as client:
+            content = await client.videos.download_content(VIDEO_ID, variant="video")
         storage.write_bytes(content.content, "anchor", "video.mp4")
-        await client.close()
 
     return peak_growth_mb(ours), peak_growth_mb(anchor)
 

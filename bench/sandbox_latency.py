@@ -15,8 +15,7 @@ import warnings
 
 import openai
 
-from reelflow.sandbox import run_sandbox
-from reelflow.sandbox._media import Recipe, Segment, render
+from reelflow.sandbox import Recipe, Segment, render, run_sandbox
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 ROUNDS = 5

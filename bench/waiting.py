@@ -13,9 +13,10 @@ import time
 import warnings
 
 import openai
+from pydantic import SecretStr
 
 from reelflow import Settings, load_profile
-from reelflow.providers._gateway import connect, create_request
+from reelflow.providers import ClipJob, Connection, open_gateway
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks.videos import WaitPolicy, wait_for
 
@@ -36,9 +37,10 @@ def anchor(running: RunningSandbox) -> tuple[int, float]:
 
 async def ours(running: RunningSandbox) -> tuple[int, float]:
     settings = Settings()
-    gateway = connect(running.base_url, running.api_key, load_profile("sandbox"), settings)
+    connection = Connection(running.base_url, SecretStr(running.api_key), load_profile("sandbox"), False)
+    gateway = open_gateway(connection, settings)
     try:
-        job = await gateway.send(create_request(prompt="reelflow", model="sora-2", size="1280x720", seconds=4))
+        job = await gateway.send(ClipJob(prompt="reelflow", model="sora-2", size="1280x720", seconds=4))
         done = await wait_for(gateway, job, WaitPolicy.of(settings))
         noticed = time.time()
     finally:

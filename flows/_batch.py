@@ -4,16 +4,14 @@ mid-way resumes the same batch."""
 
 from __future__ import annotations
 
-import json
-
 from reelflow.costs import BudgetExceeded
 from reelflow.ledger import BatchRecord, JobRecord, SceneEntry
 from reelflow.plans import ResolvedScene
-from reelflow.providers._gateway import JobState, batch_line
+from reelflow.providers import ClipJob, JobState
 from tasks._retry import tuned
 from tasks.batch import BatchProgress, run_batch
 
-from .render_scene import SceneRun, entry_of, needs_new_job, scene_request, source_of
+from .render_scene import SceneRun, entry_of, images_of, needs_new_job, scene_request
 
 
 async def batched(scenes: list[ResolvedScene], run: SceneRun) -> None:
@@ -32,10 +30,10 @@ async def batched(scenes: list[ResolvedScene], run: SceneRun) -> None:
 
 async def _new_batch(scenes: list[ResolvedScene], run: SceneRun) -> BatchRecord | None:
     """Each scene's create as a line; the intent recorded in its entry, the whole input in the ledger."""
-    lines = []
+    jobs: dict[str, ClipJob] = {}
     for scene in scenes:
-        source = await source_of(scene, run)
-        entry = entry_of(scene, source, run)
+        images = await images_of(scene, run)
+        entry = entry_of(scene, images, run)
         if not _wants_first_job(entry, run.retry_failed):
             continue
         try:
@@ -43,15 +41,15 @@ async def _new_batch(scenes: list[ResolvedScene], run: SceneRun) -> BatchRecord 
                              f"scene {scene.id!r}: the clip")
         except BudgetExceeded:
             continue  # its own run reports the refusal
-        request = await scene_request(scene, source, entry, run, run.warnings.setdefault(scene.id, []))
+        job = await scene_request(scene, images, entry, run, run.warnings.setdefault(scene.id, []))
         entry.status = "rendering"
         entry.jobs.append(JobRecord(step=0))
         run.ledger.save(entry)
-        lines.append(batch_line(scene.id, request))
-    if not lines:
+        jobs[scene.id] = job
+    if not jobs:
         return None
-    record = BatchRecord(scenes=[line["custom_id"] for line in lines])
-    run.ledger.save_batch(record, "".join(json.dumps(line) + "\n" for line in lines).encode())
+    record = BatchRecord(scenes=list(jobs))
+    run.ledger.save_batch(record, run.gateway.batches().batch_input(jobs))
     return record
 
 

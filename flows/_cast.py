@@ -8,7 +8,7 @@ import mimetypes
 
 from reelflow.ledger import CharacterRecord, Ledger
 from reelflow.plans import Character, ResolvedScene
-from reelflow.providers._gateway import Reference
+from reelflow.providers import Reference
 from reelflow.storage import read_source
 from tasks._retry import tuned
 from tasks.videos import create_character

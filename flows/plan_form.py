@@ -12,7 +12,7 @@ from prefect import flow
 from pydantic import Field, create_model
 
 from reelflow import Plan, ProviderProfile, Scene, SceneDefaults, Settings
-from reelflow.providers._connect import active_profile
+from reelflow.providers import active_profile
 from reelflow.results import PlanResult
 
 from .render_plan import render_plan

@@ -22,10 +22,10 @@ from reelflow import (
     validate_plan,
 )
 from reelflow.costs import Estimate, estimate
-from reelflow.providers._connect import active_profile, check_settings, connect_provider
+from reelflow.providers import active_profile, check_images, check_settings, connect_provider
 from reelflow.report import html_report, markdown_summary, table_rows, thumbnails
 from reelflow.results import PlanResult, SceneResult
-from reelflow.storage import Storage
+from reelflow.storage import DEFAULT_OUTPUT, Storage
 from tasks.fleet import set_up_fleet
 from tasks.reel import assemble_reel
 
@@ -34,8 +34,6 @@ from ._cast import cast
 from ._crashes import take_over
 from ._stoppable import run_stoppable
 from .render_scene import SceneRun, recorded_result, run_scene
-
-DEFAULT_OUTPUT = "file://./out"
 
 
 class RenderFailed(ReelflowError):
@@ -61,6 +59,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     costs.check()
     root = output or plan.output or DEFAULT_OUTPUT
     storage = Storage(root, settings.storage_options).child(plan.name)
+    check_images(profile, storage, scenes)
     take_over(storage)
     if settings.scene_deployment:
         results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)

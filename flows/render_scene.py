@@ -6,13 +6,13 @@ import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from prefect import flow, get_run_logger
 
 from reelflow import (
-    ApiError,
+    AssetsExpiredError,
     AuthenticationError,
     ReelflowError,
     ResolvedScene,
@@ -26,21 +26,23 @@ from reelflow import (
 )
 from reelflow.costs import BudgetExceeded, Estimate, Spend, estimate
 from reelflow.ledger import JobRecord, Ledger, SceneEntry, fingerprint
-from reelflow.media.references import SourceImage, as_reference, unchanged_reference, usable_as_is
-from reelflow.plans import Plan, Revision, Segment, validate_plan
+from reelflow.media.references import FIRST, LAST, Role, SourceImage, as_reference, unchanged_reference, usable_as_is
+from reelflow.plans import Plan, Segment, validate_plan
 from reelflow.progress import Watch, report
-from reelflow.providers._connect import Connection, check_settings, connect_provider
-from reelflow.providers._gateway import (
+from reelflow.providers import (
+    ClipJob,
+    Connection,
+    ExtensionJob,
     Gateway,
+    JobSpec,
     JobState,
     Reference,
-    Request,
+    RevisionJob,
     Variant,
-    connect,
-    create_request,
-    edit_request,
-    extension_request,
-    remix_request,
+    check_images,
+    check_settings,
+    connect_provider,
+    open_gateway,
 )
 from reelflow.results import FileRecord, SceneResult
 from reelflow.storage import Storage
@@ -53,7 +55,6 @@ from tasks.videos import FILENAMES, VIDEO, Attempt, Expected, Fetched, WaitPolic
 from ._stoppable import run_stoppable
 
 Signature = tuple[str, str, int]
-ASSETS_EXPIRED = "video_expired"  # the content of a finished job is gone (about an hour after completion)
 
 
 def request_signatures(scene: ResolvedScene) -> list[Signature]:
@@ -98,7 +99,7 @@ class SceneRun:
     async def open(cls, connection: Connection, storage: Storage, settings: Settings, scenes: list[ResolvedScene],
                    costs: Estimate, retry_failed: bool = False) -> AsyncIterator[SceneRun]:
         """A gateway to the provider for the life of the block (inside the run's event loop)."""
-        gateway = connect(connection.base_url, connection.api_key.get_secret_value(), connection.profile, settings)
+        gateway = open_gateway(connection, settings)
         try:
             yield cls(gateway, storage, settings, costs, retry_failed,
                       Counter(signature for scene in scenes for signature in request_signatures(scene)),
@@ -107,7 +108,7 @@ class SceneRun:
             await gateway.close()
 
     def attempt(self, record: JobRecord, signature: Signature, answer_may_be_lost: bool) -> Attempt:
-        return Attempt(looks_like=signature, since=record.recorded_at, answer_may_be_lost=answer_may_be_lost,
+        return Attempt(since=record.recorded_at, answer_may_be_lost=answer_may_be_lost,
                        adoptable=self.requests[signature] == 1, known_ids=frozenset(self.known_ids))
 
     @property
@@ -123,8 +124,8 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     """Render one scene, resuming whatever the ledger says was already paid for.
 
     The scene's own failure becomes a failed result; a rejected API key stops the whole run."""
-    source = await source_of(scene, run)
-    entry = entry_of(scene, source, run)
+    images = await images_of(scene, run)
+    entry = entry_of(scene, images, run)
     if entry.status == "completed" and _files_verify(entry, run.storage):
         get_run_logger().info("scene %r: already rendered, files verified", scene.id)
         report(scene.id, "done (rendered earlier)")
@@ -141,7 +142,7 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     try:
         video: JobState | None = None
         for step, segment in enumerate(scene.segments):
-            request = _request_of(step, segment, video, scene, source, entry, run, warnings)
+            request = _request_of(step, segment, video, scene, images, entry, run, warnings)
             video = await _step(step, signatures[step], entry, run, request, cost.segment_usd(segment.seconds),
                                 Watch(scene.id, f"extending {step}/{chain}" if step else "rendering"))
             if scene.stitched_locally:
@@ -160,7 +161,7 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         # budget, or room, renders it (its paid jobs are in the ledger, so only their files are fetched again).
         entry.status, entry.error = "failed", str(e)
         entry.transient = is_transient(e) or isinstance(e, BudgetExceeded | StorageError)
-        if isinstance(e, ApiError) and e.code == ASSETS_EXPIRED:
+        if isinstance(e, AssetsExpiredError):
             _forget_jobs(entry)
         get_run_logger().error("scene %r failed: %s", scene.id, e)
         report(scene.id, f"failed: {e}")
@@ -178,16 +179,29 @@ def _forget_jobs(entry: SceneEntry) -> None:
     entry.error = f"{entry.error} (the next run renders the scene again)"
 
 
-async def source_of(scene: ResolvedScene, run: SceneRun) -> SourceImage | None:
-    if scene.image is None:
-        return None
-    return await tuned(validate_dimensions, run.settings)(scene.image, f"scene {scene.id!r}: image")
+@dataclass(frozen=True)
+class SceneImages:
+    """The images a scene starts from and lands on, as the user gave them (read, not yet prepared)."""
+
+    first: SourceImage | None = None
+    last: SourceImage | None = None
+
+    def of(self, role: Role) -> SourceImage | None:
+        return self.first if role is FIRST else self.last
 
 
-def entry_of(scene: ResolvedScene, source: SourceImage | None, run: SceneRun) -> SceneEntry:
+async def images_of(scene: ResolvedScene, run: SceneRun) -> SceneImages:
+    read = tuned(validate_dimensions, run.settings)
+    return SceneImages(
+        first=await read(scene.image, f"scene {scene.id!r}: image") if scene.image else None,
+        last=await read(scene.last_image, f"scene {scene.id!r}: last_image") if scene.last_image else None)
+
+
+def entry_of(scene: ResolvedScene, images: SceneImages, run: SceneRun) -> SceneEntry:
     """The ledger's entry for this exact scene; a changed scene starts afresh."""
-    expected = fingerprint(scene, source.data if source else None, run.settings.reference_format,
-                           run.gateway.profile.name, [run.character_ids[name] for name in scene.characters])
+    expected = fingerprint(scene, images.first.data if images.first else None, run.settings.reference_format,
+                           run.gateway.profile.name, [run.character_ids[name] for name in scene.characters],
+                           last_image=images.last.data if images.last else None)
     entry = run.ledger.load(scene.id)
     if entry is None or entry.fingerprint != expected:
         return SceneEntry(scene=scene.id, fingerprint=expected)
@@ -208,7 +222,7 @@ def _verifies(record: FileRecord, storage: Storage, scene_id: str, name: str) ->
 
 
 async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRun,
-                request: Callable[[], Awaitable[Request]], usd: float, watch: Watch) -> JobState:
+                request: Callable[[], Awaitable[JobSpec]], usd: float, watch: Watch) -> JobState:
     """One paid job of the chain: reuse the ledger's job when there is one, else create and record it.
 
     The intent to create is recorded first, so a crash between the create and its record is found
@@ -258,58 +272,76 @@ def _created(record: JobRecord, entry: SceneEntry, run: SceneRun, job: JobState)
 
 
 def _request_of(step: int, segment: Segment, previous: JobState | None, scene: ResolvedScene,
-                source: SourceImage | None, entry: SceneEntry, run: SceneRun,
-                warnings: list[str]) -> Callable[[], Awaitable[Request]]:
-    """How to build the step's request, called only when a job is about to be created."""
+                images: SceneImages, entry: SceneEntry, run: SceneRun,
+                warnings: list[str]) -> Callable[[], Awaitable[JobSpec]]:
+    """How to build the step's job, called only when it is about to be created."""
     if segment.via == "create":
-        return partial(scene_request, scene, source, entry, run, warnings)
+        return partial(scene_request, scene, images, entry, run, warnings)
     if segment.via == "extension":
         assert previous is not None
-        return partial(_extension_request, previous.id, segment.prompt, segment.seconds)
-    return partial(_continuation_request, scene, step, segment, entry, run)
+        job = ExtensionJob(source=previous.id, prompt=segment.prompt, seconds=segment.seconds, size=scene.size,
+                           total_seconds=sum(s.seconds for s in scene.segments[:step + 1]))
+        return partial(_ready, job)
+    return partial(_continuation_request, scene, step, images, entry, run, warnings)
 
 
-async def scene_request(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
-                         warnings: list[str]) -> Request:
-    """The scene's create, its reference image prepared only now that a job is about to be created."""
-    reference = await _reference(scene, source, entry, run, warnings)
-    return _create(scene, scene.segments[0], reference, run)
+async def _ready(job: JobSpec) -> JobSpec:
+    return job
 
 
-def _create(scene: ResolvedScene, segment: Segment, reference: Reference | None, run: SceneRun) -> Request:
-    """A create of the scene's model and size, carrying its characters."""
-    return create_request(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
-                          reference=reference, characters=[run.character_ids[name] for name in scene.characters])
+async def scene_request(scene: ResolvedScene, images: SceneImages, entry: SceneEntry, run: SceneRun,
+                        warnings: list[str]) -> ClipJob:
+    """The scene's create, its reference images prepared only now that a job is about to be created."""
+    first = await _reference(scene, images, FIRST, entry, run, warnings)
+    return await _create(scene, 0, first, images, entry, run, warnings)
 
 
-async def _extension_request(video_id: str, prompt: str, seconds: int) -> Request:
-    return extension_request(video_id=video_id, prompt=prompt, seconds=seconds)
+async def _create(scene: ResolvedScene, step: int, first: Reference | None, images: SceneImages, entry: SceneEntry,
+                  run: SceneRun, warnings: list[str]) -> ClipJob:
+    """A clip of the scene's model and size, carrying its characters; the scene's last clip lands on its
+    last image, if it has one."""
+    last = await _reference(scene, images, LAST, entry, run, warnings) if step == len(scene.segments) - 1 else None
+    segment = scene.segments[step]
+    return ClipJob(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
+                   first_frame=first, last_frame=last, audio=scene.audio,
+                   characters=tuple(run.character_ids[name] for name in scene.characters))
 
 
-async def _continuation_request(scene: ResolvedScene, step: int, segment: Segment, entry: SceneEntry,
-                                run: SceneRun) -> Request:
+async def _continuation_request(scene: ResolvedScene, step: int, images: SceneImages, entry: SceneEntry,
+                                run: SceneRun, warnings: list[str]) -> ClipJob:
     """A new clip that starts where the previous one ended: its last frame is this create's reference."""
     report(scene.id, "preparing")
     frame = await tuned(last_frame_of, run.settings)(run.storage, scene, clip_name(step - 1),
                                                      run.settings.reference_format)
-    reference = as_reference(frame)
-    _keep(reference.data, f"segments/{step}.first-frame.{frame.extension}", scene.id, entry, run)
-    return _create(scene, segment, reference, run)
+    first = _kept(as_reference(frame), f"segments/{step}.first-frame.{frame.extension}", scene.id, entry, run)
+    return await _create(scene, step, first, images, entry, run, warnings)
 
 
-async def _reference(scene: ResolvedScene, source: SourceImage | None, entry: SceneEntry, run: SceneRun,
+async def _reference(scene: ResolvedScene, images: SceneImages, role: Role, entry: SceneEntry, run: SceneRun,
                      warnings: list[str]) -> Reference | None:
+    """The scene's first (or last) image as it is sent: the user's file when it fits, else prepared."""
+    source = images.of(role)
     if source is None:
         return None
-    if usable_as_is(source, scene, run.gateway.profile.reference_formats):
-        reference = unchanged_reference(source)
+    if usable_as_is(source, scene, run.gateway.profile.reference_formats, role):
+        reference = unchanged_reference(source, role)
     else:
         report(scene.id, "preparing")
-        prepared = await tuned(transform, run.settings)(source, scene, run.settings.reference_format)
+        prepared = await tuned(transform, run.settings)(source, scene, run.settings.reference_format, role)
         warnings += prepared.warnings
-        reference = as_reference(prepared)
-    _keep(reference.data, reference.filename, scene.id, entry, run)
-    return reference
+        reference = as_reference(prepared, role)
+    return _kept(reference, reference.filename, scene.id, entry, run)
+
+
+def _kept(reference: Reference, name: str, scene_id: str, entry: SceneEntry, run: SceneRun) -> Reference:
+    """An image a create sends, kept beside the scene's outputs (and recorded); for a provider that fetches
+    images itself, with a presigned URL of that copy when the storage can sign one (else the dialect sends
+    the image inline)."""
+    _keep(reference.data, name, scene_id, entry, run)
+    if run.gateway.provider.capabilities.images == "bytes":
+        return reference
+    url = run.storage.signed_url(scene_id, name, seconds=run.settings.reference_url_seconds)
+    return replace(reference, url=url) if url else reference
 
 
 def _keep(data: bytes, name: str, scene_id: str, entry: SceneEntry, run: SceneRun) -> None:
@@ -326,15 +358,11 @@ async def _revised(video: JobState, scene: ResolvedScene, signatures: list[Signa
     for number, revision in enumerate(scene.revisions, start=1):
         await _keep_video(revision_name(number - 1), scene.total_seconds, video, scene, entry, run)
         step = len(scene.segments) + number - 1
-        request = partial(_revision_request, revision, video.id)
+        request = partial(_ready, RevisionJob(kind=revision.kind, source=video.id, prompt=revision.prompt,
+                                              size=scene.size, total_seconds=scene.total_seconds))
         video = await _step(step, signatures[step], entry, run, request, usd,
                             Watch(scene.id, f"revising {number}/{len(scene.revisions)}"))
     return video
-
-
-async def _revision_request(revision: Revision, video_id: str) -> Request:
-    make = edit_request if revision.kind == "edit" else remix_request
-    return make(video_id=video_id, prompt=revision.prompt)
 
 
 async def _keep_video(name: str, seconds: int, video: JobState, scene: ResolvedScene, entry: SceneEntry,
@@ -400,6 +428,7 @@ def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_fai
         costs = estimate(plan, [resolved], connection.profile, settings)
         costs.check()
         storage = Storage(output, settings.storage_options).child(plan_name)
+        check_images(connection.profile, storage, [resolved])
 
         async def render() -> SceneResult:
             async with SceneRun.open(connection, storage, settings, [resolved], costs, retry_failed) as run:

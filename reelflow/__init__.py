@@ -1,13 +1,15 @@
-"""reelflow: Prefect pipelines that turn scene plans into finished videos through the OpenAI Video API."""
+"""reelflow: Prefect pipelines that turn scene plans into finished videos through the video APIs people buy today."""
 
 from .costs import BudgetExceeded, Estimate, estimate
 from .errors import (
     ApiError,
+    AssetsExpiredError,
     AuthenticationError,
     ImageError,
     PermanentApiError,
     PlanError,
     ProfileError,
+    RateLimitedError,
     ReelflowError,
     StorageError,
     TransientApiError,
@@ -32,9 +34,38 @@ from .prompts import PromptFields, StyleBlock, compose
 from .settings import Settings
 
 __all__ = [
-    "ApiError", "AuthenticationError", "BudgetExceeded", "Crop", "Estimate", "Extension", "ImageError",
-    "PermanentApiError", "Plan", "PlanError", "ProfileError", "PromptFields", "ProviderProfile", "ReelflowError",
-    "ResolvedScene", "Scene", "SceneDefaults", "Settings", "StorageError", "StyleBlock", "TransientApiError",
-    "UserError", "VideoFailedError", "builtin_profile_names", "compose", "estimate", "is_transient", "load_plan",
-    "load_profile", "parse_plan", "plan_warnings", "validate_plan",
+    "ApiError",
+    "AssetsExpiredError",
+    "AuthenticationError",
+    "BudgetExceeded",
+    "Crop",
+    "Estimate",
+    "Extension",
+    "ImageError",
+    "PermanentApiError",
+    "Plan",
+    "PlanError",
+    "ProfileError",
+    "PromptFields",
+    "ProviderProfile",
+    "RateLimitedError",
+    "ReelflowError",
+    "ResolvedScene",
+    "Scene",
+    "SceneDefaults",
+    "Settings",
+    "StorageError",
+    "StyleBlock",
+    "TransientApiError",
+    "UserError",
+    "VideoFailedError",
+    "builtin_profile_names",
+    "compose",
+    "estimate",
+    "is_transient",
+    "load_plan",
+    "load_profile",
+    "parse_plan",
+    "plan_warnings",
+    "validate_plan"
 ]

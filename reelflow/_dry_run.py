@@ -1,56 +1,100 @@
-"""`reelflow run --dry-run`: every job-creating request a run would send, built by the same code that
-sends them (reference images prepared for real), and nothing sent."""
+"""`reelflow run --dry-run`: every job-creating request a run would send, in the provider's own dialect, built
+by the same code that sends them (reference images prepared for real), and nothing sent."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from .costs import Estimate
 from .media.images import read_info
-from .media.references import as_reference, fitted, read_reference, unchanged_reference, usable_as_is
+from .media.references import (
+    FIRST,
+    LAST,
+    Role,
+    as_reference,
+    fitted,
+    read_reference,
+    unchanged_reference,
+    usable_as_is,
+)
 from .plans import Plan, ResolvedScene
 from .profiles import ProviderProfile
-from .providers._gateway import Request, create_request, edit_request, extension_request, remix_request
+from .providers import (
+    ClipJob,
+    ExtensionJob,
+    JobSpec,
+    Reference,
+    RevisionJob,
+    VideoProvider,
+    WireRequest,
+    dialect,
+    image_delivery,
+)
 from .settings import Settings
-from .storage import read_source
+from .storage import Storage, read_source
 
 
 @dataclass(frozen=True)
 class Planned:
     """A request a run would send; a last-frame continuation's reference is made only during the run."""
 
-    request: Request
+    request: WireRequest
     reference_from: int | None = None  # the number of the request whose video's last frame is the reference
 
 
-def scene_requests(scene: ResolvedScene, profile: ProviderProfile, settings: Settings) -> list[Planned]:
-    """The scene's requests in order: its create, then each continuation."""
-    reference = None
-    if scene.image is not None:
-        source = read_reference(scene.image, f"scene {scene.id!r}: image")
-        reference = (unchanged_reference(source) if usable_as_is(source, scene, profile.reference_formats)
-                     else as_reference(fitted(source, scene, settings.reference_format)))
-    characters = [f"<character {name!r}>" for name in scene.characters]
-    planned = []
+def scene_jobs(scene: ResolvedScene, profile: ProviderProfile, settings: Settings) -> list[tuple[JobSpec, int | None]]:
+    """The scene's jobs in order (its clip, each continuation, each revision), each with the number of the
+    request whose last frame it starts from, if it does."""
+    reference = _prepared(scene, FIRST, profile, settings)
+    landing = _prepared(scene, LAST, profile, settings)
+    characters = tuple(f"<character {name!r}>" for name in scene.characters)
+    jobs: list[tuple[JobSpec, int | None]] = []
+    shown = 0
     for number, segment in enumerate(scene.segments, start=1):
+        shown += segment.seconds
         if segment.via == "extension":
-            planned.append(Planned(extension_request(video_id=f"<the video of request {number - 1}>",
-                                                     prompt=segment.prompt, seconds=segment.seconds)))
+            jobs.append((ExtensionJob(source=f"<the video of request {number - 1}>", prompt=segment.prompt,
+                                      seconds=segment.seconds, size=scene.size, total_seconds=shown), None))
             continue
-        request = create_request(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
-                                 reference=reference if segment.via == "create" else None, characters=characters)
-        planned.append(Planned(request, None if segment.via == "create" else number - 1))
-    for number, revision in enumerate(scene.revisions, start=len(planned) + 1):
-        make = edit_request if revision.kind == "edit" else remix_request
-        planned.append(Planned(make(video_id=f"<the video of request {number - 1}>", prompt=revision.prompt)))
-    return planned
+        first = reference if segment.via == "create" else _LAST_FRAME
+        last = landing if number == len(scene.segments) else None
+        jobs.append((ClipJob(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
+                             first_frame=first, last_frame=last, characters=characters, audio=scene.audio),
+                     None if segment.via == "create" else number - 1))
+    for number, revision in enumerate(scene.revisions, start=len(jobs) + 1):
+        jobs.append((RevisionJob(kind=revision.kind, source=f"<the video of request {number - 1}>",
+                                 prompt=revision.prompt, size=scene.size, total_seconds=scene.total_seconds), None))
+    return jobs
+
+
+def _prepared(scene: ResolvedScene, role: Role, profile: ProviderProfile, settings: Settings) -> Reference | None:
+    """The scene's first or last image as a run would send it, prepared for real."""
+    url = scene.image if role is FIRST else scene.last_image
+    if url is None:
+        return None
+    source = read_reference(url, f"scene {scene.id!r}: {'image' if role is FIRST else 'last_image'}")
+    if usable_as_is(source, scene, profile.reference_formats, role):
+        return unchanged_reference(source, role)
+    return as_reference(fitted(source, scene, settings.reference_format, role), role)
+
+
+_LAST_FRAME = Reference("<last frame>", b"", "image/jpeg")  # stands for a frame that exists only during the run
+_DELIVERY = {"presigned URL": "presigned URLs of their copies in the output (the provider fetches them)",
+             "data URL": "data URLs in the request body (the output cannot sign URLs for the provider to fetch)"}
 
 
 def describe(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
-             costs: Estimate) -> str:
-    lines = [f"Dry run on {profile.name}: nothing is sent.", ""]
+             costs: Estimate, output: Storage) -> str:
+    """Every request of the plan, for the provider of `profile`, writing to `output` (the plan's folder)."""
+    provider = dialect(profile.api)
+    delivery = image_delivery(profile, output) if any(s.image or s.last_image or s.stitched_locally
+                                                        for s in scenes) else None
+    lines = [f"Dry run on {profile.name} ({profile.api}): nothing is sent.", ""]
+    if delivery is not None:
+        lines += [f"Reference images go as {_DELIVERY[delivery]}.", ""]
     if plan.mode == "batch":
         lines += ["mode: batch: each scene's request 1 goes as a line of one batch (its JSON body, a reference image",
                   "as a data URL): POST /v1/files (purpose=batch), POST /v1/batches (endpoint /v1/videos,",
@@ -66,37 +110,39 @@ def describe(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, 
         jobs = "1 job" if cost.jobs == 1 else f"{cost.jobs} jobs"
         lines.append(f"scene {scene.id!r}: {cost.seconds} s, {jobs}, ${cost.usd:.2f}")
         lines += [f"  note: {note}" for note in scene.notes]
-        for number, planned in enumerate(scene_requests(scene, profile, settings), start=1):
-            lines += _request_lines(number, planned, scene)
-        lines += [f"  then: {_afterwards(scene, profile)}", ""]
+        for number, (job, reference_from) in enumerate(scene_jobs(scene, profile, settings), start=1):
+            lines += _request_lines(number, Planned(provider.describe(job), reference_from), scene)
+        lines += [f"  then: {_afterwards(scene, profile, provider)}", ""]
     return "\n".join(lines)
 
 
-def _afterwards(scene: ResolvedScene, profile: ProviderProfile) -> str:
+def _afterwards(scene: ResolvedScene, profile: ProviderProfile, provider: type[VideoProvider]) -> str:
     if scene.stitched_locally:
-        return ("GET /v1/videos/{id} until each finishes; GET /v1/videos/{id}/content?variant=video of each; "
-                "the clips stitched here, thumbnail and spritesheet made here")
-    downloads = "; ".join(f"GET /v1/videos/{{id}}/content?variant={v}" for v in profile.variants)
+        return (f"{provider.describe_followup(['video'])}, for each clip; the clips stitched here, thumbnail and "
+                "spritesheet made here")
     made = [v for v in ("thumbnail", "spritesheet") if v not in profile.variants]
-    return (f"GET /v1/videos/{{id}} until it finishes; {downloads}"
-            + (f"; {' and '.join(made)} made here" if made else ""))
+    return provider.describe_followup(list(profile.variants)) + (f"; {' and '.join(made)} made here" if made else "")
 
 
 def _request_lines(number: int, planned: Planned, scene: ResolvedScene) -> list[str]:
     request = planned.request
-    endpoint = request.endpoint.replace("{id}", request.video_id) if request.video_id else request.endpoint
-    lines = [f"  {number}. {endpoint}"]
+    lines = [f"  {number}. {request.route}"]
     for name, value in request.fields.items():
         if name != "prompt":
-            lines.append(f"       {name}: {json.dumps(value)}")
-    if planned.reference_from is not None:
-        lines.append(f"       input_reference: <the last frame of request {planned.reference_from}'s video, "
-                     f"fitted to {scene.size}>")
-    if request.reference is not None:
-        data = request.reference.data
-        info = read_info(data, request.reference.filename)
-        lines.append(f"       input_reference: {request.reference.filename} ({request.reference.media_type}, "
-                     f"{info.width}x{info.height}, {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()})")
+            lines.append(f"       {name}: {json.dumps(value, default=lambda v: _image(v, planned, scene))}")
+    for name, reference in request.files.items():
+        lines.append(f"       {name}: {_image(reference, planned, scene)}")
     lines.append("       prompt:")
-    lines += [f"         {line}" for line in request.fields["prompt"].splitlines()]
+    lines += [f"         {line}" for line in str(request.fields.get("prompt", "")).splitlines()]
     return lines
+
+
+def _image(value: Any, planned: Planned, scene: ResolvedScene) -> str:
+    """An image as the dry run shows it: what it is, not its bytes."""
+    if not isinstance(value, Reference):
+        raise TypeError(f"{type(value).__name__} in a request body")
+    if value is _LAST_FRAME:
+        return f"<the last frame of request {planned.reference_from}'s video, fitted to {scene.size}>"
+    info = read_info(value.data, value.filename)
+    return (f"{value.filename} ({value.media_type}, {info.width}x{info.height}, {len(value.data)} bytes, sha256 "
+            f"{hashlib.sha256(value.data).hexdigest()})")

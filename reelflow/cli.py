@@ -31,7 +31,7 @@ app = typer.Typer(help="Turn scene plans into finished videos.", no_args_is_help
 
 @app.callback()
 def main() -> None:
-    """reelflow: scene plans to finished videos, through the OpenAI Video API or a compatible gateway."""
+    """reelflow: scene plans to finished videos, through the video API of the provider you choose."""
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -46,7 +46,7 @@ PlanArgument = Annotated[str, typer.Argument(help="Scene plan file (YAML or JSON
 @app.command()
 def validate(plan: PlanArgument) -> None:
     """Check a plan against the active provider without making any call."""
-    from .providers._connect import active_profile
+    from .providers import active_profile
 
     try:
         loaded = load_plan(plan)
@@ -77,15 +77,16 @@ def run(
     Prints the cost estimate first; refuses (exit code 3) a plan that would cost more than its budget.
     Running it again on the same output resumes: nothing already paid for is paid for twice."""
     from .progress import showing_progress
-    from .providers._connect import SANDBOX_NOTICE
+    from .providers import active_profile, provider_key, sandbox_notice
 
     settings = Settings()
     loaded, costs = _estimated(plan, settings)
     if dry_run:
-        _print_dry_run(plan, loaded, costs, settings)
+        _print_dry_run(plan, loaded, costs, settings, output)
         return
-    if settings.uses_sandbox:
-        typer.echo(SANDBOX_NOTICE, err=True)
+    profile = active_profile(settings)
+    if provider_key(settings, profile) is None:
+        typer.echo(sandbox_notice(profile), err=True)
     quiet_prefect()
     from flows.render_plan import RenderFailed, render_plan
 
@@ -104,7 +105,7 @@ def run(
 def _estimated(plan: str, settings: Settings) -> tuple[Plan, Estimate]:
     """Load, validate and price the plan, print the estimate, and refuse it if it is over budget."""
     from .costs import BudgetExceeded, estimate
-    from .providers._connect import active_profile
+    from .providers import active_profile
 
     try:
         loaded = load_plan(plan)
@@ -121,15 +122,20 @@ def _estimated(plan: str, settings: Settings) -> tuple[Plan, Estimate]:
     return loaded, costs
 
 
-def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings) -> None:
+def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings, output: str | None) -> None:
     from ._dry_run import describe
-    from .providers._connect import active_profile
+    from .providers import active_profile
+    from .storage import DEFAULT_OUTPUT, Storage
 
     profile = active_profile(settings)
     try:
-        typer.echo(printable(describe(plan, validate_plan(plan, profile, source=source), profile, settings, costs)))
+        folder = Storage(output or plan.output or DEFAULT_OUTPUT, settings.storage_options).child(plan.name)
+        scenes = validate_plan(plan, profile, source=source)
+        typer.echo(printable(describe(plan, scenes, profile, settings, costs, folder)))
     except UserError as e:
         raise _user_error(e) from None
+    except ReelflowError as e:
+        raise fail(str(e)) from None
 
 
 def printable(text: str) -> str:
@@ -283,14 +289,16 @@ def providers(
     from rich.table import Table
 
     from .profiles import ProviderProfile, all_profiles
+    from .providers import active_profile_name, key_variables
 
     settings = Settings()
+    active = active_profile_name(settings)
     try:
         profiles = all_profiles(settings.providers_file)
     except UserError as e:
         raise _user_error(e) from None
     if as_json:
-        typer.echo(json.dumps({"active": settings.provider_name,
+        typer.echo(json.dumps({"active": active,
                                "profiles": [p.model_dump(mode="json") for p in profiles]}, indent=2))
         return
 
@@ -298,20 +306,22 @@ def providers(
         if p.extensions is None:
             return "from the last frame, stitched here"
         limits = p.extensions
-        return (f"/extensions: {'/'.join(map(str, limits.seconds))} s, at most {limits.max_count} "
+        return (f"extended by the provider: {'/'.join(map(str, limits.seconds))} s, at most {limits.max_count} "
                 f"({limits.max_total_seconds} s in all)")
 
     def features(p: ProviderProfile) -> str:
-        has = {"edits": p.edits, "remix": p.remix, f"characters (≤{p.max_characters})": p.max_characters > 0,
-               "batch": p.batch, "webhooks": p.webhooks, "job list": p.list_jobs, "poll hint": p.poll_hint}
+        has = {"last frame": p.last_frame, "edits": p.edits, "remix": p.remix,
+               f"characters (≤{p.max_characters})": p.max_characters > 0, "batch": p.batch, "webhooks": p.webhooks,
+               "job list": p.list_jobs, "poll hint": p.poll_hint}
         return ", ".join(name for name, present in has.items() if present) or "-"
 
-    table = Table(title=f"Provider profiles (REELFLOW_PROVIDER picks one; * is active: {settings.provider_name})")
-    for column in ("profile", "models: sizes; seconds", "continuations", "features", "downloads"):
+    table = Table(title=f"Provider profiles (REELFLOW_PROVIDER picks one; * is active: {active})")
+    for column in ("profile", "dialect; key", "models: sizes; seconds", "continuations", "features", "downloads"):
         table.add_column(column)
     for p in profiles:
         made = [v for v in ("thumbnail", "spritesheet") if v not in p.variants]
-        table.add_row(("* " if p.name == settings.provider_name else "") + f"{p.name}\n[dim]{p.description}[/]",
+        table.add_row(("* " if p.name == active else "") + f"{p.name}\n[dim]{p.description}[/]",
+                      f"{p.api}\n{' or '.join(key_variables(p))}",
                       "\n".join(f"{name}: {', '.join(m.sizes)}; {'/'.join(map(str, m.seconds))}"
                                  for name, m in p.models.items()),
                       continuing(p), features(p),
@@ -385,7 +395,7 @@ def webhooks(
 def sandbox(
     port: Annotated[int, typer.Option(help="Port on loopback (0: a free one).")] = 8765,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    profile: Annotated[str, typer.Option(help="Provider profile whose limits to enforce.")] = "sandbox",
+    profile: Annotated[str, typer.Option(help="Provider profile to pose as: its dialect and limits.")] = "sandbox",
     job_seconds: Annotated[float, typer.Option(help="Wall seconds each job takes.")] = 2.0,
     rpm: Annotated[int | None, typer.Option(help="Job-creating requests per minute.")] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="Unfinished jobs at once.")] = None,
@@ -399,12 +409,13 @@ def sandbox(
     webhook_secret: Annotated[str | None, typer.Option(help="whsec_... secret that signs events.")] = None,
     api_key: Annotated[list[str] | None, typer.Option(help="Accept only this key (repeatable).")] = None,
 ) -> None:
-    """Serve the OpenAI Video API locally, for demos, tests and benchmarks."""
-    from .sandbox import Faults, SandboxConfig, serve_sandbox
+    """Serve a provider's video API locally (the dialect of --profile), for demos, tests and benchmarks."""
+    from .sandbox import Faults, Sandbox, SandboxConfig, serve_sandbox
 
     try:
         config = SandboxConfig(
-            host=host, port=port, profile=profile, job_seconds=job_seconds, rpm=rpm,
+            host=host, port=port, profile=profile, providers_file=Settings().providers_file, job_seconds=job_seconds,
+            rpm=rpm,
             max_concurrent=max_concurrent, faults=Faults.parse(faults), fault_scope=fault_scope,
             slow_seconds=slow_seconds, seed=seed, state_dir=state_dir, webhook_url=webhook_url,
             webhook_secret=webhook_secret,
@@ -412,7 +423,11 @@ def sandbox(
         )
     except ValueError as e:
         raise fail(_one_line(e)) from None
-    serve_sandbox(config, lambda url: typer.echo(
+    try:
+        sandbox = Sandbox(config)
+    except (ValueError, UserError) as e:
+        raise fail(str(e)) from None
+    serve_sandbox(sandbox, lambda url: typer.echo(
         f"reelflow sandbox serving {url} (profile {profile}, any bearer key); Ctrl-C stops it", err=True))
 
 

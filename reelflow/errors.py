@@ -49,8 +49,23 @@ class TransientApiError(ApiError):
     transient = True
 
 
+class RateLimitedError(TransientApiError):
+    """The provider refused the request for its rate or concurrency limit, so nothing was created: safe to
+    send again after `retry_after` seconds, even for a job-creating request."""
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None, status: int | None = None
+                 ) -> None:
+        super().__init__(message, code=code, status=status)
+        self.retry_after = retry_after
+
+
 class PermanentApiError(ApiError):
     """Retrying cannot help: rejected requests, moderation blocks, missing resources."""
+
+
+class AssetsExpiredError(PermanentApiError):
+    """The provider no longer has a finished job's files (it keeps them for a while, then deletes them): only
+    a new job can bring them back."""
 
 
 class AuthenticationError(PermanentApiError):

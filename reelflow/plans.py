@@ -14,7 +14,7 @@ from ._yamlfile import load_yaml
 from .errors import ImageError, PlanError
 from .media.images import Crop, read_info
 from .media.video import probe
-from .profiles import ProviderProfile
+from .profiles import ASPECT_RATIOS, RESOLUTION_LINES, ProviderProfile, dimensions_of, frame_of
 from .prompts import PromptFields, StyleBlock, compose, continuation, drift
 from .storage import unreadable
 
@@ -50,7 +50,7 @@ class Extension(_Model):
 class Revision(_Model):
     """One change to the finished video, made by the provider: exactly one of `edit` or `remix`."""
 
-    edit: Text | None = Field(default=None, description="Change the finished video as this says (/videos/edits).")
+    edit: Text | None = Field(default=None, description="Change the finished video as this says (an edit).")
     remix: Text | None = Field(default=None, description="Make the finished video again as this says (remix).")
 
     @model_validator(mode="after")
@@ -68,13 +68,40 @@ class Revision(_Model):
         return self.edit or self.remix or ""
 
 
-class SceneDefaults(_Model):
+AspectRatio = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*:[1-9][0-9]*$")]
+Resolution = Literal["360p", "480p", "720p", "768p", "1080p", "1440p", "2K", "4K"]
+
+
+class Framing(_Model):
+    """The output frame: a size, or an aspect ratio and a resolution tier (`16:9` at `720p` is 1280x720);
+    either one of the pair alone keeps the other from the size it would change."""
+
+    size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT, e.g. 1280x720.")
+    aspect_ratio: AspectRatio | None = Field(default=None, description="Aspect ratio, e.g. 16:9 or 9:16.")
+    resolution: Resolution | None = Field(default=None, description="Resolution tier, e.g. 720p or 1080p.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Framing:
+        if self.size is not None and (self.aspect_ratio or self.resolution):
+            raise ValueError("give size, or aspect_ratio and resolution, not both")
+        return self
+
+    def applied_to(self, size: str) -> str:
+        """This framing over `size` (the frame it inherits)."""
+        if self.size is not None or not (self.aspect_ratio or self.resolution):
+            return self.size or size
+        inherited = frame_of(size, list(ASPECT_RATIOS), list(RESOLUTION_LINES)) or ("16:9", "720p")
+        return "{}x{}".format(*dimensions_of(self.aspect_ratio or inherited[0], self.resolution or inherited[1]))
+
+
+class SceneDefaults(Framing):
     """Values every scene takes unless it sets its own."""
 
     model: str | None = Field(default=None, description="Video model; default: the provider's default model.")
-    size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT, e.g. 1280x720.")
     seconds: int | None = Field(default=None, gt=0, strict=True, description="Clip length in seconds.")
     fit: Fit = Field(default="cover", description="How a reference image is made the exact size.")
+    audio: bool | None = Field(default=None, description="Sound with the picture: true or false where the provider "
+                               "can switch it; unset: the provider's own default.")
     pad_color: str = Field(default="#000000", description="Background colour for fit: pad.")
 
 
@@ -85,17 +112,20 @@ class Character(_Model):
     clip: str = Field(description="A short video of it (2-4 s on Sora): a path, relative to the plan, or fsspec URL.")
 
 
-class Scene(_Model):
+class Scene(Framing):
     """One shot of the plan."""
 
     id: str = Field(description="Unique name of the scene; also its output folder.")
     prompt: Text | Fields = Field(description="What the shot shows: free text, or structured fields.")
     image: str | None = Field(default=None, description="Reference image (first frame): path or fsspec URL.")
+    last_image: str | None = Field(
+        default=None, description="Image the scene's last frame lands on (providers with first and last frame "
+        "control): path or fsspec URL; made the exact size like `image`, without its crop.")
     model: str | None = Field(default=None, description="Video model (default from `defaults`).")
-    size: str | None = Field(default=None, description="Output size WIDTHxHEIGHT (default from `defaults`).")
     seconds: int | None = Field(default=None, gt=0, strict=True,
                                  description="Clip length in seconds (default from `defaults`).")
     fit: Fit | None = Field(default=None, description="cover, pad or stretch (default from `defaults`).")
+    audio: bool | None = Field(default=None, description="Sound with the picture (default from `defaults`).")
     pad_color: str | None = Field(default=None, description="Background colour for fit: pad.")
     crop: Crop | None = Field(default=None, description="Region of the image to use, before fitting.")
     characters: list[str] = Field(default_factory=list, description="Names of the plan's characters in this shot.")
@@ -129,7 +159,7 @@ class Segment(_Model):
 
     prompt: str = Field(description="The composed prompt of this job.")
     seconds: int = Field(description="Seconds of new video this job adds.")
-    via: Via = Field(description="create: the scene's first clip; extension: the provider's /videos/extensions; "
+    via: Via = Field(description="create: the scene's first clip; extension: the provider continues its video; "
                      "last-frame: a new clip that starts from the previous clip's last frame, stitched locally.")
 
 
@@ -140,12 +170,14 @@ class ResolvedScene(_Model):
     id: str
     prompt: str
     image: str | None
+    last_image: str | None = None
     model: str
     size: str
     fit: Fit
     pad_color: str
     crop: Crop | None
     characters: list[str]
+    audio: bool | None = None
     segments: list[Segment] = Field(min_length=1, description="The paid jobs, in order; the first is the create.")
     revisions: list[Revision] = Field(default_factory=list, description="Then these, each one a paid job.")
     notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the chain.")
@@ -175,8 +207,10 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile) -> ResolvedSce
     beats += [(compose(continuation(s.prompt, e.prompt), plan.style), e.seconds) for e in s.extensions]
     segments, notes = _chain(beats, model, profile)
     return ResolvedScene(
-        id=s.id, prompt=prompt, image=s.image, crop=s.crop, characters=s.characters, model=model,
-        size=s.size or d.size or profile.default_size, fit=s.fit or d.fit, pad_color=s.pad_color or d.pad_color,
+        id=s.id, prompt=prompt, image=s.image, last_image=s.last_image, crop=s.crop, characters=s.characters,
+        model=model,
+        size=s.applied_to(d.applied_to(profile.default_size)), fit=s.fit or d.fit,
+        audio=s.audio if s.audio is not None else d.audio, pad_color=s.pad_color or d.pad_color,
         segments=segments, revisions=s.revisions, notes=notes)
 
 
@@ -213,7 +247,7 @@ def _chain(beats: list[tuple[str, int]], model: str, profile: ProviderProfile) -
             notes.append(f"{field}: {wanted} s is not one job on {profile.name} ({model}: {offered} s); "
                          f"rendered as {'+'.join(map(str, pieces))} s")
     if onward == "last-frame" and len(segments) > 1:
-        notes.append(f"{profile.name} has no /videos/extensions: each continuation is a new clip that starts "
+        notes.append(f"{profile.name} cannot extend its videos: each continuation is a new clip that starts "
                      "from the previous clip's last frame; the clips are stitched here")
     return segments, notes
 
@@ -293,14 +327,17 @@ def _files_relative_to(data: dict[str, Any], url: str) -> dict[str, Any]:
     """Scene images and character clips named by a relative path are relative to the plan file."""
     base = url.rsplit("/", 1)[0] if "/" in url else "."
 
-    def fixed(items: Any, key: str) -> Any:
+    def relative(value: Any) -> bool:
+        return isinstance(value, str) and "://" not in value and not value.startswith("/")
+
+    def fixed(items: Any, keys: tuple[str, ...]) -> Any:
         if not isinstance(items, list):
             return items
-        return [{**item, key: f"{base}/{item[key]}"} if isinstance(item, dict) and isinstance(item.get(key), str)
-                and "://" not in item[key] and not item[key].startswith("/") else item for item in items]
+        return [{**item, **{key: f"{base}/{item[key]}" for key in keys if relative(item.get(key))}}
+                if isinstance(item, dict) else item for item in items]
 
-    return {**data, **{name: fixed(data[name], key) for name, key in (("scenes", "image"), ("characters", "clip"))
-                       if name in data}}
+    return {**data, **{name: fixed(data[name], keys) for name, keys in (("scenes", ("image", "last_image")),
+                                                                        ("characters", ("clip",))) if name in data}}
 
 
 # -- validation against the provider --------------------------------------------------------------
@@ -320,7 +357,7 @@ def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") ->
         problems.append(f"{source}: name: {plan.name!r} is not a safe folder name ({SAFE_NAME_RULE})")
     problems += [f"{source}: {p}" for p in _character_problems(plan, profile)]
     if plan.mode == "batch" and not profile.batch:
-        problems.append(f"{source}: mode: batch: provider {profile.name!r} has no Batch API for /v1/videos")
+        problems.append(f"{source}: mode: batch: provider {profile.name!r} has no batch API for videos")
     scenes: list[ResolvedScene] = []
     seen: set[str] = set()
     for raw in plan.scenes:
@@ -355,6 +392,12 @@ def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
     longest = max(len(segment.prompt) for segment in scene.segments)
     if longest > profile.prompt_max_chars:
         problems.append(f"prompt: {longest} characters; at most {profile.prompt_max_chars}")
+    if scene.audio and not limits.audio:
+        problems.append(f"audio: {scene.model} on {profile.name} makes silent video")
+    if scene.audio is False and limits.audio and not profile.audio_switch:
+        problems.append(f"audio: provider {profile.name!r} cannot switch {scene.model}'s sound off")
+    if scene.last_image is not None and not profile.last_frame:
+        problems.append(f"last_image: provider {profile.name!r} cannot land a clip on a given last frame")
     problems += _extension_problems(scene, profile)
     problems += _revision_problems(scene, profile)
     problems += _image_problems(scene)
@@ -363,12 +406,12 @@ def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
 
 def _revision_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
     """Revisions need the provider's endpoint, and its own video: a chain stitched here is not one."""
-    offered = {"edit": (profile.edits, "/videos/edits"), "remix": (profile.remix, "/videos/{id}/remix")}
+    offered = {"edit": (profile.edits, "edits"), "remix": (profile.remix, "remix")}
     problems = [f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]}"
                 for i, r in enumerate(scene.revisions) if not offered[r.kind][0]]
     if scene.revisions and scene.stitched_locally and not problems:
         problems.append(f"revisions: the video is stitched here from {len(scene.segments)} clips (provider "
-                        f"{profile.name!r} has no /videos/extensions), so the provider has no video to revise")
+                        f"{profile.name!r} cannot extend its videos), so the provider has no video to revise")
     return problems
 
 
@@ -376,7 +419,7 @@ def _character_problems(plan: Plan, profile: ProviderProfile) -> list[str]:
     if not plan.characters:
         return []
     if not profile.max_characters:
-        return [f"characters: provider {profile.name!r} has no characters (/videos/characters)"]
+        return [f"characters: provider {profile.name!r} has no characters"]
     problems: list[str] = []
     names: set[str] = set()
     for index, character in enumerate(plan.characters):
@@ -438,8 +481,9 @@ def _image_problems(scene: ResolvedScene) -> list[str]:
         ImageColor.getrgb(scene.pad_color)
     except ValueError:
         problems.append(f"pad_color: {scene.pad_color!r} is not a colour")
-    if scene.image is not None:
-        problems += _reference_problems(scene.image)
+    for field, url in (("image", scene.image), ("last_image", scene.last_image)):
+        if url is not None:
+            problems += [f"{field}: {p}" for p in _reference_problems(url)]
     return problems
 
 
@@ -448,11 +492,11 @@ def _reference_problems(url: str) -> list[str]:
     try:
         fs, path = fsspec.url_to_fs(url)
         if fs.info(path).get("type") == "directory":
-            return [f"image: {url} is not a file"]
+            return [f"{url} is not a file"]
         with fs.open(path, "rb") as handle:
             read_info(handle, url)
     except ImageError as e:
-        return [f"image: {e}"]
+        return [str(e)]
     except Exception as e:  # whatever the image's storage raised (any fsspec backend)
-        return [f"image: {unreadable(url, e)}"]
+        return [unreadable(url, e)]
     return []

@@ -1,4 +1,5 @@
-"""reelflow's settings: environment (`REELFLOW_*`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`) and `.env`."""
+"""reelflow's settings: environment (`REELFLOW_*`) and `.env`. A provider's own key and URL variables
+(`OPENAI_API_KEY`, `OPENROUTER_API_KEY`, ...) are named by its profile (`reelflow.providers`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,17 +16,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="REELFLOW_", env_file=".env", extra="ignore", frozen=True)
 
-    openai_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "REELFLOW_OPENAI_API_KEY"),
-        description="API key of the provider. Unset: reelflow starts its embedded sandbox on loopback.",
+    api_key: SecretStr | None = Field(
+        default=None, description="API key of the provider, over the variable its profile names (OPENAI_API_KEY, "
+        "OPENROUTER_API_KEY, ...). No key at all: reelflow starts its embedded sandbox on loopback, posing as it.",
     )
-    openai_base_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "REELFLOW_OPENAI_BASE_URL"),
-        description="Base URL of an OpenAI-compatible video API (e.g. a LiteLLM proxy), ending in /v1.",
+    base_url: str | None = Field(
+        default=None, description="Base URL of the provider's API, over its profile's own variable and default.",
     )
     provider: str | None = Field(
-        default=None, description="Provider profile: built in (sora, sora-spec, sandbox) or from providers_file. "
-        "Default: sandbox without a key, sora with one.",
+        default=None, description="Provider profile: built in (`reelflow providers` lists them) or from "
+        "providers_file. Default: sandbox without a key, sora with one.",
     )
     providers_file: Path | None = Field(default=None, description="YAML file with your own provider profiles.")
     max_concurrent: int = Field(default=4, ge=1, description="Scenes rendering at once (unfinished jobs).")
@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     )
     reference_format: Literal["JPEG", "PNG", "WEBP"] = Field(
         default="JPEG", description="File format of prepared reference images.",
+    )
+    reference_url_seconds: int = Field(
+        default=3600, ge=60, description="How long a presigned URL of a reference image stays valid, for "
+        "providers that fetch images themselves (an output on an object store).",
     )
     budget_usd: float | None = Field(
         default=None, gt=0, description="Most a run may spend, in USD (a plan's own `budget_usd` may lower it).",
@@ -92,10 +96,3 @@ class Settings(BaseSettings):
     def _json_options(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 
-    @property
-    def uses_sandbox(self) -> bool:
-        return self.openai_api_key is None
-
-    @property
-    def provider_name(self) -> str:
-        return self.provider or ("sandbox" if self.uses_sandbox else "sora")

@@ -16,6 +16,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from .errors import ImageError, StorageError
 
+DEFAULT_OUTPUT = "file://./out"  # where a plan that names no output is written
 UPLOAD_BLOCK_BYTES = 8 * 2**20  # one multipart-upload part (S3's minimum is 5 MiB)
 COPY_CHUNK_BYTES = 2**20
 # Failures that waiting cannot mend: a full disk, a read-only or forbidden folder, a name too long.
@@ -139,6 +140,15 @@ class Storage:
         with self._translated(f"cannot read {self.location(*parts)}"):
             handle: BinaryIO = self.fs.open(self.path(*parts), "rb")
         return handle
+
+    def signed_url(self, *parts: str, seconds: int) -> str | None:
+        """A URL anyone may fetch the file from for `seconds` (an object store's presigned URL); None where the
+        storage signs nothing (a local disk, memory)."""
+        with self._translated(f"cannot sign a URL of {self.location(*parts)}"):
+            try:
+                return str(self.fs.sign(self.path(*parts), expiration=seconds))
+            except NotImplementedError:
+                return None
 
     def exists(self, *parts: str) -> bool:
         with self._translated(f"cannot look at {self.location(*parts)}"):

@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from reelflow.media.images import OutputFormat, Prepared, fit_image
-from reelflow.media.references import SourceImage, fitted, read_reference
+from reelflow.media.references import FIRST, Role, SourceImage, fitted, read_reference
 from reelflow.media.video import last_frame
 from reelflow.plans import ResolvedScene
 from reelflow.storage import Storage
@@ -25,15 +25,15 @@ async def validate_dimensions(url: str, name: str) -> SourceImage:
 
 
 @task(name="transform", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def transform(source: SourceImage, scene: ResolvedScene, output: OutputFormat) -> Prepared:
+async def transform(source: SourceImage, scene: ResolvedScene, output: OutputFormat, role: Role = FIRST) -> Prepared:
     """Orient, convert, crop and fit the image to exactly the scene's size (in a worker thread)."""
-    return await asyncio.to_thread(fitted, source, scene, output)
+    return await asyncio.to_thread(fitted, source, scene, output, role)
 
 
 @task(name="last-frame", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
 async def last_frame_of(storage: Storage, scene: ResolvedScene, clip: str, output: OutputFormat) -> Prepared:
     """The last frame of one of the scene's clips, made exactly the scene's size: the first frame of the next
-    clip when the provider has no /extensions (in a worker thread)."""
+    clip when the provider cannot extend its videos (in a worker thread)."""
     return await asyncio.to_thread(_last_frame_fitted, storage, scene, clip, output)
 
 

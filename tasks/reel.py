@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from reelflow.media.reel import join_clips
 from reelflow.media.video import probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
 from reelflow.plans import ResolvedScene
-from reelflow.providers._gateway import Variant
+from reelflow.profiles import Variant
 from reelflow.results import FileRecord
 from reelflow.storage import Storage
 

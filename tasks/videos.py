@@ -19,7 +19,7 @@ from reelflow import Settings
 from reelflow.errors import TransientApiError, VideoFailedError
 from reelflow.media.video import probe
 from reelflow.progress import Watch
-from reelflow.providers._gateway import Gateway, JobState, Reference, Request, Variant
+from reelflow.providers import Gateway, JobSpec, JobState, Reference, Variant, action_of
 from reelflow.results import FileRecord
 from reelflow.storage import Storage
 from reelflow.webhooks import Inbox
@@ -53,19 +53,17 @@ class WaitPolicy:
 
 @dataclass(frozen=True)
 class Attempt:
-    """What the job looks like to the provider (prompt, size, seconds), when its create was first tried,
-    whether that create's answer may have been lost (a crash, a retry), and whether a lost job could be
-    told apart from the plan's other jobs (an identical request elsewhere in the plan makes adoption a
-    guess: then paying twice is the lesser harm)."""
+    """When the job's create was first tried, whether that create's answer may have been lost (a crash, a
+    retry), and whether a lost job could be told apart from the plan's other jobs (an identical request
+    elsewhere in the plan makes adoption a guess: then paying twice is the lesser harm)."""
 
-    looks_like: tuple[str, str, int]
     since: float
     answer_may_be_lost: bool
     adoptable: bool = True
     known_ids: frozenset[str] = frozenset()
 
 
-async def _adopted(gateway: Gateway, attempt: Attempt) -> JobState | None:
+async def _adopted(gateway: Gateway, job: JobSpec, attempt: Attempt) -> JobState | None:
     """A job created by an earlier try whose answer was lost, found in the provider's recent jobs. A provider
     that lists no jobs leaves nothing to look in: the job is created again (and may be paid twice)."""
     if not attempt.adoptable or not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
@@ -74,16 +72,14 @@ async def _adopted(gateway: Gateway, attempt: Attempt) -> JobState | None:
         get_run_logger().warning("%s lists no jobs: an earlier create whose answer was lost cannot be found, so "
                                  "this one may be paid twice", gateway.profile.name)
         return None
-    prompt, size, seconds = attempt.looks_like
-    job = await gateway.find_job(prompt=prompt, size=size, seconds=seconds, since=attempt.since,
-                                 exclude=attempt.known_ids)
-    if job is not None:
-        get_run_logger().warning("adopted %s, created earlier but never recorded", job.id)
-    return job
+    found = await gateway.find_job(job, attempt.since, attempt.known_ids)
+    if found is not None:
+        get_run_logger().warning("adopted %s, created earlier but never recorded", found.id)
+    return found
 
 
 @task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def generate(gateway: Gateway, request: Request | None, recorded_id: Callable[[], str | None],
+async def generate(gateway: Gateway, request: JobSpec | None, recorded_id: Callable[[], str | None],
                    created: Callable[[JobState], None], attempt: Attempt, policy: WaitPolicy,
                    watch: Watch | None = None, fleet: Fleet | None = None) -> JobState:
     """One paid job, start to finish: create it (unless the ledger has it already, or an earlier create
@@ -96,11 +92,11 @@ async def generate(gateway: Gateway, request: Request | None, recorded_id: Calla
         if known is None:
             if request is None:
                 raise ValueError("nothing recorded and nothing to send")
-            job = await _adopted(gateway, attempt)
+            job = await _adopted(gateway, request, attempt)
             if job is None:
                 await turn_to_create(fleet)
                 job = await gateway.send(request)
-            get_run_logger().info("created %s (%s)", job.id, request.endpoint)
+            get_run_logger().info("created %s (%s)", job.id, action_of(request))
             created(job)
         else:
             job = JobState(id=known, status="queued")
@@ -122,7 +118,7 @@ async def wait_for(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: W
                  else _polled(gateway, job, policy, watch, deadline))
     if job.status != "completed":
         reason = f"{job.id} {job.status}: {job.error_code or 'no code'}: {job.error_message or 'no message'}"
-        raise VideoFailedError(reason, code=job.error_code, cause_may_pass=job.failure_is_transient)
+        raise VideoFailedError(reason, code=job.error_code, cause_may_pass=job.transient)
     return job
 
 
@@ -218,7 +214,7 @@ async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene_id: 
     """Stream one variant to a local file, verify it, and move it into place."""
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
         local = Path(workdir) / "content"
-        got = await gateway.download(video.id, variant, local)
+        got = await gateway.download(video, variant, local)
         if got.truncated:
             raise TransientApiError(f"{name} of {video.id}: got {got.received_bytes} of {got.declared_bytes} bytes")
         await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}", expected)

@@ -15,6 +15,7 @@ from pathlib import Path
 import openai
 import pytest
 from PIL import Image
+from pydantic import SecretStr
 
 # Prefect reads these at import time: quiet, offline, and isolated from the user's own Prefect.
 _SESSION_HOME = tempfile.mkdtemp(prefix="reelflow-tests-")
@@ -48,7 +49,9 @@ os.environ["REELFLOW_PREFECT_PORT"] = str(free_port())
 _KEPT = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT", "CI", "REELFLOW_PREFECT_PORT")
 _BASELINE = {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith("PREFECT_")}
 
+from reelflow import Settings, load_profile  # noqa: E402
 from reelflow.prefect_server import PID_FILE, ensure_local_server  # noqa: E402
+from reelflow.providers import Connection, Gateway, open_gateway  # noqa: E402
 from reelflow.sandbox import RunningSandbox, run_sandbox  # noqa: E402
 
 
@@ -98,6 +101,13 @@ def sandbox() -> Iterator[RunningSandbox]:
     """One quick sandbox for the session; tests that change its switches start their own."""
     with run_sandbox(job_seconds=0.3) as running:
         yield running
+
+
+def gateway_to(running: RunningSandbox, settings: Settings | None = None, key: str | None = None,
+               profile: str = "sandbox") -> Gateway:
+    """reelflow's gateway to a sandbox, in the dialect its profile speaks (close it when done)."""
+    connection = Connection(running.base_url, SecretStr(key or running.api_key), load_profile(profile), False)
+    return open_gateway(connection, settings or Settings())
 
 
 _OPEN_CLIENTS: list[openai.OpenAI] = []

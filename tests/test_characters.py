@@ -62,4 +62,4 @@ def test_a_provider_without_characters_refuses_them(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("REELFLOW_PROVIDERS_FILE", str(tmp_path / "providers.yaml"))
     path = plan_file(tmp_path, [{"id": "a", "prompt": "Mira", "characters": ["Mira"]}])
     found = problems(path, "plain")
-    assert "plan.yaml: characters: provider 'plain' has no characters (/videos/characters)" in found
+    assert "plan.yaml: characters: provider 'plain' has no characters" in found

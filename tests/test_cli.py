@@ -52,7 +52,7 @@ def test_validate_says_how_a_length_the_provider_lacks_is_rendered(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "note: scene 'a': seconds: 25 s is not one job on litellm-runway (gen4_turbo: 5, 10 s); rendered as 10+10+5 s",
-        "note: scene 'a': litellm-runway has no /videos/extensions: each continuation is a new clip that starts from "
+        "note: scene 'a': litellm-runway cannot extend its videos: each continuation is a new clip that starts from "
         "the previous clip's last frame; the clips are stitched here",
         f"{plan}: 1 scenes, 25 s of video: valid"]
 
@@ -66,7 +66,9 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     found = json.loads(listed.stdout)
     profiles = {p["name"]: p for p in found["profiles"]}
     assert found["active"] == "my-gateway"
-    assert set(profiles) == {"sora", "sora-spec", "litellm", "litellm-runway", "sandbox", "my-gateway"}
+    assert set(profiles) == {"sora", "sora-spec", "litellm", "litellm-runway", "sandbox", "openrouter", "my-gateway"}
+    assert (profiles["openrouter"]["api"], profiles["openrouter"]["credentials"]["api_key"]) == (
+        "openrouter-videos", "OPENROUTER_API_KEY")
     assert profiles["sora"]["extensions"] == {"seconds": [4, 8, 12, 16, 20], "max_count": 6, "max_total_seconds": 120}
     runway = profiles["litellm-runway"]
     assert (runway["extensions"], runway["variants"], runway["models"]["gen4_turbo"]["seconds"]) == (None, ["video"],
@@ -75,7 +77,8 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     table = reelflow("providers", env=env)
     assert table.returncode == 0, table.stderr
     assert "│ * my-gateway " in table.stdout and "the team's gateway" in table.stdout
-    assert "│ from the last frame, stitched │" in table.stdout  # a cell, wrapped
+    assert "│ from the last frame,    │" in table.stdout and "│ stitched here           │" in table.stdout  # wrapped
+    assert "│ openrouter-videos       │" in table.stdout and "OPENROUTER_API_KEY" in table.stdout
 
 
 def test_validate_accepts_the_demo_plan() -> None:
@@ -95,7 +98,7 @@ def test_run_without_a_key_uses_the_embedded_sandbox_and_stays_quiet(tmp_path: P
     assert done.returncode == 0, done.stderr
     notice, *progress = done.stderr.strip().splitlines()
     assert notice == ("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
-                      "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).")
+                      "(set REELFLOW_API_KEY or OPENAI_API_KEY to use the real provider).")
     # Not a terminal: progress is plain lines, one per change of stage, in order for each scene.
     assert "\x1b" not in done.stderr and "\r" not in done.stderr
     assert [line for line in progress if line.startswith("scene 'first'")][::-1][:2] == [

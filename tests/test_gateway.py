@@ -10,19 +10,19 @@ from typing import Any
 import pytest
 from prefect.states import Failed
 
-from reelflow import AuthenticationError, PermanentApiError, Settings, TransientApiError, VideoFailedError, load_profile
-from reelflow.providers._gateway import Gateway, Pacer, connect, create_request
+from reelflow import AuthenticationError, PermanentApiError, Settings, TransientApiError, VideoFailedError
+from reelflow.providers import ClipJob, Gateway, JobState, Pacer
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks._retry import transient_only
 from tasks.videos import WaitPolicy, wait_for
+from tests.conftest import gateway_to
 
 POLICY = WaitPolicy(min_seconds=0.05, max_seconds=5, timeout_seconds=30)
 
 
 def through(running: RunningSandbox, scenario: Callable[[Gateway], Awaitable[Any]], key: str | None = None) -> Any:
     async def run() -> Any:
-        gateway = connect(running.base_url, key or running.api_key, load_profile("sandbox"),
-                          Settings(request_retries=0, request_timeout_seconds=10))
+        gateway = gateway_to(running, Settings(request_retries=0, request_timeout_seconds=10), key=key)
         try:
             return await scenario(gateway)
         finally:
@@ -39,7 +39,7 @@ def test_a_rejected_key_is_an_authentication_error_without_the_key() -> None:
 
 
 @pytest.mark.parametrize(("config", "call", "expected"), [
-    ({}, lambda g: g.send(create_request(prompt="p", model="sora-2", size="9x9", seconds=4)), PermanentApiError),
+    ({}, lambda g: g.send(ClipJob(prompt="p", model="sora-2", size="9x9", seconds=4)), PermanentApiError),
     ({}, lambda g: g.retrieve("video_missing"), PermanentApiError),
     ({"faults": "5xx=1"}, lambda g: g.retrieve("video_x"), TransientApiError),
     ({"faults": "429=1"}, lambda g: g.retrieve("video_x"), TransientApiError),
@@ -61,7 +61,7 @@ def test_an_unreachable_api_is_transient() -> None:
 def test_waiting_is_paced_by_progress() -> None:
     with run_sandbox(job_seconds=2) as running:
         async def scenario(gateway: Gateway) -> Any:
-            job = await gateway.send(create_request(prompt="p", model="sora-2", size="1280x720", seconds=4))
+            job = await gateway.send(ClipJob(prompt="p", model="sora-2", size="1280x720", seconds=4))
             return await wait_for(gateway, job, POLICY)
 
         done = through(running, scenario)
@@ -72,7 +72,7 @@ def test_waiting_is_paced_by_progress() -> None:
 
 def test_a_failed_generation_is_permanent_with_its_reason(sandbox: RunningSandbox) -> None:
     async def scenario(gateway: Gateway) -> Any:
-        job = await gateway.send(create_request(prompt="[blocked] scene", model="sora-2", size="1280x720", seconds=4))
+        job = await gateway.send(ClipJob(prompt="[blocked] scene", model="sora-2", size="1280x720", seconds=4))
         return await wait_for(gateway, job, POLICY)
 
     with pytest.raises(VideoFailedError, match="moderation_blocked"):
@@ -81,9 +81,9 @@ def test_a_failed_generation_is_permanent_with_its_reason(sandbox: RunningSandbo
 
 def test_downloads_stream_to_disk_with_their_hash(sandbox: RunningSandbox, tmp_path: Path) -> None:
     async def scenario(gateway: Gateway) -> Any:
-        job = await gateway.send(create_request(prompt="p", model="sora-2", size="1280x720", seconds=4))
+        job = await gateway.send(ClipJob(prompt="p", model="sora-2", size="1280x720", seconds=4))
         await wait_for(gateway, job, POLICY)
-        return await gateway.download(job.id, "video", tmp_path / "v.mp4")
+        return await gateway.download(job, "video", tmp_path / "v.mp4")
 
     got = through(sandbox, scenario)
     import hashlib
@@ -122,10 +122,10 @@ def test_a_create_refused_for_concurrency_waits_out_retry_after() -> None:
     with run_sandbox(max_concurrent=1, job_seconds=1) as running:
         async def scenario(gateway: Gateway) -> float:
             gateway.create_retries = 3
-            await gateway.send(create_request(prompt="first", model="sora-2", size="1280x720", seconds=4))
+            await gateway.send(ClipJob(prompt="first", model="sora-2", size="1280x720", seconds=4))
             loop = asyncio.get_running_loop()
             started = loop.time()
-            await gateway.send(create_request(prompt="second", model="sora-2", size="1280x720", seconds=4))
+            await gateway.send(ClipJob(prompt="second", model="sora-2", size="1280x720", seconds=4))
             return loop.time() - started
 
         waited = through(running, scenario)
@@ -137,7 +137,7 @@ def test_a_create_refused_for_concurrency_waits_out_retry_after() -> None:
 def test_a_create_whose_answer_was_lost_is_not_repeated_by_the_sdk() -> None:
     with run_sandbox(faults="lost=1", job_seconds=0) as running:
         with pytest.raises(TransientApiError):
-            once = create_request(prompt="once", model="sora-2", size="1280x720", seconds=4)
+            once = ClipJob(prompt="once", model="sora-2", size="1280x720", seconds=4)
             through(running, lambda g: g.send(once))
         stats = running.stats()
     assert stats["requests"]["POST /v1/videos"] == 1 and stats["jobs"] == 1
@@ -148,9 +148,11 @@ def test_a_lost_job_is_found_again_by_its_fields(sandbox: RunningSandbox) -> Non
 
     async def scenario(gateway: Gateway) -> Any:
         since = time.time()
-        created = await gateway.send(create_request(prompt="find me later", model="sora-2", size="720x1280", seconds=8))
-        found = await gateway.find_job(prompt="find me later", size="720x1280", seconds=8, since=since)
-        missing = await gateway.find_job(prompt="find me later", size="1280x720", seconds=8, since=since)
+        created = await gateway.send(ClipJob(prompt="find me later", model="sora-2", size="720x1280", seconds=8))
+        found = await gateway.find_job(ClipJob(prompt="find me later", model="sora-2", size="720x1280", seconds=8),
+                                       since)
+        missing = await gateway.find_job(ClipJob(prompt="find me later", model="sora-2", size="1280x720",
+                                                 seconds=8), since)
         return created, found, missing
 
     created, found, missing = through(sandbox, scenario)
@@ -168,11 +170,10 @@ def test_a_lost_job_is_found_again_by_its_fields(sandbox: RunningSandbox) -> Non
 ])
 def test_the_next_status_check_is_timed_by_progress(progress: int, hint: float | None, elapsed: float,
                                                       expected: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reelflow.providers._gateway import JobState
     from tasks.videos import Progress
 
     monkeypatch.setattr("tasks.videos.time.monotonic", lambda: 1000.0 + elapsed)
     pause = Progress(since=1000.0, start=0).next_pause(
-        JobState(id="video_1", status="in_progress", progress=progress, poll_after=hint), 0.05,
+        JobState(id="video_1", status="running", progress=progress, poll_after=hint), 0.05,
         WaitPolicy(min_seconds=0.05, max_seconds=30, timeout_seconds=600))
     assert pause == pytest.approx(expected, rel=0.01)

@@ -41,7 +41,7 @@ def test_extensions_on_a_provider_without_them_continue_from_the_last_frame() ->
     assert [(s.prompt, s.seconds, s.via) for s in scene.segments] == [
         ("a harbour", 10, "create"), ("the first boat leaves", 10, "last-frame")]
     assert scene.stitched_locally and scene.total_seconds == 20
-    assert scene.notes == ["litellm-runway has no /videos/extensions: each continuation is a new clip that starts "
+    assert scene.notes == ["litellm-runway cannot extend its videos: each continuation is a new clip that starts "
                            "from the previous clip's last frame; the clips are stitched here"]
 
 
@@ -83,5 +83,5 @@ def test_a_chain_stitched_here_cannot_be_revised_by_the_provider(tmp_path: Path)
     with pytest.raises(PlanError) as refused:
         validate_plan(plan, load_profile("remix-only", profiles))
     assert refused.value.problems == [
-        "plan: scene 'a': revisions: the video is stitched here from 2 clips (provider 'remix-only' has no "
-        "/videos/extensions), so the provider has no video to revise"]
+        "plan: scene 'a': revisions: the video is stitched here from 2 clips (provider 'remix-only' cannot "
+        "extend its videos), so the provider has no video to revise"]

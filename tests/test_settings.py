@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 
 from reelflow import Settings
+from reelflow.providers import active_profile, active_profile_name, connect_provider, provider_key
+from reelflow.providers._connect import provider_base_url
 
 
 def test_no_key_means_the_embedded_sandbox() -> None:
     settings = Settings()
-    assert settings.uses_sandbox and settings.provider_name == "sandbox"
+    assert active_profile_name(settings) == "sandbox"
+    assert provider_key(settings, active_profile(settings)) is None
 
 
 def test_standard_openai_variables_and_prefixed_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,16 +23,28 @@ def test_standard_openai_variables_and_prefixed_settings(monkeypatch: pytest.Mon
     monkeypatch.setenv("REELFLOW_MAX_CONCURRENT", "9")
     monkeypatch.setenv("REELFLOW_RETRY_DELAYS_SECONDS", "[1, 2]")
     settings = Settings()
-    assert settings.openai_api_key is not None and settings.openai_api_key.get_secret_value() == "sk-live-123"
-    assert (settings.openai_base_url, settings.max_concurrent, settings.retry_delays_seconds) == (
+    profile = active_profile(settings)
+    key = provider_key(settings, profile)
+    assert profile.name == "sora" and key is not None and key.get_secret_value() == "sk-live-123"
+    assert (provider_base_url(settings, profile), settings.max_concurrent, settings.retry_delays_seconds) == (
         "http://gateway.local/v1", 9, [1, 2])
-    assert settings.provider_name == "sora"
     assert "sk-live-123" not in repr(settings) and "sk-live-123" not in str(settings.model_dump())
+
+
+def test_reelflow_key_and_url_override_any_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    monkeypatch.setenv("REELFLOW_API_KEY", "sk-reelflow")
+    monkeypatch.setenv("REELFLOW_BASE_URL", "http://127.0.0.1:9/v1")
+    settings = Settings()
+    with connect_provider(settings) as connection:
+        assert (connection.api_key.get_secret_value(), connection.base_url) == ("sk-reelflow", "http://127.0.0.1:9/v1")
+    assert "sk-reelflow" not in repr(settings)
 
 
 def test_a_dotenv_file_in_the_working_directory_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-from-dotenv\nREELFLOW_PROVIDER=sora-spec\n")
     monkeypatch.chdir(tmp_path)
     settings = Settings()
-    assert settings.openai_api_key is not None and settings.openai_api_key.get_secret_value() == "sk-from-dotenv"
-    assert settings.provider_name == "sora-spec"
+    key = provider_key(settings, active_profile(settings))
+    assert key is not None and key.get_secret_value() == "sk-from-dotenv"
+    assert active_profile_name(settings) == "sora-spec"

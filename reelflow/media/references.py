@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..plans import ResolvedScene
-from ..providers._gateway import Reference
+from ..providers import Reference
 from ..storage import read_source
 from .images import EXTENSIONS, ImageInfo, OutputFormat, Prepared, prepare, read_info
 
@@ -25,24 +25,37 @@ def read_reference(url: str, name: str) -> SourceImage:
     return SourceImage(url, data, read_info(data, name))
 
 
-def usable_as_is(source: SourceImage, scene: ResolvedScene, accepted: list[str]) -> bool:
+@dataclass(frozen=True)
+class Role:
+    """Which image of a scene: its first frame (`image`, cropped as the scene says) or the frame it lands on
+    (`last_image`, uncropped); `stem` names its file in the scene's folder."""
+
+    stem: str
+    cropped: bool
+
+
+FIRST, LAST = Role("reference", cropped=True), Role("last-frame", cropped=False)
+
+
+def usable_as_is(source: SourceImage, scene: ResolvedScene, accepted: list[str], role: Role = FIRST) -> bool:
     """An image already exactly the size, in an accepted format, uncropped and plain RGB goes unchanged."""
     info = source.info
-    return ((info.width, info.height) == scene.dimensions and info.format in accepted and scene.crop is None
-            and info.mode == "RGB" and info.frames == 1)
+    return ((info.width, info.height) == scene.dimensions and info.format in accepted
+            and (scene.crop is None or not role.cropped) and info.mode == "RGB" and info.frames == 1)
 
 
-def fitted(source: SourceImage, scene: ResolvedScene, output: OutputFormat) -> Prepared:
+def fitted(source: SourceImage, scene: ResolvedScene, output: OutputFormat, role: Role = FIRST) -> Prepared:
     """Orient, convert, crop and fit the image to exactly the scene's size."""
-    return prepare(source.data, scene.dimensions, fit=scene.fit, pad_color=scene.pad_color, crop=scene.crop,
-                   output=output, name=f"scene {scene.id!r}: image {source.url}")
+    return prepare(source.data, scene.dimensions, fit=scene.fit, pad_color=scene.pad_color,
+                   crop=scene.crop if role.cropped else None, output=output, name=f"scene {scene.id!r}: image "
+                   f"{source.url}")
 
 
-def as_reference(prepared: Prepared) -> Reference:
-    return Reference(f"reference.{prepared.extension}", prepared.data, MEDIA_TYPES[prepared.format])
+def as_reference(prepared: Prepared, role: Role = FIRST) -> Reference:
+    return Reference(f"{role.stem}.{prepared.extension}", prepared.data, MEDIA_TYPES[prepared.format])
 
 
-def unchanged_reference(source: SourceImage) -> Reference:
+def unchanged_reference(source: SourceImage, role: Role = FIRST) -> Reference:
     """The user's file as it is (`usable_as_is` said so)."""
     fmt = source.info.format or "JPEG"
-    return Reference(f"reference.{EXTENSIONS[fmt]}", source.data, MEDIA_TYPES[fmt])
+    return Reference(f"{role.stem}.{EXTENSIONS[fmt]}", source.data, MEDIA_TYPES[fmt])

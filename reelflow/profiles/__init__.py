@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .._yamlfile import load_yaml
 from ..errors import ProfileError
@@ -24,10 +24,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
+# The short side of each resolution tier (the long side follows from the aspect ratio).
+RESOLUTION_LINES = {"360p": 360, "480p": 480, "720p": 720, "768p": 768, "1080p": 1080, "1440p": 1440, "2K": 1440,
+                    "4K": 2160}
+
+
+def dimensions_of(aspect_ratio: str, resolution: str) -> tuple[int, int]:
+    """The frame of an aspect ratio (`16:9`) at a resolution tier (`720p`): 1280x720; the long side rounded to
+    an even number of pixels, as encoders need (480p 16:9 is 854x480)."""
+    short = RESOLUTION_LINES[resolution]
+    across, down = (int(part) for part in aspect_ratio.split(":"))
+    long = 2 * round(short * max(across, down) / min(across, down) / 2)
+    return (long, short) if across >= down else (short, long)
+
+
+def frame_of(size: str, aspect_ratios: list[str], resolutions: list[str]) -> tuple[str, str] | None:
+    """The (aspect ratio, resolution) among those offered that make exactly `size`, if any."""
+    return next(((a, r) for a in aspect_ratios for r in resolutions if size == "{}x{}".format(*dimensions_of(a, r))),
+                None)
+
+
 class ModelLimits(_Strict):
     """What one model accepts, and what it costs."""
 
-    sizes: list[str] = Field(description="Accepted output sizes, `WIDTHxHEIGHT`.")
+    sizes: list[str] = Field(default_factory=list, description="Accepted output sizes, `WIDTHxHEIGHT` (or give "
+                             "`aspect_ratios` and `resolutions`: every pair of them is a size).")
+    aspect_ratios: list[str] = Field(default_factory=list, description="Accepted aspect ratios, e.g. `16:9`.")
+    resolutions: list[str] = Field(default_factory=list, description=f"Accepted resolution tiers: "
+                                   f"{', '.join(RESOLUTION_LINES)}.")
     seconds: list[int] = Field(description="Accepted clip lengths on create, in seconds.")
     price_per_second: dict[str, float] = Field(
         default_factory=dict, description="USD per second of output, by size."
@@ -35,6 +60,20 @@ class ModelLimits(_Strict):
     snapshots: list[str] = Field(
         default_factory=list, description="Dated model names that behave like this model."
     )
+    audio: bool = Field(default=True, description="Whether it makes sound with the picture.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizes_of_frames(cls, data: Any) -> Any:
+        """Sizes from aspect ratios and resolutions, when a model is described that way."""
+        if not isinstance(data, dict) or data.get("sizes"):
+            return data
+        ratios, tiers = data.get("aspect_ratios") or [], data.get("resolutions") or []
+        unknown = [tier for tier in tiers if tier not in RESOLUTION_LINES]
+        if unknown or not (ratios and tiers):
+            raise ValueError(f"give sizes, or aspect_ratios and resolutions (of {', '.join(RESOLUTION_LINES)})"
+                             + (f"; unknown: {', '.join(map(str, unknown))}" if unknown else ""))
+        return {**data, "sizes": ["{}x{}".format(*dimensions_of(r, t)) for t in tiers for r in ratios]}
 
 
 class ExtensionLimits(_Strict):
@@ -45,12 +84,22 @@ class ExtensionLimits(_Strict):
     max_total_seconds: int = Field(description="Longest stitched total, source included.")
 
 
+class Credentials(_Strict):
+    """Where the provider's own key and address are found (REELFLOW_API_KEY and REELFLOW_BASE_URL override
+    them for any profile)."""
+
+    api_key: str | None = Field(default=None, description="Environment variable holding the API key.")
+    base_url: str | None = Field(default=None, description="Environment variable holding the base URL.")
+
+
 class ProviderProfile(_Strict):
-    """A named provider: its models, limits and capabilities."""
+    """A named provider: the dialect it speaks, its models, limits and capabilities."""
 
     name: str = Field(description="Profile name, as `REELFLOW_PROVIDER` selects it.")
     description: str = Field(default="", description="One line for `reelflow providers`.")
-    base_url: str | None = Field(default=None, description="API base URL, ending in `/v1`.")
+    api: str = Field(default="openai-videos", description="The request dialect it speaks (`reelflow providers`).")
+    credentials: Credentials = Field(default_factory=Credentials, description="Where its key and URL are found.")
+    base_url: str | None = Field(default=None, description="API base URL (e.g. ending in `/v1`).")
     default_model: str = Field(description="Model used when a request names none.")
     default_size: str = Field(description="Size used when a request names none.")
     default_seconds: int = Field(description="Length used when a request names none.")
@@ -66,6 +115,8 @@ class ProviderProfile(_Strict):
     character_clip_seconds: tuple[float, float] = Field(
         default=(2, 4), description="Accepted length of a character's source clip."
     )
+    last_frame: bool = Field(default=False, description="Whether a clip can be told which frame to land on.")
+    audio_switch: bool = Field(default=False, description="Whether a request can switch a model's sound off.")
     edits: bool = Field(default=False, description="Whether `/videos/edits` exists.")
     remix: bool = Field(default=False, description="Whether `/videos/{id}/remix` exists.")
     batch: bool = Field(default=False, description="Whether the Batch API takes `/v1/videos`.")

@@ -1,19 +1,27 @@
-"""Which provider a run talks to: a real one (key + base URL) or the embedded sandbox."""
+"""Which provider a run talks to: a real one (its key and base URL, from the variables its profile names),
+or, without a key, the embedded sandbox posing as it on loopback."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import SecretStr
 
-from ..errors import UserError
-from ..profiles import ProviderProfile, builtin_profile_names, load_profile
+from ..errors import ProfileError, UserError
+from ..plans import ResolvedScene
+from ..profiles import ProviderProfile, load_profile
 from ..settings import Settings
+from ..storage import Storage
+from ._base import ProviderConfig, VideoProvider
+from ._gateway import Gateway, Pacer
+from ._registry import dialect
 
-SANDBOX_NOTICE = ("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
-                  "(set OPENAI_API_KEY and OPENAI_BASE_URL to use a real provider).")
+DEFAULT_WITH_KEY, DEFAULT_WITHOUT_KEY = "sora", "sandbox"
 
 
 @dataclass(frozen=True)
@@ -25,12 +33,89 @@ class Connection:
 
     def describe(self) -> str:
         if self.embedded_sandbox:
-            return SANDBOX_NOTICE
+            return sandbox_notice(self.profile)
         return f"Using provider {self.profile.name!r} at {self.base_url}"
 
 
+def sandbox_notice(profile: ProviderProfile) -> str:
+    key = key_variables(profile)
+    posing = "" if profile.name == DEFAULT_WITHOUT_KEY else f", posing as {profile.name!r}"
+    return (f"No {key[-1]} set: rendering against the embedded sandbox on loopback{posing} (set {' or '.join(key)} "
+            "to use the real provider).")
+
+
+def key_variables(profile: ProviderProfile) -> list[str]:
+    """Where the provider's key is looked for, first one first."""
+    return ["REELFLOW_API_KEY", *filter(None, [profile.credentials.api_key])]
+
+
+def _environment(name: str) -> str | None:
+    """A variable of the environment, else of `.env` in the working directory (as Settings reads it)."""
+    return os.environ.get(name) or (dotenv_values(".env").get(name) if Path(".env").is_file() else None)
+
+
+def provider_key(settings: Settings, profile: ProviderProfile) -> SecretStr | None:
+    """The provider's API key: REELFLOW_API_KEY over the variable the profile names."""
+    if settings.api_key is not None:
+        return settings.api_key
+    variable = profile.credentials.api_key
+    value = _environment(variable) if variable else None
+    return SecretStr(value) if value else None
+
+
+def provider_base_url(settings: Settings, profile: ProviderProfile) -> str | None:
+    variable = profile.credentials.base_url
+    return settings.base_url or (_environment(variable) if variable else None) or profile.base_url
+
+
+def active_profile_name(settings: Settings) -> str:
+    """REELFLOW_PROVIDER; unset: Sora's profile with a key for it, the sandbox's without."""
+    if settings.provider is not None:
+        return settings.provider
+    has_key = provider_key(settings, load_profile(DEFAULT_WITH_KEY)) is not None
+    return DEFAULT_WITH_KEY if has_key else DEFAULT_WITHOUT_KEY
+
+
 def active_profile(settings: Settings) -> ProviderProfile:
-    return load_profile(settings.provider_name, settings.providers_file)
+    """The active profile, its switches checked against what its dialect can do at all."""
+    profile = load_profile(active_profile_name(settings), settings.providers_file)
+    check_capabilities(profile, dialect(profile.api))
+    return profile
+
+
+def check_capabilities(profile: ProviderProfile, provider: type[VideoProvider]) -> None:
+    """A profile may switch off what its dialect does, never switch on what it cannot."""
+    can = provider.capabilities
+    claims = {"extensions": (profile.extensions is not None, can.extensions), "edits": (profile.edits, can.edits),
+              "remix": (profile.remix, can.remix), "characters": (profile.max_characters > 0, can.characters),
+              "batch": (profile.batch, can.batch), "webhooks": (profile.webhooks, can.webhooks),
+              "list_jobs": (profile.list_jobs, can.job_list), "last_frame": (profile.last_frame, can.last_frame),
+              "audio_switch": (profile.audio_switch, can.audio_switch)}
+    wrong = [name for name, (claimed, possible) in claims.items() if claimed and not possible]
+    wrong += [f"variants: {v}" for v in profile.variants if v not in can.variants]
+    if wrong:
+        raise ProfileError(f"profile {profile.name!r}: its dialect {profile.api!r} cannot do {', '.join(wrong)}")
+
+
+def image_delivery(profile: ProviderProfile, storage: Storage) -> str | None:
+    """How reference images reach the provider: None when they are sent along with the request; else
+    "presigned URL" (the output's object store signs one) or "data URL" (inline, where the dialect takes it).
+    A dialect that only fetches URLs, with an output that cannot sign, is refused before any call."""
+    transport = dialect(profile.api).capabilities.images
+    if transport == "bytes":
+        return None
+    if storage.signed_url("probe", seconds=60) is not None:
+        return "presigned URL"
+    if transport == "url-or-data":
+        return "data URL"
+    raise UserError(f"provider {profile.name!r} fetches reference images from URLs only, and {storage.location()} "
+                    "cannot give presigned URLs: write the output to an object store (s3://, gs://)")
+
+
+def check_images(profile: ProviderProfile, storage: Storage, scenes: list[ResolvedScene]) -> None:
+    """Scenes that send images (a reference, a last image, a continuation's first frame) can reach the provider."""
+    if any(s.image or s.last_image or s.stitched_locally for s in scenes):
+        image_delivery(profile, storage)
 
 
 def check_settings(settings: Settings, profile: ProviderProfile) -> None:
@@ -42,16 +127,31 @@ def check_settings(settings: Settings, profile: ProviderProfile) -> None:
 
 @contextlib.contextmanager
 def connect_provider(settings: Settings) -> Iterator[Connection]:
-    """The provider for this run; without a key, a sandbox on loopback for as long as the block lasts."""
+    """The provider for this run; without a key, a sandbox posing as it on loopback for as long as the block
+    lasts (a dialect the sandbox cannot pose as needs its key)."""
     profile = active_profile(settings)
-    if settings.openai_api_key is not None:
-        base_url = settings.openai_base_url or profile.base_url
+    key = provider_key(settings, profile)
+    if key is not None:
+        base_url = provider_base_url(settings, profile)
         if not base_url:
-            raise UserError(f"provider {profile.name!r} has no base URL: set OPENAI_BASE_URL")
-        yield Connection(base_url, settings.openai_api_key, profile, embedded_sandbox=False)
+            variables = " or ".join(["REELFLOW_BASE_URL", *filter(None, [profile.credentials.base_url])])
+            raise UserError(f"provider {profile.name!r} has no base URL: set {variables}")
+        yield Connection(base_url, key, profile, embedded_sandbox=False)
         return
-    from ..sandbox import run_sandbox
+    from ..sandbox import poses, run_sandbox
 
-    posing_as = profile.name if profile.name in builtin_profile_names() else "sandbox"
-    with run_sandbox(profile=posing_as, job_seconds=settings.sandbox_job_seconds) as sandbox:
+    if profile.api not in poses():
+        raise UserError(f"provider {profile.name!r}: set {' or '.join(key_variables(profile))} (the sandbox "
+                        f"cannot pose as its dialect {profile.api!r})")
+    with run_sandbox(profile=profile.name, providers_file=settings.providers_file,
+                     job_seconds=settings.sandbox_job_seconds) as sandbox:
         yield Connection(sandbox.base_url, SecretStr(sandbox.api_key), profile, embedded_sandbox=True)
+
+
+def open_gateway(connection: Connection, settings: Settings) -> Gateway:
+    """The provider of `connection` in its dialect, with the settings' retries, timeout and request pacing."""
+    config = ProviderConfig(base_url=connection.base_url, api_key=connection.api_key, profile=connection.profile,
+                            timeout_seconds=settings.request_timeout_seconds, retries=settings.request_retries)
+    per_minute = settings.requests_per_minute
+    return Gateway(dialect(connection.profile.api)(config), connection.profile,
+                   Pacer(per_minute) if per_minute else None, settings.request_retries)

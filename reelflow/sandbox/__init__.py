@@ -1,7 +1,26 @@
-"""A local server that speaks the OpenAI Video API, strict where the real one is strict."""
+"""A local server that poses as a provider's video API (OpenAI's, OpenRouter's), strict where the real one is strict."""
 
-from ._app import Sandbox
+from ._app import POSES, Sandbox
 from ._config import Faults, SandboxConfig
+from ._media import Recipe, Segment, render
 from ._server import SANDBOX_API_KEY, RunningSandbox, run_sandbox, serve_sandbox
 
-__all__ = ["SANDBOX_API_KEY", "Faults", "RunningSandbox", "Sandbox", "SandboxConfig", "run_sandbox", "serve_sandbox"]
+
+def poses() -> tuple[str, ...]:
+    """The dialects the sandbox can pose as."""
+    return POSES
+
+
+__all__ = [
+    "SANDBOX_API_KEY",
+    "Faults",
+    "Recipe",
+    "RunningSandbox",
+    "Sandbox",
+    "SandboxConfig",
+    "Segment",
+    "poses",
+    "render",
+    "run_sandbox",
+    "serve_sandbox"
+]

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ._problems import ApiProblem, check_known, invalid_value, read_fields, required_text
-from ._state import Job, SandboxState, new_id, now
+from ._state import Job, new_id, now
+
+if TYPE_CHECKING:
+    from ._app import Sandbox
 
 ENDPOINT = "/v1/videos"
 Create = Callable[[dict[str, Any]], Awaitable[Job]]
@@ -23,13 +26,13 @@ Create = Callable[[dict[str, Any]], Awaitable[Job]]
 class Batches:
     """The `/v1/batches` routes of one sandbox."""
 
-    def __init__(self, state: SandboxState, create: Create, as_submitted: Callable[[Job], dict[str, Any]],
+    def __init__(self, engine: Sandbox, create: Create, as_submitted: Callable[[Job], dict[str, Any]],
                  seconds: float) -> None:
-        self.state = state
+        self.engine = engine
+        self.state = engine.state
         self.create_job = create
         self.as_submitted = as_submitted
         self.seconds = seconds  # how long a batch takes to complete
-        self.created = 0
 
     async def create(self, request: Request) -> Response:
         fields = await read_fields(request)
@@ -42,7 +45,7 @@ class Batches:
         if file_id not in self.state.files:
             raise ApiProblem(400, f"No such File object: {file_id}", param="input_file_id")
         record = await self._run(file_id, fields.get("metadata"))
-        self.created += 1
+        self.engine.batches_created += 1
         return JSONResponse(self._resource(record))
 
     async def retrieve(self, request: Request) -> Response:

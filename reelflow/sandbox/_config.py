@@ -52,7 +52,8 @@ class SandboxConfig(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="Address to listen on (loopback by default).")
     port: int = Field(default=0, description="Port to listen on; 0 picks a free one.")
-    profile: str = Field(default="sandbox", description="Provider profile whose limits the server enforces.")
+    profile: str = Field(default="sandbox", description="Provider profile whose dialect and limits it poses as.")
+    providers_file: Path | None = Field(default=None, description="The user's own profiles, as Settings names it.")
     job_seconds: float = Field(default=2.0, ge=0, description="Wall seconds a job takes to complete.")
     rpm: int | None = Field(default=None, ge=1, description="Job-creating requests per minute (429 above).")
     max_concurrent: int | None = Field(default=None, ge=1, description="Unfinished jobs at once (429 above).")

@@ -33,6 +33,7 @@ class Segment(BaseModel):
     seconds: int = Field(ge=1)
     seed: str = Field(description="Prompt-derived text that fixes colours and motion.")
     reference: str | None = Field(default=None, description="Blob key of the first-frame image.")
+    last_reference: str | None = Field(default=None, description="Blob key of the image its last frame is.")
     tint: list[str] = Field(default_factory=list, description="Edit/remix prompts, each a colour wash.")
 
 
@@ -52,9 +53,15 @@ def _colour(text: str, salt: str) -> tuple[int, int, int]:
     return digest[0], digest[1], digest[2]
 
 
+def _image(key: str, size: tuple[int, int], load: BlobLoader) -> Image.Image:
+    """A stored image as a frame: exactly `size` (fitted like a provider would, when it is not already)."""
+    image = Image.open(io.BytesIO(load(key))).convert("RGB")
+    return image if image.size == size else ImageOps.fit(image, size)
+
+
 def _backdrop(segment: Segment, size: tuple[int, int], load: BlobLoader) -> Image.Image:
     if segment.reference is not None:
-        return Image.open(io.BytesIO(load(segment.reference))).convert("RGB")
+        return _image(segment.reference, size, load)
     width, height = size
     image = Image.new("RGB", size, _colour(segment.seed, "bg"))
     draw = ImageDraw.Draw(image)
@@ -70,13 +77,17 @@ def _washed(image: Image.Image, tints: list[str]) -> Image.Image:
 
 
 def _generated_frames(segment: Segment, size: tuple[int, int], load: BlobLoader) -> Iterator[Image.Image]:
-    """Frame 0 is the backdrop itself (the reference image, untouched); then a square moves."""
+    """Frame 0 is the backdrop itself (the reference image, untouched); then a square moves; the last frame is
+    the segment's last image, when it has one."""
     base = _backdrop(segment, size, load)
     width, height = size
     side = max(8, min(size) // 8)
     marker = _colour(segment.seed, "marker")
     count = segment.seconds * FPS
     for index in range(count):
+        if index == count - 1 and segment.last_reference is not None:
+            yield _image(segment.last_reference, size, load)
+            return
         frame = base.copy()
         if index:
             x = (width - side) * index // max(1, count - 1)

@@ -10,14 +10,13 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 # Data URLs of reference images may be up to 20 MiB (`image_url.maxLength` in the spec).
 MAX_FIELD_BYTES = 21 * 1024 * 1024
 
 
 class ApiProblem(Exception):
-    """An error answer: status, the OpenAI error object, extra headers."""
+    """An error answer: status, message and detail (param, code, type), extra headers."""
 
     def __init__(
         self,
@@ -31,11 +30,14 @@ class ApiProblem(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+        self.message = message
+        self.error = {"message": message, "type": type, "param": param, "code": code}
         self.headers = dict(headers or {})
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+    @property
+    def body(self) -> dict[str, Any]:
+        """As OpenAI's API words it (each pose renders its own envelope)."""
+        return {"error": self.error}
 
 
 def quoted_list(values: Iterable[object]) -> str:

@@ -49,8 +49,10 @@ def _bind(config: SandboxConfig) -> socket.socket:
 
 def _server(sandbox: Sandbox, log_level: str) -> uvicorn.Server:
     logging.getLogger("uvicorn.error").addFilter(_HideDroppedConnections())
+    # The engine stamps each answer's Date itself: uvicorn's own is refreshed by its main loop about once a
+    # second, and seconds late when that loop is starved (clients read the provider's clock from it).
     return uvicorn.Server(uvicorn.Config(sandbox.asgi(), log_level=log_level, access_log=False,
-                                         timeout_graceful_shutdown=2))
+                                         timeout_graceful_shutdown=2, date_header=False))
 
 
 @contextlib.contextmanager
@@ -69,17 +71,17 @@ def run_sandbox(config: SandboxConfig | None = None, **overrides: Any) -> Iterat
         time.sleep(0.01)
     host, port = sock.getsockname()[:2]
     try:
-        yield RunningSandbox(base_url=f"http://{host}:{port}/v1", sandbox=sandbox)
+        yield RunningSandbox(base_url=f"http://{host}:{port}{sandbox.base_path}", sandbox=sandbox)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
 
 
-def serve_sandbox(config: SandboxConfig, announce: Callable[[str], None]) -> None:
+def serve_sandbox(sandbox: Sandbox, announce: Callable[[str], None]) -> None:
     """Serve in the foreground until interrupted (Ctrl-C); `announce` gets the base URL once bound."""
-    server = _server(Sandbox(config), "warning")
-    sock = _bind(config)
+    server = _server(sandbox, "warning")
+    sock = _bind(sandbox.config)
     host, port = sock.getsockname()[:2]
-    announce(f"http://{host}:{port}/v1")
+    announce(f"http://{host}:{port}{sandbox.base_path}")
     server.run(sockets=[sock])

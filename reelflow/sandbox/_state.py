@@ -55,26 +55,6 @@ class Job(BaseModel):
     def is_terminal(self, now: float) -> bool:
         return now >= self.finishes_at
 
-    def resource(self, now: float, asset_ttl: int) -> dict[str, Any]:
-        """The job as the API's video object (every key present)."""
-        status, progress = self.status(now)
-        terminal = status in ("completed", "failed")
-        return {
-            "id": self.id,
-            "object": "video",
-            "created_at": int(self.created_at),
-            "status": status,
-            "completed_at": int(self.finishes_at) if terminal else None,
-            "error": self.failure if status == "failed" else None,
-            "expires_at": int(self.finishes_at) + asset_ttl if status == "completed" else None,
-            "model": self.model,
-            "progress": progress,
-            "prompt": self.prompt,
-            "remixed_from_video_id": self.remixed_from_video_id,
-            "seconds": str(self.recipe.seconds),
-            "size": self.size,
-        }
-
 
 class _PrivateMemoryFileSystem(MemoryFileSystem):  # type: ignore[misc]
     """A MemoryFileSystem with a store of its own (the stock one shares a process-wide store)."""

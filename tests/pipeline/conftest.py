@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -62,5 +63,7 @@ def s3_output(monkeypatch: pytest.MonkeyPatch, moto_s3: str) -> str:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("REELFLOW_STORAGE_OPTIONS", json.dumps({"endpoint_url": moto_s3}))
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_s3)  # the tests' own reads: never the real AWS
-    boto3.client("s3", endpoint_url=moto_s3).create_bucket(Bucket="reels")
-    return "s3://reels/renders"
+    client = boto3.client("s3", endpoint_url=moto_s3)
+    if "reels" not in {bucket["Name"] for bucket in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket="reels")
+    return f"s3://reels/renders-{uuid.uuid4().hex[:8]}"  # a folder of its own: tests share the bucket

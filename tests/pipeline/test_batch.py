@@ -16,11 +16,11 @@ from flows.render_plan import render_plan
 from reelflow import Settings, estimate, load_profile, parse_plan, validate_plan
 from reelflow._dry_run import describe
 from reelflow.ledger import BatchRecord, Ledger
-from reelflow.providers._gateway import connect
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from reelflow.storage import Storage
 from tasks.batch import BatchProgress, run_batch
 from tasks.videos import WaitPolicy
+from tests.conftest import gateway_to
 from tests.images import encoded, photo
 from tests.media import probe_video, psnr, video_frames
 from tests.pipeline.test_crash import start_run
@@ -87,12 +87,12 @@ def test_a_killed_batch_run_resumes_the_same_batch(tmp_path: Path, local_prefect
 def test_a_batch_whose_create_answer_was_lost_is_found_not_sent_again(sandbox: RunningSandbox) -> None:
     """The create went out (recorded as sent), its answer never came back: the task finds the batch by
     its input file instead of paying for the same requests twice."""
-    gateway = connect(sandbox.base_url, sandbox.api_key, load_profile("sandbox"), Settings())
+    gateway = gateway_to(sandbox)
     line = b'{"custom_id": "a", "method": "POST", "url": "/v1/videos", "body": {"prompt": "lost answer"}}\n'
 
     async def scenario() -> dict[str, object]:
-        file_id = await gateway.upload_batch(line)
-        already = await gateway.create_batch(file_id)  # the create whose answer was "lost"
+        file_id = await gateway.batches().upload_batch(line)
+        already = await gateway.batches().create_batch(file_id)  # the create whose answer was "lost"
         progress = BatchProgress(Ledger(Storage("memory://batch")), BatchRecord(
             scenes=["a"], input_file_id=file_id, create_sent=True))
         results = await run_batch.fn(gateway, progress, line, WaitPolicy(0.05, 0.5, 60))
@@ -110,6 +110,6 @@ def test_a_dry_run_of_a_batch_plan_says_how_its_creates_go(tmp_path: Path) -> No
     plan = parse_plan(yaml.safe_load(plan_text(photo_file(tmp_path))))
     profile, settings = load_profile("sandbox"), Settings()
     scenes = validate_plan(plan, profile)
-    text = describe(plan, scenes, profile, settings, estimate(plan, scenes, profile, settings))
+    text = describe(plan, scenes, profile, settings, estimate(plan, scenes, profile, settings), Storage("memory://dry"))
     assert "mode: batch: each scene's request 1 goes as a line of one batch" in text
     assert text.count("  1. POST /v1/videos\n") == SCENES

@@ -11,6 +11,7 @@ from reelflow import Settings, load_plan, load_profile, validate_plan
 from reelflow._dry_run import describe
 from reelflow.costs import estimate
 from reelflow.sandbox import RunningSandbox
+from reelflow.storage import Storage
 from tests.media import clip_bytes, probe_video
 
 PLAN = """\
@@ -71,6 +72,6 @@ def test_dry_run_lists_the_character_requests_and_their_use(tmp_path: Path) -> N
     plan = load_plan(write_plan(tmp_path))
     profile, settings = load_profile("sandbox"), Settings()
     scenes = validate_plan(plan, profile)
-    text = describe(plan, scenes, profile, settings, estimate(plan, scenes, profile, settings))
+    text = describe(plan, scenes, profile, settings, estimate(plan, scenes, profile, settings), Storage("memory://dry"))
     assert text.count("POST /v1/videos/characters") == 2
     assert 'characters: [{"id": "<character \'Mira\'>"}, {"id": "<character \'Juno\'>"}]' in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import openai
 import pytest
@@ -152,3 +153,24 @@ def test_edit_by_id_and_by_upload(client: openai.OpenAI) -> None:
     for edit in (by_id, by_upload):
         info = probe_video(client.videos.download_content(finished(client, edit.id).id).read())
         assert (info.size, info.seconds) == ((1280, 720), 4.0)
+
+
+def test_an_edit_of_an_uploaded_video_takes_the_model(client: openai.OpenAI) -> None:
+    """OpenAI's video guide sets `model` on edits (its Sora CLI does); the sandbox answered `Unknown parameter`."""
+    source = finished(client, client.videos.create(prompt="plain", size="1280x720").id)
+    mp4 = client.videos.download_content(source.id).read()
+    edit = client.videos.edit(prompt="add fog", video=("clip.mp4", mp4, "video/mp4"),
+                              extra_body={"model": "sora-2-pro"})
+    assert finished(client, edit.id).model == "sora-2-pro"
+
+
+def test_a_reference_url_off_this_machine_is_refused_without_a_network_attempt(client: openai.OpenAI,
+                                                                               sandbox: RunningSandbox) -> None:
+    """The sandbox once fetched a remote `image_url` from the internet: no test may leave the machine."""
+    started = time.monotonic()
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.videos.create(prompt="p", extra_body={"input_reference": {"image_url": "https://203.0.113.7/a.png"}})
+    assert time.monotonic() - started < 2  # a connect attempt to that address would hang for seconds
+    assert refused.value.code == "invalid_image_url"
+    assert "203.0.113.7 cannot be reached from the sandbox (it fetches from loopback only)" in refused.value.message
+    assert sandbox.stats()["images_fetched"].get("refused", 0) >= 1

@@ -1,0 +1,199 @@
+"""What every dialect speaks: dialect-neutral jobs and states, and the small interface a dialect implements.
+
+A *dialect* is one provider API's wire format (OpenAI's `/v1/videos`, OpenRouter's `/api/v1/videos`, ...),
+in one module; a *profile* says which dialect a provider speaks and everything about its limits and prices.
+Above this line nothing knows a route, a field name or a status word of any provider."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from pydantic import SecretStr
+
+from ..profiles import Variant as Variant  # one list of content variants, the profiles'
+
+if TYPE_CHECKING:
+    from ..profiles import ProviderProfile
+
+Status = Literal["queued", "running", "completed", "failed"]
+ImageTransport = Literal["bytes", "url", "url-or-data"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An image a job starts from (or lands on): its bytes, and, for providers that fetch images themselves,
+    a URL they can fetch it from (a presigned object-store URL)."""
+
+    filename: str
+    data: bytes
+    media_type: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """A new video from a prompt, optionally starting on `first_frame` and landing on `last_frame`."""
+
+    prompt: str
+    model: str
+    size: str
+    seconds: int
+    first_frame: Reference | None = None
+    last_frame: Reference | None = None
+    characters: tuple[str, ...] = ()
+    audio: bool | None = None  # None: the provider's default
+    @property
+    def shows_seconds(self) -> int:
+        return self.seconds
+
+
+@dataclass(frozen=True)
+class ExtensionJob:
+    """`seconds` more of the provider's own video `source` (which is `size`, and `total_seconds` long after)."""
+
+    source: str
+    prompt: str
+    seconds: int
+    size: str
+    total_seconds: int
+
+    @property
+    def shows_seconds(self) -> int:
+        return self.total_seconds
+
+
+@dataclass(frozen=True)
+class RevisionJob:
+    """The provider's video `source` changed as `prompt` says: edited in place, or made again (remixed)."""
+
+    kind: Literal["edit", "remix"]
+    source: str
+    prompt: str
+    size: str
+    total_seconds: int
+
+    @property
+    def shows_seconds(self) -> int:
+        return self.total_seconds
+
+
+JobSpec = ClipJob | ExtensionJob | RevisionJob
+
+
+def action_of(job: JobSpec) -> str:
+    """What the job does, in a few words, for messages."""
+    if isinstance(job, ExtensionJob):
+        return f"extend {job.source}"
+    if isinstance(job, RevisionJob):
+        return f"{job.kind} {job.source}"
+    return "create a video"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job as the provider last reported it, in reelflow's words (the dialect translates)."""
+
+    id: str
+    status: Status
+    progress: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    transient: bool = False  # a failure whose cause may pass: a new job may succeed (the dialect's verdict)
+    poll_after: float | None = None  # the provider's hint: seconds until the next status check is worth it
+    outputs: tuple[str, ...] = ()  # URLs of the finished job's files, when the provider hands them out
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed")
+
+
+@dataclass
+class Body:
+    """A download as it streams in: its chunks, the length it declared, and the bytes received on the wire
+    so far (a gateway may compress the body: the declared length counts those)."""
+
+    chunks: AsyncIterator[bytes]
+    declared_bytes: int | None
+    received_bytes: Callable[[], int]
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    """A job-creating request exactly as a dialect sends it, for the dry run: its route, its fields (as the
+    wire has them), and the files it carries."""
+
+    route: str
+    fields: Mapping[str, Any]  # a Reference where the body carries an image (as a URL, or inline)
+    files: Mapping[str, Reference] = field(default_factory=dict)  # uploaded as multipart parts
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a dialect's API can do at all; a profile may switch any of it off for its provider, never on."""
+
+    extensions: bool = False  # continues the provider's own video
+    edits: bool = False
+    remix: bool = False
+    characters: bool = False
+    batch: bool = False
+    webhooks: bool = False
+    job_list: bool = False  # can find a job whose create answer was lost
+    last_frame: bool = False  # a clip can be told which frame to land on
+    audio_switch: bool = False  # a request can switch the sound off
+    variants: tuple[Variant, ...] = ("video",)
+    images: ImageTransport = "bytes"  # how it takes reference images: sent along, or fetched from a URL
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Everything a dialect needs to connect: where, with which key, for which profile, and the HTTP
+    settings (`retries`: of requests safe to repeat; job-creating requests are sent once)."""
+
+    base_url: str
+    api_key: SecretStr
+    profile: ProviderProfile
+    timeout_seconds: float = 120
+    retries: int = 3
+
+
+class VideoProvider(Protocol):
+    """One provider API, as reelflow drives it. Every method maps the provider's failures to reelflow's own
+    errors (`TransientApiError`, `RateLimitedError`, `PermanentApiError`, `AuthenticationError`,
+    `AssetsExpiredError`), once, here at the boundary."""
+
+    dialect: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, config: ProviderConfig) -> None: ...
+
+    async def submit(self, job: JobSpec) -> JobState:
+        """Create the job, sent once: never retried blindly (a retried create whose answer was lost pays twice)."""
+        ...
+
+    async def poll(self, job_id: str) -> JobState: ...
+
+    def download(self, job: JobState, variant: Variant) -> contextlib.AbstractAsyncContextManager[Body]:
+        """A finished job's file, streamed."""
+        ...
+
+    async def find_lost(self, job: JobSpec, since: float, exclude: frozenset[str]) -> JobState | None:
+        """The job `job` describes, created since `since` (this machine's clock) by a create whose answer never
+        arrived, if the provider can say; None when it cannot (then it may be paid twice)."""
+        ...
+
+    async def create_character(self, name: str, clip: Reference) -> str: ...
+
+    @classmethod
+    def describe(cls, job: JobSpec) -> WireRequest:
+        """The request that creates `job`, as it goes out (images as `Reference`s where the body carries them)."""
+        ...
+
+    @classmethod
+    def describe_followup(cls, variants: list[Variant]) -> str:
+        """How a run waits for a job and fetches its files, in the dialect's routes (the dry run's last line)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,213 @@
+"""The `openrouter-videos` dialect: OpenRouter's `/api/v1/videos`, through OpenRouter's own SDK (`openrouter`).
+
+A create is JSON: `model, prompt, duration` (an integer), `resolution` + `aspect_ratio` (the frame, from the
+plan's size), and `frame_images` for a first and a last frame, each an `image_url` the provider fetches (a
+presigned URL, else a data URL). A job is `pending`, `in_progress`, then `completed` (its files at signed
+`urls`, else the content route) or `failed` / `cancelled` / `expired`. There is no job list, so a create whose
+answer was lost cannot be found again, and nothing continues or revises a video: continuations are new clips
+from the last frame (the pipeline's fallback). Sources: OpenRouterTeam/docs openapi/openapi.yaml (2026-08-22)
+and the SDK 1.3.84's `video_generation`; see `reelflow/profiles/openrouter.yaml`."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urljoin
+
+import httpx
+from openrouter import OpenRouter, errors
+from openrouter.components import VideoGenerationResponse
+from openrouter.utils.retries import BackoffStrategy, RetryConfig
+
+from ..errors import (
+    ApiError,
+    AssetsExpiredError,
+    AuthenticationError,
+    PermanentApiError,
+    RateLimitedError,
+    TransientApiError,
+)
+from ..profiles import frame_of
+from ._base import (
+    Body,
+    Capabilities,
+    ClipJob,
+    JobSpec,
+    JobState,
+    ProviderConfig,
+    Reference,
+    Status,
+    Variant,
+    WireRequest,
+    action_of,
+)
+from .openai_videos import retry_after
+
+_STATUSES: dict[str, Status] = {"pending": "queued", "in_progress": "running", "completed": "completed"}
+_TRANSIENT_STATUS = {408, 409, 425, 499}  # a timeout, a conflict (not ready), an early or cut request
+_SENT_ONCE = RetryConfig("none", BackoffStrategy(0, 0, 1, 0), retry_connection_errors=False)
+_QUIET = logging.getLogger("reelflow.providers.openrouter")  # the SDK's debug log shows headers: never on
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+CREATE = "POST /api/v1/videos"
+
+
+class OpenRouterVideos:
+    """OpenRouter's video API through `openrouter.OpenRouter`."""
+
+    dialect: ClassVar[str] = "openrouter-videos"
+    capabilities: ClassVar[Capabilities] = Capabilities(last_frame=True, audio_switch=True, variants=("video",),
+                                                        images="url-or-data")
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.base_url = config.base_url.rstrip("/")
+        self.key_variable = config.profile.credentials.api_key
+        self.profile = config.profile
+        self.http = httpx.AsyncClient(timeout=config.timeout_seconds)
+        self.unused_sync_client = httpx.Client()  # the SDK wants one; this dialect is async throughout
+        safe = RetryConfig("backoff", BackoffStrategy(500, 8_000, 2, 30_000), retry_connection_errors=True)
+        self.sdk = OpenRouter(api_key=config.api_key.get_secret_value(), server_url=self.base_url,
+                              client=self.unused_sync_client, async_client=self.http,
+                              retry_config=safe if config.retries else _SENT_ONCE,
+                              timeout_ms=int(config.timeout_seconds * 1000), debug_logger=_QUIET)
+
+    async def submit(self, job: JobSpec) -> JobState:
+        fields = _on_the_wire(self.describe(job).fields)
+        async with self._translated(action_of(job)):
+            created = await self.sdk.video_generation.generate_async(**fields, retries=_SENT_ONCE)
+        return _state(created)
+
+    async def poll(self, job_id: str) -> JobState:
+        async with self._translated(f"check {job_id}"):
+            return _state(await self.sdk.video_generation.get_generation_async(job_id=job_id))
+
+    @contextlib.asynccontextmanager
+    async def download(self, job: JobState, variant: Variant) -> AsyncIterator[Body]:
+        """From the job's signed URL when it has one (no key needed, the provider's stored copy), else from
+        the content route."""
+        async with self._translated(f"download the {variant} of {job.id}"):
+            if job.outputs:
+                request = self.http.build_request("GET", urljoin(self.base_url + "/", job.outputs[0]))
+                response = await self.http.send(request, stream=True)
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _http_error(f"download the {variant} of {job.id}", response)
+            else:
+                response = await self.sdk.video_generation.get_video_content_async(job_id=job.id, index=0)
+            try:
+                declared = response.headers.get("content-length")
+                yield Body(response.aiter_bytes(), int(declared) if declared else None,
+                           lambda: response.num_bytes_downloaded)
+            finally:
+                await response.aclose()
+
+    async def find_lost(self, job: JobSpec, since: float, exclude: frozenset[str]) -> JobState | None:
+        return None  # OpenRouter lists no jobs, and a create carries no client reference to look one up by
+
+    async def create_character(self, name: str, clip: Reference) -> str:
+        raise PermanentApiError(f"create character {name!r}: OpenRouter has no characters")
+
+    @classmethod
+    def describe(cls, job: JobSpec) -> WireRequest:
+        if not isinstance(job, ClipJob):
+            raise PermanentApiError(f"{action_of(job)}: OpenRouter's video API cannot continue or revise a video")
+        fields: dict[str, Any] = {"model": job.model, "prompt": job.prompt, "duration": job.seconds}
+        fields.update(_frame_fields(job.size))
+        if job.audio is not None:
+            fields["generate_audio"] = job.audio
+        frames = [{"type": "image_url", "image_url": {"url": reference}, "frame_type": kind}
+                  for kind, reference in (("first_frame", job.first_frame), ("last_frame", job.last_frame))
+                  if reference is not None]
+        if frames:
+            fields["frame_images"] = frames
+        return WireRequest(CREATE, fields)
+
+    @classmethod
+    def describe_followup(cls, variants: list[Variant]) -> str:
+        return ("GET /api/v1/videos/{id} until it finishes; GET its signed urls[0] (else GET "
+                "/api/v1/videos/{id}/content?index=0)")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        self.unused_sync_client.close()
+
+    @contextlib.asynccontextmanager
+    async def _translated(self, action: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except ApiError:
+            raise
+        except errors.ResponseValidationError as e:
+            raise PermanentApiError(f"{action}: the provider's answer does not parse ({e})") from e
+        except errors.OpenRouterError as e:
+            raise _error(action, e.status_code, _said(e), e.headers, self.key_variable) from e
+        except errors.NoResponseError as e:
+            raise TransientApiError(f"{action}: no answer ({self.base_url})") from e
+        except httpx.TimeoutException as e:
+            raise TransientApiError(f"{action}: timed out ({self.base_url})") from e
+        except httpx.TransportError as e:
+            raise TransientApiError(f"{action}: could not connect ({self.base_url})") from e
+
+
+def _frame_fields(size: str) -> dict[str, str]:
+    """The plan's size as OpenRouter's frame: `aspect_ratio` and `resolution` where they make it exactly,
+    else the size itself (which the API also takes)."""
+    ratios = ["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21"]
+    frame = frame_of(size, ratios, ["480p", "720p", "1080p", "2K", "4K"])
+    return {"aspect_ratio": frame[0], "resolution": frame[1]} if frame else {"size": size}
+
+
+def _on_the_wire(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Images as the provider fetches them: their presigned URL, else a data URL of their bytes."""
+    def image(value: Any) -> Any:
+        if isinstance(value, Reference):
+            return value.url or f"data:{value.media_type};base64,{base64.b64encode(value.data).decode()}"
+        if isinstance(value, Mapping):
+            return {key: image(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [image(item) for item in value]
+        return value
+
+    return image(fields)  # type: ignore[no-any-return]
+
+
+def _state(answer: VideoGenerationResponse) -> JobState:
+    """A generation in reelflow's words: `expired` (the provider gave up on its upstream in time) may pass;
+    `failed` (a refusal, a policy block) and `cancelled` do not."""
+    status = str(answer.status)
+    ours = _STATUSES.get(status, "failed")
+    signed = tuple(answer.urls or ()) if hasattr(answer, "urls") and answer.urls else ()
+    return JobState(id=answer.id, status=ours, progress=100 if ours == "completed" else 0,
+                    error_code=status if ours == "failed" else None,
+                    error_message=answer.error if isinstance(answer.error, str) else None,
+                    transient=status == "expired", outputs=signed)
+
+
+def _said(error: errors.OpenRouterError) -> str:
+    data = getattr(error, "data", None)
+    message = getattr(getattr(data, "error", None), "message", None)
+    return str(message or error.message or error.body or type(error).__name__)
+
+
+def _http_error(action: str, response: httpx.Response) -> ApiError:
+    return _error(action, response.status_code, response.text[:200] or response.reason_phrase, response.headers,
+                  None)
+
+
+def _error(action: str, status: int, said: str, headers: httpx.Headers, key_variable: str | None) -> ApiError:
+    message = f"{action}: {status} {said}"
+    if status == 401:
+        check = f"; check {key_variable}" if key_variable else ""
+        return AuthenticationError(f"{action}: the provider rejected the API key (401){check}", status=401)
+    if status == 402:
+        return PermanentApiError(f"{message} (add credits to the account)", status=status, code="insufficient_credits")
+    if status == 429:
+        return RateLimitedError(message, retry_after=retry_after(headers), status=status)
+    if status == 410:
+        return AssetsExpiredError(message, status=status, code="expired")
+    if status in _TRANSIENT_STATUS or status >= 500:
+        return TransientApiError(message, status=status)
+    return PermanentApiError(message, status=status)

@@ -1,0 +1,285 @@
+"""The `openrouter-videos` pose: OpenRouter's video API under `/api/v1`, as its published reference and its
+Python SDK describe it (OpenRouterTeam/docs openapi/openapi.yaml, 2026-08-22; `openrouter` 1.3.84).
+
+Create (`POST /api/v1/videos`, JSON, answered 202), status (`GET /api/v1/videos/{id}`: pending, in_progress,
+completed, failed), content (`GET /api/v1/videos/{id}/content?index=0`, `video/mp4`), the model list
+(`GET /api/v1/videos/models`), and signed, expiring download URLs in a finished job's `urls`, served here
+under `/_storage/` (OpenRouter's own storage is elsewhere). Errors come in OpenRouter's envelope,
+`{"error": {"code": <status>, "message": ..., "metadata": ...}}`.
+
+Where the reference is silent, this says what it assumes: an unknown top-level field is refused (400); a
+field of the wrong type or a value the model does not offer is a 400 naming the field and what is offered;
+content before completion is 409, after the files expired 410 (the SDK maps both, unexplained)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..profiles import ModelLimits, ProviderProfile, dimensions_of, frame_of
+from ._fetch import FetchFailed, image_format
+from ._media import Recipe, Segment
+from ._problems import ApiProblem, read_fields
+from ._state import Job, SandboxState, now
+
+if TYPE_CHECKING:
+    from ._app import Sandbox
+
+T = TypeVar("T")
+BASE = "/api/v1"
+_FIELDS = ("model", "prompt", "duration", "resolution", "aspect_ratio", "size", "generate_audio", "seed",
+           "frame_images", "input_references", "callback_url", "provider", "session_id", "user", "trace")
+_STATUS = {"queued": "pending", "in_progress": "in_progress", "completed": "completed", "failed": "failed"}
+
+
+def bad_request(message: str, param: str | None = None) -> ApiProblem:
+    return ApiProblem(400, message, param=param)
+
+
+class OpenRouterPose:
+    dialect: ClassVar[str] = "openrouter-videos"
+    base_path: ClassVar[str] = BASE
+
+    def __init__(self, engine: Sandbox) -> None:
+        self.engine = engine
+        self.signing_key = secrets.token_bytes(32)
+
+    @property
+    def profile(self) -> ProviderProfile:
+        return self.engine.profile
+
+    @property
+    def state(self) -> SandboxState:
+        return self.engine.state
+
+    def routes(self) -> list[Route]:
+        route = self.engine.route
+        return [
+            route("POST", f"{BASE}/videos", self.create, creates_job=True),
+            route("GET", f"{BASE}/videos/models", self.models, public=False),  # listed without a key
+            route("GET", f"{BASE}/videos/{{id}}", self.retrieve),
+            route("GET", f"{BASE}/videos/{{id}}/content", self.content),
+            route("GET", "/_storage/videos/{id}/{index}.mp4", self.signed_content, public=False),
+        ]
+
+    def problem(self, problem: ApiProblem) -> Response:
+        metadata = {key: value for key, value in (("param", problem.error["param"]),
+                                                  ("reason", problem.error["code"])) if value}
+        return JSONResponse({"error": {"code": problem.status, "message": problem.message,
+                                       "metadata": metadata or None}, "user_id": None},
+                            status_code=problem.status, headers=problem.headers)
+
+    def unauthenticated(self, key_given: bool) -> ApiProblem:
+        return ApiProblem(401, "User not found." if key_given else "Missing Authentication header")
+
+    async def job_finished(self, job: Job) -> None:
+        """No webhooks in this pose (OpenRouter signs its callbacks its own way): jobs are polled."""
+
+    async def close(self) -> None:
+        return None
+
+    # -- create --------------------------------------------------------------------------------------------
+
+    async def create(self, request: Request) -> Response:
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise bad_request("Request body must be JSON")
+        fields = await read_fields(request)
+        unknown = sorted(set(fields) - set(_FIELDS))
+        if unknown:
+            raise bad_request(f"Unrecognized field: '{unknown[0]}'", unknown[0])
+        model, limits = self._model(fields)
+        prompt = self._prompt(fields)
+        seconds = self._duration(fields, model, limits)
+        size = self._size(fields, model, limits)
+        if _typed(fields, "generate_audio", bool, "a boolean") and not limits.audio:
+            raise bad_request(f"{model} does not generate audio", "generate_audio")
+        _typed(fields, "seed", int, "an integer")
+        callback = _typed(fields, "callback_url", str, "a string")
+        if callback is not None and not callback.startswith("https://"):
+            raise bad_request("callback_url must be an HTTPS URL", "callback_url")
+        first, last = await self._frames(fields.get("frame_images"), size)
+        segment = Segment(seconds=seconds, seed=prompt, reference=first, last_reference=last)
+        job = self.engine.start_job("create", model, prompt, Recipe(size=_dimensions(size), segments=[segment]),
+                                    id_prefix=f"gen-vid-{int(now())}-")
+        return JSONResponse({"id": job.id, "polling_url": f"{BASE}/videos/{job.id}", "status": "pending"},
+                            status_code=202)
+
+    def _model(self, fields: dict[str, Any]) -> tuple[str, ModelLimits]:
+        model = fields.get("model")
+        if not isinstance(model, str) or not model:
+            raise bad_request("model is required", "model")
+        limits = self.profile.model_limits(model)
+        if limits is None:
+            raise bad_request(f"Model '{model}' does not exist or does not generate video", "model")
+        return model, limits
+
+    def _prompt(self, fields: dict[str, Any]) -> str:
+        prompt = fields.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise bad_request("prompt is required", "prompt")
+        if len(prompt) > self.profile.prompt_max_chars:
+            raise bad_request(f"prompt is {len(prompt)} characters long; at most {self.profile.prompt_max_chars}",
+                              "prompt")
+        return prompt
+
+    def _duration(self, fields: dict[str, Any], model: str, limits: ModelLimits) -> int:
+        duration = fields.get("duration", self.profile.default_seconds)
+        if not isinstance(duration, int) or isinstance(duration, bool):
+            raise bad_request("duration must be an integer number of seconds", "duration")
+        if duration not in limits.seconds:
+            raise bad_request(f"duration {duration} is not supported by {model}; supported durations: "
+                              f"{', '.join(map(str, limits.seconds))}", "duration")
+        return duration
+
+    def _size(self, fields: dict[str, Any], model: str, limits: ModelLimits) -> str:
+        """`size`, or `aspect_ratio` with `resolution` (either defaulting to the model's first), as a frame."""
+        size = _typed(fields, "size", str, "a string like 1280x720")
+        ratio = _typed(fields, "aspect_ratio", str, "a string like 16:9")
+        tier = _typed(fields, "resolution", str, "a string like 720p")
+        if size is not None:
+            frame = frame_of(size, limits.aspect_ratios, limits.resolutions) or (None, None)
+            if (ratio or frame[0]) != frame[0] or (tier or frame[1]) != frame[1]:
+                raise bad_request("size conflicts with aspect_ratio or resolution", "size")
+            if size not in limits.sizes:
+                raise bad_request(f"size {size} is not supported by {model}; supported sizes: "
+                                  f"{', '.join(limits.sizes)}", "size")
+            return size
+        for name, value, offered in (("aspect_ratio", ratio, limits.aspect_ratios),
+                                     ("resolution", tier, limits.resolutions)):
+            if value is not None and value not in offered:
+                raise bad_request(f"{name} {value} is not supported by {model}; supported: {', '.join(offered)}",
+                                  name)
+        default_ratio, default_tier = frame_of(self.profile.default_size, limits.aspect_ratios,
+                                               limits.resolutions) or (limits.aspect_ratios[0], limits.resolutions[0])
+        return "{}x{}".format(*dimensions_of(ratio or default_ratio, tier or default_tier))
+
+    async def _frames(self, value: Any, size: str) -> tuple[str | None, str | None]:
+        """The first and last frame images (blob keys), each fetched and checked to be an image."""
+        if value is None:
+            return None, None
+        if not isinstance(value, list):
+            raise bad_request("frame_images must be an array", "frame_images")
+        frames: dict[str, str] = {}
+        for index, item in enumerate(value):
+            where = f"frame_images[{index}]"
+            url = item.get("image_url", {}).get("url") if isinstance(item, dict) and isinstance(
+                item.get("image_url"), dict) else None
+            if not isinstance(item, dict) or item.get("type") != "image_url" or not isinstance(url, str):
+                raise bad_request(f"{where} must be {{type: image_url, image_url: {{url}}, frame_type}}", where)
+            kind = item.get("frame_type")
+            if kind not in ("first_frame", "last_frame"):
+                raise bad_request(f"{where}.frame_type must be first_frame or last_frame", f"{where}.frame_type")
+            if kind == "last_frame" and not self.profile.last_frame:
+                raise bad_request("this model does not take a last frame", f"{where}.frame_type")
+            if kind in frames:
+                raise bad_request(f"{where}: a second {kind}", f"{where}.frame_type")
+            frames[kind] = await self._image(url, f"{where}.image_url.url")
+        return frames.get("first_frame"), frames.get("last_frame")
+
+    async def _image(self, url: str, param: str) -> str:
+        try:
+            data = await self.engine.image_at(url)
+        except FetchFailed as e:
+            raise bad_request(f"Failed to download image from {param}: {e}", param) from e
+        if image_format(data) not in self.profile.reference_formats:
+            raise bad_request(f"{param} is not an image in a supported format "
+                              f"({', '.join(self.profile.reference_formats)})", param)
+        key = f"refs/{hashlib.sha256(data).hexdigest()}"
+        if not self.state.has(key):
+            self.state.put(key, data)
+        return key
+
+    # -- status, content, models ---------------------------------------------------------------------------
+
+    async def retrieve(self, request: Request) -> Response:
+        return JSONResponse(self._generation(self._job(request.path_params["id"])))
+
+    def _job(self, job_id: str) -> Job:
+        job = self.state.jobs.get(job_id)
+        if job is None:
+            raise ApiProblem(404, "Video generation not found")
+        return job
+
+    def _generation(self, job: Job) -> dict[str, Any]:
+        status, _ = job.status(now())
+        body: dict[str, Any] = {"id": job.id, "polling_url": f"{BASE}/videos/{job.id}", "status": _STATUS[status],
+                                "generation_id": f"gen-{hashlib.sha256(job.id.encode()).hexdigest()[:20]}"}
+        if status == "failed":
+            body["error"] = job.failure["message"] if job.failure else "Video generation failed"
+        if status == "completed":
+            body["unsigned_urls"] = [f"{BASE}/videos/{job.id}/content?index=0"]
+            body["usage"] = {"cost": self._cost(job), "is_byok": False}
+            if not self.engine.expired(job):
+                expires = int(job.finishes_at + self.engine.config.asset_ttl_seconds)
+                body["urls"] = [f"/_storage/videos/{job.id}/0.mp4?expires={expires}&signature="
+                                f"{self._signature(job.id, expires)}"]
+                body["expires_at"] = expires
+        return body
+
+    def _cost(self, job: Job) -> float | None:
+        limits = self.profile.model_limits(job.model)
+        price = limits.price_per_second.get(job.size) if limits else None
+        return None if price is None else round(price * job.recipe.seconds, 4)
+
+    def _signature(self, job_id: str, expires: int) -> str:
+        return hmac.new(self.signing_key, f"{job_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    async def content(self, request: Request) -> Response:
+        index = request.query_params.get("index", "0")
+        job = self._job(request.path_params["id"])
+        if index != "0":
+            raise ApiProblem(404, f"No output at index {index}")
+        return await self._video(job)
+
+    async def signed_content(self, request: Request) -> Response:
+        """A finished job's video by its signed URL (no key; the signature and the expiry are the key)."""
+        job_id, expires = request.path_params["id"], request.query_params.get("expires", "")
+        signature = request.query_params.get("signature", "")
+        if not expires.isdigit() or not hmac.compare_digest(signature, self._signature(job_id, int(expires))):
+            return Response("Forbidden: bad signature", status_code=403, media_type="text/plain")
+        if time.time() > int(expires):
+            return Response("Forbidden: the URL expired", status_code=403, media_type="text/plain")
+        return await self._video(self._job(job_id))
+
+    async def _video(self, job: Job) -> Response:
+        status, _ = job.status(now())
+        if status != "completed":
+            raise ApiProblem(409, f"Video generation is not completed (status: {_STATUS[status]})")
+        if self.engine.expired(job):
+            raise ApiProblem(410, "The video is no longer available")
+        return Response(await self.engine.media(job, "video"), media_type="video/mp4")
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"data": [self._model_entry(name, limits) for name, limits in self.profile.models.items()]})
+
+    def _model_entry(self, name: str, limits: ModelLimits) -> dict[str, Any]:
+        return {"id": name, "canonical_slug": (limits.snapshots or [name])[0], "name": name, "created": 1774000000,
+                "supported_resolutions": limits.resolutions, "supported_aspect_ratios": limits.aspect_ratios,
+                "supported_sizes": limits.sizes, "supported_durations": limits.seconds,
+                "supported_frame_images": ["first_frame", "last_frame"] if self.profile.last_frame
+                else ["first_frame"],
+                "upscale_factor": None, "creativity": None, "generate_audio": True, "seed": True,
+                "allowed_passthrough_parameters": [],
+                "pricing_skus": {f"duration_seconds_{size}": str(price)
+                                 for size, price in limits.price_per_second.items()}}
+
+
+def _typed(fields: dict[str, Any], name: str, kind: type[T], described: str) -> T | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise bad_request(f"{name} must be {described}", name)
+    return value
+
+
+def _dimensions(size: str) -> tuple[int, int]:
+    width, _, height = size.partition("x")
+    return int(width), int(height)
