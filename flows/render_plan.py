@@ -27,7 +27,7 @@ from reelflow.report import html_report, markdown_summary, table_rows, thumbnail
 from reelflow.results import PlanResult, SceneResult
 from reelflow.storage import DEFAULT_OUTPUT, Storage
 from tasks.fleet import set_up_fleet
-from tasks.reel import assemble_reel
+from tasks.reel import ReelSpec, assemble_reel
 
 from ._batch import batched
 from ._cast import cast
@@ -78,7 +78,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
                         estimate_usd=costs.total_usd)
     if plan.assemble:
-        result = _with_reel(result, storage)
+        result = _with_reel(result, storage, ReelSpec.of(plan, settings))
     _publish(result, scenes, costs, storage)
     if result.failed:
         raise RenderFailed(result)
@@ -118,11 +118,11 @@ def _lost(scene: ResolvedScene, run: FlowRun) -> SceneResult:
                        error=f"its run {run.name} ended {state} without recording an outcome")
 
 
-def _with_reel(result: PlanResult, storage: Storage) -> PlanResult:
+def _with_reel(result: PlanResult, storage: Storage, spec: ReelSpec) -> PlanResult:
     if result.failed:
         note = f"reel.mp4 not assembled: {len(result.failed)} of {len(result.scenes)} scenes failed"
         return result.model_copy(update={"warnings": [*result.warnings, note]})
-    return result.model_copy(update={"reel": assemble_reel(storage, [s.id for s in result.scenes])})
+    return result.model_copy(update={"reel": assemble_reel(storage, [s.id for s in result.scenes], spec)})
 
 
 def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, storage: Storage) -> None:

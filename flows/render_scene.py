@@ -385,7 +385,8 @@ async def _finished_files(scene: ResolvedScene, video: JobState, run: SceneRun) 
     if scene.stitched_locally:
         report(scene.id, "stitching")
         return await tuned(stitch, run.settings)(run.storage, scene, [clip_name(step)
-                                                                     for step in range(len(scene.segments))])
+                                                                     for step in range(len(scene.segments))],
+                                                 run.settings.crossfade_seconds)
     report(scene.id, "downloading")
     offered = run.gateway.profile.variants
     files = await tuned(download, run.settings)(

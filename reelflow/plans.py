@@ -13,7 +13,7 @@ from ._names import SAFE_NAME_RULE, is_safe_name
 from ._yamlfile import load_yaml
 from .errors import ImageError, PlanError
 from .media.images import Crop, read_info
-from .media.video import probe
+from .media.video import probe, sound_in
 from .profiles import ASPECT_RATIOS, RESOLUTION_LINES, ProviderProfile, dimensions_of, frame_of
 from .prompts import PromptFields, StyleBlock, compose, continuation, drift
 from .storage import unreadable
@@ -135,6 +135,22 @@ class Scene(Framing):
         "the last is the scene's video.")
 
 
+class MusicBed(_Model):
+    """Music under the whole reel: looped or cut to its length, lower under scenes that have sound of their own."""
+
+    file: str = Field(description="The music (any audio or video file with sound): a path, relative to the plan, "
+                      "or fsspec URL.")
+    level_db: float = Field(default=-18, le=0, description="Its level under the reel, in dB.")
+    duck_db: float = Field(default=-12, le=0, description="How much lower it goes under scenes with sound, in dB.")
+
+
+class LoudnessGoal(_Model):
+    """What the reel's sound is normalised to (streaming platforms ask for -14 LUFS, true peak at most -1 dBTP)."""
+
+    integrated_lufs: float = Field(default=-14, ge=-40, le=-5, description="Integrated loudness, LUFS.")
+    true_peak_dbtp: float = Field(default=-1, ge=-9, le=0, description="The most a true peak may reach, dBTP.")
+
+
 class Plan(_Model):
     """A scene plan: what to render, where to put it."""
 
@@ -146,6 +162,11 @@ class Plan(_Model):
     scenes: list[Scene] = Field(min_length=1, description="The shots, in order.")
     budget_usd: float | None = Field(default=None, gt=0, strict=True, description="Most this plan may spend, in USD.")
     assemble: bool = Field(default=False, description="Also join the finished scenes, in order, into reel.mp4.")
+    transition: float = Field(default=0, ge=0, le=5, description="In the reel: seconds of a dissolve, picture and "
+                              "sound, between scenes; 0: a cut (with a fade of a few ms, so the sound does not click).")
+    loudness: LoudnessGoal | None = Field(default_factory=LoudnessGoal, description="The reel's loudness; null: its "
+                                          "sound as the scenes have it.")
+    music: MusicBed | None = Field(default=None, description="A music bed under the reel.")
     mode: Literal["direct", "batch"] = Field(
         default="direct", description="batch: every scene's first job goes through the provider's Batch API, as "
         "one batch (an offline queue); the rest of each scene as usual.")
@@ -336,6 +357,9 @@ def _files_relative_to(data: dict[str, Any], url: str) -> dict[str, Any]:
         return [{**item, **{key: f"{base}/{item[key]}" for key in keys if relative(item.get(key))}}
                 if isinstance(item, dict) else item for item in items]
 
+    music = data.get("music")
+    if isinstance(music, dict) and relative(music.get("file")):
+        data = {**data, "music": {**music, "file": f"{base}/{music['file']}"}}
     return {**data, **{name: fixed(data[name], keys) for name, keys in (("scenes", ("image", "last_image")),
                                                                         ("characters", ("clip",))) if name in data}}
 
@@ -356,6 +380,8 @@ def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") ->
     if not is_safe_name(plan.name):
         problems.append(f"{source}: name: {plan.name!r} is not a safe folder name ({SAFE_NAME_RULE})")
     problems += [f"{source}: {p}" for p in _character_problems(plan, profile)]
+    if plan.music is not None:
+        problems += [f"{source}: music: file: {p}" for p in _music_problems(plan.music.file)]
     if plan.mode == "batch" and not profile.batch:
         problems.append(f"{source}: mode: batch: provider {profile.name!r} has no batch API for videos")
     scenes: list[ResolvedScene] = []
@@ -443,6 +469,15 @@ def _clip_problems(url: str, profile: ProviderProfile) -> list[str]:
     if not low - 0.05 <= info.seconds <= high + 0.05:
         return [f"{url} is {info.seconds:.1f} s long; {profile.name} takes {low:g} to {high:g} s"]
     return []
+
+
+def _music_problems(url: str) -> list[str]:
+    try:
+        with fsspec.open(url, "rb") as handle:
+            has_sound = sound_in(handle)
+    except Exception as e:  # whatever the file's storage raised (any fsspec backend)
+        return [unreadable(url, e)]
+    return [] if has_sound else [f"{url} has no sound"]
 
 
 def _cast_problems(scene: ResolvedScene, plan: Plan, profile: ProviderProfile) -> list[str]:

@@ -28,6 +28,20 @@ class Card:
     usd: float
     thumbnail: str | None  # a data: URL, so the report needs no other file to show pictures
 
+    @property
+    def sound(self) -> str:
+        return sound_of(self.result)
+
+
+def sound_of(scene: SceneResult) -> str:
+    """`sound, -16.2 LUFS`, `silent`, or `-` before there is a video."""
+    video = scene.video
+    if video is None or video.audio is None:
+        return "-"
+    if not video.audio:
+        return "silent"
+    return "sound" + (f", {video.loudness_lufs:.1f} LUFS" if video.loudness_lufs is not None else "")
+
 
 def thumbnails(result: PlanResult, storage: Storage) -> dict[str, str]:
     """Each finished scene's first frame, THUMBNAIL_WIDTH px wide, as a data: URL (so the report and the
@@ -58,8 +72,9 @@ def _thumbnail(scene: SceneResult, storage: Storage) -> str | None:
 
 def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]]:
     return [{"scene": r.id, "status": r.status, "duration_s": r.seconds, "size": r.size,
-             "cost_usd": estimate.cost_of(r.id).usd, "job_ids": ", ".join(r.job_ids), "error": r.error or ""}
-            for r in result.scenes]
+             "audio": bool(r.video and r.video.audio),
+             "loudness_lufs": r.video.loudness_lufs if r.video else None, "cost_usd": estimate.cost_of(r.id).usd,
+             "job_ids": ", ".join(r.job_ids), "error": r.error or ""} for r in result.scenes]
 
 
 def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str, str]) -> str:

@@ -11,6 +11,9 @@ class FileRecord(BaseModel):
     url: str = Field(description="Where the file is, as an fsspec URL.")
     bytes: int = Field(description="Size in bytes.")
     sha256: str = Field(description="SHA-256 of the content, hex.")
+    seconds: float | None = Field(default=None, description="A video's length, as a player sees it.")
+    audio: bool | None = Field(default=None, description="Whether a video has a sound track.")
+    loudness_lufs: float | None = Field(default=None, description="A video's integrated loudness (EBU R 128).")
 
 
 class SceneResult(BaseModel):
@@ -22,6 +25,10 @@ class SceneResult(BaseModel):
     files: dict[str, FileRecord] = Field(default_factory=dict, description="Outputs by file name.")
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
+
+    @property
+    def video(self) -> FileRecord | None:
+        return self.files.get("video.mp4")
 
 
 class PlanResult(BaseModel):

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     reference_format: Literal["JPEG", "PNG", "WEBP"] = Field(
         default="JPEG", description="File format of prepared reference images.",
     )
+    crossfade_seconds: float = Field(
+        default=0.03, ge=0.001, le=0.04, description="Sound crossfade at each join of a scene's clips, and the fade "
+        "at each cut in the reel, so no join clicks (at most 40 ms: a dropped repeated frame's sound at 24 fps).",
+    )
     reference_url_seconds: int = Field(
         default=3600, ge=60, description="How long a presigned URL of a reference image stays valid, for "
         "providers that fetch images themselves (an output on an object store).",

@@ -17,6 +17,7 @@ from prefect.runtime import task_run as current_task_run
 
 from reelflow import Settings
 from reelflow.errors import TransientApiError, VideoFailedError
+from reelflow.media.sound import loudness_of
 from reelflow.media.video import probe
 from reelflow.progress import Watch
 from reelflow.providers import Gateway, JobSpec, JobState, Reference, Variant, action_of
@@ -219,15 +220,26 @@ async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene_id: 
             raise TransientApiError(f"{name} of {video.id}: got {got.received_bytes} of {got.declared_bytes} bytes")
         await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}", expected)
         await asyncio.to_thread(storage.publish, local, scene_id, name)
-    return FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256)
+        record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256)
+        return await asyncio.to_thread(described, record, local) if variant == "video" else record
+
+
+def described(record: FileRecord, video: Path) -> FileRecord:
+    """A video's record with what a player would report of it: its length, whether it has sound, how loud."""
+    info = probe(video)
+    loudness = loudness_of(video) if info is not None and info.audio else None
+    return record.model_copy(update={
+        "seconds": round(info.seconds, 3) if info else None, "audio": info.audio if info else None,
+        "loudness_lufs": round(loudness.integrated_lufs, 1) if loudness and loudness.integrated_lufs > -70 else None})
 
 
 def verify(local: Path, variant: Variant, what: str, expected: Expected) -> None:
     """Decode what arrived: a truncated or corrupt body is a transient failure, so it is fetched again."""
     if variant == "video":
         info = probe(local, decode_all=True)
-        if info is None or info.size != expected.size or abs(info.seconds - expected.seconds) > (
-                expected.tolerance_seconds):
+        shown = info.frames / info.rate if info and info.rate else 0.0  # what decoded, not what the header says
+        if info is None or info.size != expected.size or max(abs(info.seconds - expected.seconds), abs(
+                shown - expected.seconds)) > expected.tolerance_seconds:
             found = "undecodable" if info is None else f"{info.size[0]}x{info.size[1]}, {info.seconds:.2f} s"
             raise TransientApiError(f"{what} is {found}; expected {expected.size[0]}x{expected.size[1]}, "
                                     f"{expected.seconds:g} s")

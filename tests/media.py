@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
@@ -53,3 +55,53 @@ def clip_bytes(seconds: float, size: tuple[int, int] = (320, 240), fps: int = 8)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return out.getvalue()
+
+
+@dataclass
+class Sound:
+    """A decoded sound track: stereo float samples and where they start, as a player would play them."""
+
+    samples: np.ndarray[Any, np.dtype[np.float32]]  # (channels, n)
+    rate: int
+    start: float  # seconds: the first sample's presentation time
+
+    @property
+    def seconds(self) -> float:
+        return float(self.samples.shape[1] / self.rate)
+
+
+def sound_of(data: bytes) -> Sound | None:
+    """The video's audio stream decoded (resampled to float stereo), or None when it has none."""
+    with av.open(io.BytesIO(data), "r") as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=stream.codec_context.sample_rate)
+        chunks, start = [], None
+        for frame in container.decode(stream):
+            if start is None:
+                start = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else 0.0
+            chunks += [f.to_ndarray() for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray() for f in resampler.resample(None)]
+        return Sound(np.concatenate(chunks, axis=1), stream.codec_context.sample_rate, start or 0.0)
+
+
+def pulse_times(sound: Sound) -> list[float]:
+    """When the sandbox's 2 kHz pulses start (seconds): where the sound's first difference (which its low tone
+    barely moves) rises above half the pulses' own, each pulse once; whatever gain the sound went through."""
+    steps = np.abs(np.diff(sound.samples[0]))
+    loud = np.flatnonzero(steps > 0.5 * float(steps.max()))
+    starts = [int(loud[0])] if loud.size else []
+    starts += [int(b) for a, b in itertools.pairwise(loud) if b - a > sound.rate // 10]
+    return [sound.start + s / sound.rate for s in starts]
+
+
+def bar_times(data: bytes) -> list[float]:
+    """When the sandbox's per-second white bar is on the frame (its presentation time, seconds)."""
+    times = []
+    with av.open(io.BytesIO(data), "r") as container:
+        for frame in container.decode(video=0):
+            luma = frame.to_ndarray(format="gray")
+            if float(luma[: max(1, luma.shape[0] // 20)].mean()) > 230 and frame.pts is not None and frame.time_base:
+                times.append(float(frame.pts * frame.time_base))
+    return times

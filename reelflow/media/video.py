@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 from PIL import Image
@@ -22,22 +23,44 @@ class VideoInfo:
     seconds: float
     frames: int
     rate: float  # frames per second
+    audio: bool = False  # whether it has a sound track
 
 
 def probe(source: bytes | Path, decode_all: bool = False) -> VideoInfo | None:
-    """Size and duration of a video; with `decode_all`, every frame is decoded and counted.
+    """Size and duration of a video; with `decode_all`, every frame of the picture and of the sound is decoded,
+    and the frames counted.
 
     None when the data is not a decodable video (truncated, corrupt, not a video)."""
     handle = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     try:
         with av.open(handle, "r") as container:
             stream = container.streams.video[0]
-            frames = sum(1 for _ in container.decode(stream)) if decode_all else stream.frames
+            frames = _decoded_frames(container) if decode_all else stream.frames
             seconds = float(container.duration / av.time_base) if container.duration else 0.0
             rate = float(stream.average_rate) if stream.average_rate else 0.0
-            return VideoInfo((stream.codec_context.width, stream.codec_context.height), seconds, frames, rate)
+            return VideoInfo((stream.codec_context.width, stream.codec_context.height), seconds, frames, rate,
+                             bool(container.streams.audio))
     except (av.FFmpegError, IndexError, UnicodeDecodeError):
         return None
+
+
+def _decoded_frames(container: av.container.InputContainer) -> int:
+    """Decode every packet of the picture and the sound (a cut-off body fails here); the picture's frames."""
+    frames = 0
+    for packet in container.demux(*container.streams.video[:1], *container.streams.audio[:1]):
+        decoded = packet.decode()
+        if packet.stream.type == "video":
+            frames += len(decoded)
+    return frames
+
+
+def sound_in(source: BinaryIO) -> bool:
+    """Whether a media file (audio or video) has a sound track it can be decoded from."""
+    try:
+        with av.open(source, "r") as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, UnicodeDecodeError):
+        return False
 
 
 def last_frame(source: Path) -> Image.Image:

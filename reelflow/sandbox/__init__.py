@@ -2,7 +2,7 @@
 
 from ._app import POSES, Sandbox
 from ._config import Faults, SandboxConfig
-from ._media import Recipe, Segment, render
+from ._media import FPS, Recipe, Segment, render
 from ._server import SANDBOX_API_KEY, RunningSandbox, run_sandbox, serve_sandbox
 
 
@@ -12,6 +12,7 @@ def poses() -> tuple[str, ...]:
 
 
 __all__ = [
+    "FPS",
     "SANDBOX_API_KEY",
     "Faults",
     "Recipe",

@@ -159,7 +159,8 @@ class OpenAIPose:
         for character in self._characters(fields.get("characters")):
             self.engine.character_uses[character] += 1
         reference = await self._reference(fields.get("input_reference"), size)
-        recipe = Recipe(size=_dimensions(size), segments=[Segment(seconds=seconds, seed=prompt, reference=reference)])
+        recipe = Recipe(size=_dimensions(size), segments=[Segment(seconds=seconds, seed=prompt, reference=reference)],
+                        audio=limits.audio)
         return self.engine.start_job("create", model, prompt, recipe)
 
     def _model(self, fields: dict[str, Any]) -> tuple[str, Any]:
@@ -320,8 +321,8 @@ class OpenAIPose:
         prompt = required_text(fields, "prompt", self.profile.prompt_max_chars)
         video = fields.get("video")
         if isinstance(video, Upload):
-            recipe = self._uploaded_recipe(video.data)
-            model = self._model(fields)[0]
+            model, limits = self._model(fields)
+            recipe = self._uploaded_recipe(video.data).model_copy(update={"audio": limits.audio})
         else:
             source = self._completed_source(_video_id(fields))
             recipe, model = source.recipe, source.model

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..profiles import ModelLimits, ProviderProfile, dimensions_of, frame_of
+from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, dimensions_of, frame_of
 from ._fetch import FetchFailed, image_format
 from ._media import Recipe, Segment
 from ._problems import ApiProblem, read_fields
@@ -98,7 +98,8 @@ class OpenRouterPose:
         prompt = self._prompt(fields)
         seconds = self._duration(fields, model, limits)
         size = self._size(fields, model, limits)
-        if _typed(fields, "generate_audio", bool, "a boolean") and not limits.audio:
+        audio = _typed(fields, "generate_audio", bool, "a boolean")
+        if audio and not limits.audio:
             raise bad_request(f"{model} does not generate audio", "generate_audio")
         _typed(fields, "seed", int, "an integer")
         callback = _typed(fields, "callback_url", str, "a string")
@@ -106,7 +107,8 @@ class OpenRouterPose:
             raise bad_request("callback_url must be an HTTPS URL", "callback_url")
         first, last = await self._frames(fields.get("frame_images"), size)
         segment = Segment(seconds=seconds, seed=prompt, reference=first, last_reference=last)
-        job = self.engine.start_job("create", model, prompt, Recipe(size=_dimensions(size), segments=[segment]),
+        recipe = Recipe(size=_dimensions(size), segments=[segment], audio=limits.audio and audio is not False)
+        job = self.engine.start_job("create", model, prompt, recipe,
                                     id_prefix=f"gen-vid-{int(now())}-")
         return JSONResponse({"id": job.id, "polling_url": f"{BASE}/videos/{job.id}", "status": "pending"},
                             status_code=202)
@@ -139,26 +141,29 @@ class OpenRouterPose:
         return duration
 
     def _size(self, fields: dict[str, Any], model: str, limits: ModelLimits) -> str:
-        """`size`, or `aspect_ratio` with `resolution` (either defaulting to the model's first), as a frame."""
+        """`size`, or `aspect_ratio` with `resolution` (what is not given taken from the model's default frame),
+        as a frame the model makes."""
         size = _typed(fields, "size", str, "a string like 1280x720")
         ratio = _typed(fields, "aspect_ratio", str, "a string like 16:9")
         tier = _typed(fields, "resolution", str, "a string like 720p")
+        for name, value, offered in (("aspect_ratio", ratio, ASPECT_RATIOS), ("resolution", tier, RESOLUTION_LINES)):
+            if value is not None and value not in offered:
+                raise bad_request(f"{name} must be one of {', '.join(offered)}", name)
         if size is not None:
-            frame = frame_of(size, limits.aspect_ratios, limits.resolutions) or (None, None)
+            frame = frame_of(size, list(ASPECT_RATIOS), list(RESOLUTION_LINES)) or (None, None)
             if (ratio or frame[0]) != frame[0] or (tier or frame[1]) != frame[1]:
                 raise bad_request("size conflicts with aspect_ratio or resolution", "size")
-            if size not in limits.sizes:
-                raise bad_request(f"size {size} is not supported by {model}; supported sizes: "
-                                  f"{', '.join(limits.sizes)}", "size")
-            return size
-        for name, value, offered in (("aspect_ratio", ratio, limits.aspect_ratios),
-                                     ("resolution", tier, limits.resolutions)):
-            if value is not None and value not in offered:
-                raise bad_request(f"{name} {value} is not supported by {model}; supported: {', '.join(offered)}",
-                                  name)
-        default_ratio, default_tier = frame_of(self.profile.default_size, limits.aspect_ratios,
-                                               limits.resolutions) or (limits.aspect_ratios[0], limits.resolutions[0])
-        return "{}x{}".format(*dimensions_of(ratio or default_ratio, tier or default_tier))
+        else:
+            default = limits.sizes[0] if self.profile.default_size not in limits.sizes else self.profile.default_size
+            inherited = frame_of(default, list(ASPECT_RATIOS), list(RESOLUTION_LINES)) or ("16:9", "720p")
+            size = "{}x{}".format(*dimensions_of(ratio or inherited[0], tier or inherited[1]))
+        if size not in limits.sizes:
+            given = [(name, value) for name, value in (("size", fields.get("size")), ("aspect_ratio", ratio),
+                                                       ("resolution", tier)) if value]
+            asked = " with ".join(f"{name} {value}" for name, value in given) or f"size {size}"
+            raise bad_request(f"{asked} is not supported by {model}; supported sizes: {', '.join(limits.sizes)}",
+                              given[0][0] if given else "size")
+        return size
 
     async def _frames(self, value: Any, size: str) -> tuple[str | None, str | None]:
         """The first and last frame images (blob keys), each fetched and checked to be an image."""

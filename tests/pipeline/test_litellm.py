@@ -23,7 +23,7 @@ from PIL import Image
 
 from flows.render_plan import render_plan
 from reelflow import parse_plan
-from reelflow.sandbox import RunningSandbox, run_sandbox
+from reelflow.sandbox import FPS, RunningSandbox, run_sandbox
 from tests.conftest import free_port
 from tests.images import encoded, photo
 from tests.media import probe_video, psnr, video_frames
@@ -32,7 +32,6 @@ from tests.pipeline.conftest import point_at
 REPO = Path(__file__).resolve().parents[2]
 LITELLM = Path(os.environ.get("REELFLOW_TEST_LITELLM", REPO / ".venv-litellm" / "bin" / "litellm"))
 MASTER_KEY = "sk-litellm-test"
-FPS = 8  # the sandbox's frame rate
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from PIL import Image
 from flows.render_plan import RenderFailed, render_plan
 from flows.render_scene import render_scene
 from reelflow import Scene, parse_plan
-from reelflow.sandbox import RunningSandbox
+from reelflow.sandbox import FPS, RunningSandbox
 from tests.images import awkward_references
 from tests.media import probe_video, psnr, video_frames
 from tests.pipeline.conftest import point_at
@@ -84,7 +84,7 @@ def test_extensions_produce_the_stitched_duration(provider: RunningSandbox, tmp_
     scene = render_plan(plan, output=f"file://{tmp_path}").scenes[0]
     assert (scene.status, scene.seconds, len(scene.job_ids)) == ("completed", 20, 3)
     info = probe_video((tmp_path / "long" / "journey" / "video.mp4").read_bytes())
-    assert (info.size, info.seconds, info.frames) == ((1280, 720), 20.0, 160)
+    assert (info.size, info.seconds, info.frames) == ((1280, 720), 20.0, 20 * FPS)
 
 
 @pytest.mark.parametrize("backend", ["file", "memory", "s3"])

@@ -4,6 +4,7 @@ it, a budget that no job may cross."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 
@@ -43,8 +44,9 @@ def test_the_report_shows_every_scene_with_its_picture_in_a_browser(provider: Ru
         browser.close()
     assert rendered == 3  # one thumbnail per finished scene; the refused one has none
     for expected in ("3 of 4 scenes rendered on sandbox", "a market at noon", "moderation_blocked",
-                     "1280x720 · 8 s · $0.80"):
-        assert expected in text
+                     "1280x720 · 8 s · sound, -"):
+        assert expected in text, text
+    assert re.search(r"1280x720 · 8 s · sound, -\d+\.\d LUFS · \$0\.80", text), text
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
@@ -53,7 +55,8 @@ def test_the_summary_is_attached_to_the_flow_run_as_artifacts(provider: RunningS
     render_plan(plan, output="memory://renders")
     table, summary = asyncio.run(latest_artifacts("ui-summary-scenes", "ui-summary-summary"))
     assert table.type == "table"
-    for cell in ('"scene": "one"', '"status": "completed"', '"duration_s": 4', '"cost_usd": 0.4', '"job_ids": "video_'):
+    for cell in ('"scene": "one"', '"status": "completed"', '"duration_s": 4', '"cost_usd": 0.4', '"job_ids": "video_',
+                 '"audio": true', '"loudness_lufs": -'):
         assert cell in str(table.data), cell
     assert summary.type == "markdown" and "1 of 1 scenes rendered on **sandbox**" in str(summary.data)
     assert "![one](data:image/jpeg;base64," in str(summary.data)  # the UI shows the thumbnail

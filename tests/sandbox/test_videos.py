@@ -10,7 +10,7 @@ import openai
 import pytest
 from PIL import Image
 
-from reelflow.sandbox import RunningSandbox
+from reelflow.sandbox import FPS, RunningSandbox
 from tests.conftest import image_bytes, sdk
 from tests.media import probe_video, psnr, video_frames
 
@@ -42,7 +42,7 @@ def test_the_video_decodes_at_exactly_the_requested_size_and_length(client: open
     video = finished(client, client.videos.create(prompt="waves", size="720x1280", seconds="8").id)
     info = probe_video(client.videos.download_content(video.id).read())
     assert (info.size, info.seconds, info.codec) == ((720, 1280), 8.0, "h264")
-    assert info.frames == 8 * 8
+    assert info.frames == 8 * FPS
 
 
 def test_thumbnail_and_spritesheet_are_real_images(client: openai.OpenAI) -> None:
