@@ -26,7 +26,16 @@ from reelflow import (
 )
 from reelflow.costs import BudgetExceeded, Estimate, Spend, estimate
 from reelflow.ledger import JobRecord, Ledger, SceneEntry, fingerprint
-from reelflow.media.references import FIRST, LAST, Role, SourceImage, as_reference, unchanged_reference, usable_as_is
+from reelflow.media.references import (
+    FIRST,
+    LAST,
+    Role,
+    SourceImage,
+    as_reference,
+    subject_reference,
+    unchanged_reference,
+    usable_as_is,
+)
 from reelflow.plans import Plan, Segment, validate_plan
 from reelflow.progress import Watch, report
 from reelflow.providers import (
@@ -185,6 +194,7 @@ class SceneImages:
 
     first: SourceImage | None = None
     last: SourceImage | None = None
+    subjects: tuple[SourceImage, ...] = ()
 
     def of(self, role: Role) -> SourceImage | None:
         return self.first if role is FIRST else self.last
@@ -194,14 +204,16 @@ async def images_of(scene: ResolvedScene, run: SceneRun) -> SceneImages:
     read = tuned(validate_dimensions, run.settings)
     return SceneImages(
         first=await read(scene.image, f"scene {scene.id!r}: image") if scene.image else None,
-        last=await read(scene.last_image, f"scene {scene.id!r}: last_image") if scene.last_image else None)
+        last=await read(scene.last_image, f"scene {scene.id!r}: last_image") if scene.last_image else None,
+        subjects=tuple([await read(url, f"scene {scene.id!r}: subjects[{n}]") for n, url in enumerate(scene.subjects)]))
 
 
 def entry_of(scene: ResolvedScene, images: SceneImages, run: SceneRun) -> SceneEntry:
     """The ledger's entry for this exact scene; a changed scene starts afresh."""
     expected = fingerprint(scene, images.first.data if images.first else None, run.settings.reference_format,
                            run.gateway.profile.name, [run.character_ids[name] for name in scene.characters],
-                           last_image=images.last.data if images.last else None)
+                           last_image=images.last.data if images.last else None,
+                           subjects=[subject.data for subject in images.subjects])
     entry = run.ledger.load(scene.id)
     if entry is None or entry.fingerprint != expected:
         return SceneEntry(scene=scene.id, fingerprint=expected)
@@ -280,7 +292,7 @@ def _request_of(step: int, segment: Segment, previous: JobState | None, scene: R
     if segment.via == "extension":
         assert previous is not None
         job = ExtensionJob(source=previous.id, prompt=segment.prompt, seconds=segment.seconds, size=scene.size,
-                           total_seconds=sum(s.seconds for s in scene.segments[:step + 1]))
+                           total_seconds=sum(s.seconds for s in scene.segments[:step + 1]), model=scene.model)
         return partial(_ready, job)
     return partial(_continuation_request, scene, step, images, entry, run, warnings)
 
@@ -302,9 +314,20 @@ async def _create(scene: ResolvedScene, step: int, first: Reference | None, imag
     last image, if it has one."""
     last = await _reference(scene, images, LAST, entry, run, warnings) if step == len(scene.segments) - 1 else None
     segment = scene.segments[step]
+    subjects = tuple(_subjects(scene, images, entry, run)) if step == 0 else ()
     return ClipJob(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
-                   first_frame=first, last_frame=last, audio=scene.audio,
-                   characters=tuple(run.character_ids[name] for name in scene.characters))
+                   first_frame=first, last_frame=last, audio=scene.audio, seed=scene.seed, negative=scene.negative,
+                   subjects=subjects, characters=tuple(run.character_ids[name] for name in scene.characters))
+
+
+def _subjects(scene: ResolvedScene, images: SceneImages, entry: SceneEntry, run: SceneRun) -> list[Reference]:
+    """The scene's subject images as they are sent (in an accepted format, at their own size), kept beside it."""
+    kept = []
+    for number, source in enumerate(images.subjects, start=1):
+        reference = subject_reference(source, run.gateway.profile.reference_formats, run.settings.reference_format)
+        kept.append(_kept(reference, f"subject-{number}.{reference.filename.rpartition('.')[2]}", scene.id, entry,
+                          run))
+    return kept
 
 
 async def _continuation_request(scene: ResolvedScene, step: int, images: SceneImages, entry: SceneEntry,

@@ -17,6 +17,7 @@ from .media.references import (
     as_reference,
     fitted,
     read_reference,
+    subject_reference,
     unchanged_reference,
     usable_as_is,
 )
@@ -51,18 +52,22 @@ def scene_jobs(scene: ResolvedScene, profile: ProviderProfile, settings: Setting
     reference = _prepared(scene, FIRST, profile, settings)
     landing = _prepared(scene, LAST, profile, settings)
     characters = tuple(f"<character {name!r}>" for name in scene.characters)
+    subjects = tuple(subject_reference(read_reference(url, f"scene {scene.id!r}: subjects"), profile.reference_formats,
+                                       settings.reference_format) for url in scene.subjects)
     jobs: list[tuple[JobSpec, int | None]] = []
     shown = 0
     for number, segment in enumerate(scene.segments, start=1):
         shown += segment.seconds
         if segment.via == "extension":
             jobs.append((ExtensionJob(source=f"<the video of request {number - 1}>", prompt=segment.prompt,
-                                      seconds=segment.seconds, size=scene.size, total_seconds=shown), None))
+                                      seconds=segment.seconds, size=scene.size, total_seconds=shown,
+                                      model=scene.model), None))
             continue
         first = reference if segment.via == "create" else _LAST_FRAME
         last = landing if number == len(scene.segments) else None
         jobs.append((ClipJob(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
-                             first_frame=first, last_frame=last, characters=characters, audio=scene.audio),
+                             first_frame=first, last_frame=last, characters=characters, audio=scene.audio,
+                             seed=scene.seed, negative=scene.negative, subjects=subjects if number == 1 else ()),
                      None if segment.via == "create" else number - 1))
     for number, revision in enumerate(scene.revisions, start=len(jobs) + 1):
         jobs.append((RevisionJob(kind=revision.kind, source=f"<the video of request {number - 1}>",
@@ -132,8 +137,9 @@ def _request_lines(number: int, planned: Planned, scene: ResolvedScene) -> list[
             lines.append(f"       {name}: {json.dumps(value, default=lambda v: _image(v, planned, scene))}")
     for name, reference in request.files.items():
         lines.append(f"       {name}: {_image(reference, planned, scene)}")
-    lines.append("       prompt:")
-    lines += [f"         {line}" for line in str(request.fields.get("prompt", "")).splitlines()]
+    if "prompt" in request.fields:  # else it is inside a field, as the wire has it (Veo's instances)
+        lines.append("       prompt:")
+        lines += [f"         {line}" for line in str(request.fields["prompt"]).splitlines()]
     return lines
 
 

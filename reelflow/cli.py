@@ -77,7 +77,7 @@ def run(
     Prints the cost estimate first; refuses (exit code 3) a plan that would cost more than its budget.
     Running it again on the same output resumes: nothing already paid for is paid for twice."""
     from .progress import showing_progress
-    from .providers import active_profile, provider_key, sandbox_notice
+    from .providers import active_profile, sandbox_notice, uses_embedded_sandbox
 
     settings = Settings()
     loaded, costs = _estimated(plan, settings)
@@ -85,7 +85,7 @@ def run(
         _print_dry_run(plan, loaded, costs, settings, output)
         return
     profile = active_profile(settings)
-    if provider_key(settings, profile) is None:
+    if uses_embedded_sandbox(settings, profile):
         typer.echo(sandbox_notice(profile), err=True)
     quiet_prefect()
     from flows.render_plan import RenderFailed, render_plan
@@ -312,7 +312,9 @@ def providers(
     def features(p: ProviderProfile) -> str:
         has = {"last frame": p.last_frame, "edits": p.edits, "remix": p.remix,
                f"characters (≤{p.max_characters})": p.max_characters > 0, "batch": p.batch, "webhooks": p.webhooks,
-               "job list": p.list_jobs, "poll hint": p.poll_hint}
+               "job list": p.list_jobs, "poll hint": p.poll_hint, "sound switch": p.audio_switch, "seed": p.seed,
+               "negative prompt": p.negative_prompt,
+               f"subjects (≤{p.subjects.max_count if p.subjects else 0})": p.subjects is not None}
         return ", ".join(name for name, present in has.items() if present) or "-"
 
     table = Table(title=f"Provider profiles (REELFLOW_PROVIDER picks one; * is active: {active})")

@@ -117,15 +117,18 @@ class Ledger:
 
 
 def fingerprint(scene: ResolvedScene, image: bytes | None, reference_format: str, provider: str,
-                character_ids: list[str], last_image: bytes | None = None) -> str:
+                character_ids: list[str], last_image: bytes | None = None, subjects: list[bytes] | None = None) -> str:
     """Everything that shapes a scene's output; a change means the scene is rendered anew. A character
     made from a new clip has a new id, so its scenes are rendered anew too. (What a scene without a last
     image hashes is what it hashed before there were last images: its ledger still resumes.)"""
-    unset = {"audio"} if scene.audio is None else set()  # (a scene that does not say hashes as it did before)
+    # (what a scene does not set hashes as it did before those settings existed: its ledger still resumes)
+    unset = {name for name in ("audio", "seed", "negative", "subjects") if getattr(scene, name) in (None, [])}
     shape = scene.model_dump(mode="json", exclude={"id", "image", "last_image", "characters", "notes", *unset})
     shape.update(image_sha256=hashlib.sha256(image).hexdigest() if image is not None else None,
                  reference_format=reference_format if image is not None else None, provider=provider,
                  characters=character_ids)
     if last_image is not None:
         shape.update(last_image_sha256=hashlib.sha256(last_image).hexdigest(), reference_format=reference_format)
+    if subjects:
+        shape.update(subjects=[hashlib.sha256(data).hexdigest() for data in subjects])
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()

@@ -15,7 +15,7 @@ from .errors import ImageError, PlanError
 from .media.images import Crop, read_info
 from .media.video import probe, sound_in
 from .profiles import ASPECT_RATIOS, RESOLUTION_LINES, ProviderProfile, dimensions_of, frame_of
-from .prompts import PromptFields, StyleBlock, compose, continuation, drift
+from .prompts import PromptFields, StyleBlock, compose, continuation, drift, negatives_of
 from .storage import unreadable
 
 Fit = Literal["cover", "pad", "stretch"]
@@ -100,6 +100,8 @@ class SceneDefaults(Framing):
     model: str | None = Field(default=None, description="Video model; default: the provider's default model.")
     seconds: int | None = Field(default=None, gt=0, strict=True, description="Clip length in seconds.")
     fit: Fit = Field(default="cover", description="How a reference image is made the exact size.")
+    seed: int | None = Field(default=None, ge=0, le=4_294_967_295, strict=True,
+                             description="Seed of the generation, where the provider takes one.")
     audio: bool | None = Field(default=None, description="Sound with the picture: true or false where the provider "
                                "can switch it; unset: the provider's own default.")
     pad_color: str = Field(default="#000000", description="Background colour for fit: pad.")
@@ -126,6 +128,11 @@ class Scene(Framing):
                                  description="Clip length in seconds (default from `defaults`).")
     fit: Fit | None = Field(default=None, description="cover, pad or stretch (default from `defaults`).")
     audio: bool | None = Field(default=None, description="Sound with the picture (default from `defaults`).")
+    seed: int | None = Field(default=None, ge=0, le=4_294_967_295, strict=True,
+                             description="Seed of the generation (default from `defaults`).")
+    subjects: list[str] | None = Field(
+        default=None, description="Images of the people or things the shot keeps consistent (the plan's by "
+        "default): paths, relative to the plan, or fsspec URLs.")
     pad_color: str | None = Field(default=None, description="Background colour for fit: pad.")
     crop: Crop | None = Field(default=None, description="Region of the image to use, before fitting.")
     characters: list[str] = Field(default_factory=list, description="Names of the plan's characters in this shot.")
@@ -159,6 +166,8 @@ class Plan(_Model):
     defaults: SceneDefaults = Field(default_factory=SceneDefaults, description="Values scenes inherit.")
     style: StyleBlock | None = Field(default=None, description="Look every scene's prompt inherits, field by field.")
     characters: list[Character] = Field(default_factory=list, description="Recurring characters scenes may use.")
+    subjects: list[str] = Field(default_factory=list, description="Images of the people or things every scene keeps "
+                                "consistent (where the provider takes subject references), unless it names its own.")
     scenes: list[Scene] = Field(min_length=1, description="The shots, in order.")
     budget_usd: float | None = Field(default=None, gt=0, strict=True, description="Most this plan may spend, in USD.")
     assemble: bool = Field(default=False, description="Also join the finished scenes, in order, into reel.mp4.")
@@ -199,6 +208,9 @@ class ResolvedScene(_Model):
     crop: Crop | None
     characters: list[str]
     audio: bool | None = None
+    seed: int | None = None
+    subjects: list[str] = Field(default_factory=list, description="Subject reference images.")
+    negative: str | None = Field(default=None, description="What to avoid, for a provider that takes it apart.")
     segments: list[Segment] = Field(min_length=1, description="The paid jobs, in order; the first is the create.")
     revisions: list[Revision] = Field(default_factory=list, description="Then these, each one a paid job.")
     notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the chain.")
@@ -223,15 +235,20 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile) -> ResolvedSce
     (its length checked first: see `length_problem`)."""
     d = plan.defaults
     model = s.model or d.model or profile.default_model
-    prompt = compose(s.prompt, plan.style)
+    inline = not profile.negative_prompt
+    prompt = compose(s.prompt, plan.style, negatives=inline)
     beats = [(prompt, s.seconds or d.seconds or profile.default_seconds)]
-    beats += [(compose(continuation(s.prompt, e.prompt), plan.style), e.seconds) for e in s.extensions]
-    segments, notes = _chain(beats, model, profile)
+    beats += [(compose(continuation(s.prompt, e.prompt), plan.style, negatives=inline), e.seconds)
+              for e in s.extensions]
+    size = s.applied_to(d.applied_to(profile.default_size))
+    segments, notes = _chain(beats, model, size, profile)
     return ResolvedScene(
         id=s.id, prompt=prompt, image=s.image, last_image=s.last_image, crop=s.crop, characters=s.characters,
         model=model,
-        size=s.applied_to(d.applied_to(profile.default_size)), fit=s.fit or d.fit,
-        audio=s.audio if s.audio is not None else d.audio, pad_color=s.pad_color or d.pad_color,
+        size=size, fit=s.fit or d.fit,
+        audio=s.audio if s.audio is not None else d.audio, seed=s.seed if s.seed is not None else d.seed,
+        subjects=plan.subjects if s.subjects is None else s.subjects,
+        negative=None if inline else negatives_of(s.prompt, plan.style), pad_color=s.pad_color or d.pad_color,
         segments=segments, revisions=s.revisions, notes=notes)
 
 
@@ -247,15 +264,18 @@ def length_problem(s: Scene, defaults: SceneDefaults, profile: ProviderProfile) 
     return f"{field}: the scene would be {shown} long; at most {profile.max_scene_seconds} s on {profile.name}"
 
 
-def _chain(beats: list[tuple[str, int]], model: str, profile: ProviderProfile) -> tuple[list[Segment], list[str]]:
+def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: ProviderProfile
+           ) -> tuple[list[Segment], list[str]]:
     """The jobs for a scene's beats (its own prompt and length, then each extension's): each beat's length as
-    the nearest sum of lengths the provider makes; continuations through `/extensions` where it exists, else
-    from the previous clip's last frame."""
+    the nearest sum of lengths the provider makes; continuations extend the provider's video where it can
+    (at this size), else start from the previous clip's last frame."""
     limits = profile.model_limits(model)
     if limits is None:  # unknown model: validation says so; nothing to plan with
         return [Segment(prompt=beats[0][0], seconds=beats[0][1], via="create")], []
-    onward: Via = "extension" if profile.extensions else "last-frame"
-    then = profile.extensions.seconds if profile.extensions else limits.seconds
+    extending = profile.extensions if profile.extensions and (
+        profile.extensions.sizes is None or size in profile.extensions.sizes) else None
+    onward: Via = "extension" if extending else "last-frame"
+    then = extending.seconds if extending else limits.seconds
     segments: list[Segment] = []
     notes: list[str] = []
     for index, (prompt, wanted) in enumerate(beats):
@@ -268,7 +288,8 @@ def _chain(beats: list[tuple[str, int]], model: str, profile: ProviderProfile) -
             notes.append(f"{field}: {wanted} s is not one job on {profile.name} ({model}: {offered} s); "
                          f"rendered as {'+'.join(map(str, pieces))} s")
     if onward == "last-frame" and len(segments) > 1:
-        notes.append(f"{profile.name} cannot extend its videos: each continuation is a new clip that starts "
+        why = "cannot extend its videos" if not profile.extensions else f"extends no {size} videos"
+        notes.append(f"{profile.name} {why}: each continuation is a new clip that starts "
                      "from the previous clip's last frame; the clips are stitched here")
     return segments, notes
 
@@ -351,16 +372,23 @@ def _files_relative_to(data: dict[str, Any], url: str) -> dict[str, Any]:
     def relative(value: Any) -> bool:
         return isinstance(value, str) and "://" not in value and not value.startswith("/")
 
+    def near(value: Any) -> Any:
+        if isinstance(value, list):
+            return [near(item) for item in value]
+        return f"{base}/{value}" if relative(value) else value
+
     def fixed(items: Any, keys: tuple[str, ...]) -> Any:
         if not isinstance(items, list):
             return items
-        return [{**item, **{key: f"{base}/{item[key]}" for key in keys if relative(item.get(key))}}
-                if isinstance(item, dict) else item for item in items]
+        return [{**item, **{key: near(item[key]) for key in keys if key in item}} if isinstance(item, dict) else item
+                for item in items]
 
     music = data.get("music")
     if isinstance(music, dict) and relative(music.get("file")):
         data = {**data, "music": {**music, "file": f"{base}/{music['file']}"}}
-    return {**data, **{name: fixed(data[name], keys) for name, keys in (("scenes", ("image", "last_image")),
+    if "subjects" in data:
+        data = {**data, "subjects": near(data["subjects"])}
+    return {**data, **{name: fixed(data[name], keys) for name, keys in (("scenes", ("image", "last_image", "subjects")),
                                                                         ("characters", ("clip",))) if name in data}}
 
 
@@ -422,11 +450,37 @@ def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
         problems.append(f"audio: {scene.model} on {profile.name} makes silent video")
     if scene.audio is False and limits.audio and not profile.audio_switch:
         problems.append(f"audio: provider {profile.name!r} cannot switch {scene.model}'s sound off")
+    if scene.seed is not None and not profile.seed:
+        problems.append(f"seed: provider {profile.name!r} takes no seed")
+    problems += _subject_problems(scene, profile)
     if scene.last_image is not None and not profile.last_frame:
         problems.append(f"last_image: provider {profile.name!r} cannot land a clip on a given last frame")
     problems += _extension_problems(scene, profile)
     problems += _revision_problems(scene, profile)
     problems += _image_problems(scene)
+    return problems
+
+
+def _subject_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
+    """Subject images: whether the provider takes them, how many, with which clips (Veo: 8 s, 16:9, no frames)."""
+    if not scene.subjects:
+        return []
+    limits = profile.subjects
+    if limits is None:
+        return [f"subjects: provider {profile.name!r} takes no subject images"]
+    problems = [f"subjects: {p}" for url in scene.subjects for p in _reference_problems(url)]
+    if len(scene.subjects) > limits.max_count:
+        problems.append(f"subjects: {len(scene.subjects)} images; at most {limits.max_count} on {profile.name}")
+    if scene.image or scene.last_image:
+        problems.append(f"subjects: {profile.name} takes subject images or a first/last frame (image, last_image), "
+                        "not both")
+    first = scene.segments[0].seconds
+    if limits.seconds is not None and first not in limits.seconds:
+        problems.append(f"subjects: a clip with subjects is {'/'.join(map(str, limits.seconds))} s on "
+                        f"{profile.name}, not {first} s")
+    if limits.sizes is not None and scene.size not in limits.sizes:
+        problems.append(f"subjects: a clip with subjects is {', '.join(limits.sizes)} on {profile.name}, not "
+                        f"{scene.size}")
     return problems
 
 

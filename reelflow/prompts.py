@@ -56,15 +56,24 @@ class PromptFields(StyleBlock):
 Prompt = str | PromptFields
 
 
-def compose(prompt: Prompt, style: StyleBlock | None = None) -> str:
-    """The text sent to the provider for `prompt` under the plan-wide `style`."""
+def compose(prompt: Prompt, style: StyleBlock | None = None, *, negatives: bool = True) -> str:
+    """The text sent to the provider for `prompt` under the plan-wide `style`; without `negatives` for a provider
+    that takes what to avoid as a field of its own (see `negatives_of`)."""
     inherited = style.given() if style else {}
     if isinstance(prompt, PromptFields):
-        return _lines({**inherited, **prompt.given()})
+        return _lines({name: value for name, value in {**inherited, **prompt.given()}.items()
+                       if negatives or name != "negatives"})
     text = prompt.strip()
     stated = {label.lower() for label in _LABEL_LINE.findall(text)}
-    extra = {name: value for name, value in inherited.items() if _LABELS[name].lower() not in stated}
+    extra = {name: value for name, value in inherited.items() if _LABELS[name].lower() not in stated
+             and (negatives or name != "negatives")}
     return "\n".join(part for part in (text, _lines(extra)) if part)
+
+
+def negatives_of(prompt: Prompt, style: StyleBlock | None = None) -> str | None:
+    """What to avoid, as the prompt's fields (or else the plan's style) say it."""
+    own = prompt.negatives if isinstance(prompt, PromptFields) else None
+    return own or (style.negatives if style else None)
 
 
 def continuation(scene: Prompt, extension: Prompt) -> PromptFields | str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,10 +67,12 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     found = json.loads(listed.stdout)
     profiles = {p["name"]: p for p in found["profiles"]}
     assert found["active"] == "my-gateway"
-    assert set(profiles) == {"sora", "sora-spec", "litellm", "litellm-runway", "sandbox", "openrouter", "my-gateway"}
+    assert set(profiles) == {"sora", "sora-spec", "litellm", "litellm-runway", "sandbox", "openrouter", "google-vertex",
+                             "my-gateway"}
     assert (profiles["openrouter"]["api"], profiles["openrouter"]["credentials"]["api_key"]) == (
         "openrouter-videos", "OPENROUTER_API_KEY")
-    assert profiles["sora"]["extensions"] == {"seconds": [4, 8, 12, 16, 20], "max_count": 6, "max_total_seconds": 120}
+    assert profiles["sora"]["extensions"] == {"seconds": [4, 8, 12, 16, 20], "max_count": 6, "max_total_seconds": 120,
+                                             "sizes": None}
     runway = profiles["litellm-runway"]
     assert (runway["extensions"], runway["variants"], runway["models"]["gen4_turbo"]["seconds"]) == (None, ["video"],
                                                                                                       [5, 10])
@@ -77,8 +80,9 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     table = reelflow("providers", env=env)
     assert table.returncode == 0, table.stderr
     assert "│ * my-gateway " in table.stdout and "the team's gateway" in table.stdout
-    assert "│ from the last frame,    │" in table.stdout and "│ stitched here           │" in table.stdout  # wrapped
-    assert "│ openrouter-videos       │" in table.stdout and "OPENROUTER_API_KEY" in table.stdout
+    wrapped = re.search(r"│ from the last frame, +│", table.stdout) and re.search(r"│ stitched here +│", table.stdout)
+    assert wrapped
+    assert re.search(r"│ openrouter-videos +│", table.stdout) and "OPENROUTER_API_KEY" in table.stdout
 
 
 def test_validate_accepts_the_demo_plan() -> None:

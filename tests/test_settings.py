@@ -37,6 +37,7 @@ def test_reelflow_key_and_url_override_any_profile(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("REELFLOW_BASE_URL", "http://127.0.0.1:9/v1")
     settings = Settings()
     with connect_provider(settings) as connection:
+        assert connection.api_key is not None
         assert (connection.api_key.get_secret_value(), connection.base_url) == ("sk-reelflow", "http://127.0.0.1:9/v1")
     assert "sk-reelflow" not in repr(settings)
 

@@ -35,6 +35,7 @@ class Role:
 
 
 FIRST, LAST = Role("reference", cropped=True), Role("last-frame", cropped=False)
+SUBJECT = Role("subject", cropped=False)
 
 
 def usable_as_is(source: SourceImage, scene: ResolvedScene, accepted: list[str], role: Role = FIRST) -> bool:
@@ -49,6 +50,15 @@ def fitted(source: SourceImage, scene: ResolvedScene, output: OutputFormat, role
     return prepare(source.data, scene.dimensions, fit=scene.fit, pad_color=scene.pad_color,
                    crop=scene.crop if role.cropped else None, output=output, name=f"scene {scene.id!r}: image "
                    f"{source.url}")
+
+
+def subject_reference(source: SourceImage, accepted: list[str], output: OutputFormat) -> Reference:
+    """A subject image as it is sent: the file itself in an accepted format, else re-encoded at its own size."""
+    if source.info.format in accepted and source.info.frames == 1:
+        return unchanged_reference(source, SUBJECT)
+    image = prepare(source.data, (source.info.width, source.info.height), fit="stretch", output=output,
+                    name=source.url)
+    return as_reference(image, SUBJECT)
 
 
 def as_reference(prepared: Prepared, role: Role = FIRST) -> Reference:

@@ -77,11 +77,22 @@ class ModelLimits(_Strict):
 
 
 class ExtensionLimits(_Strict):
-    """Limits of the `/videos/extensions` endpoint."""
+    """How far the provider extends its own videos."""
 
     seconds: list[int] = Field(description="Accepted lengths of one extension segment.")
     max_count: int = Field(description="Most extensions in one chain.")
     max_total_seconds: int = Field(description="Longest stitched total, source included.")
+    sizes: list[str] | None = Field(default=None, description="Sizes it extends (None: every size); other scenes "
+                                    "continue from their last frame.")
+
+
+class SubjectLimits(_Strict):
+    """Reference images of a subject (a person, a product) the video keeps consistent: how many, and the
+    lengths and sizes such a video can have."""
+
+    max_count: int = Field(description="Most subject images per video.")
+    seconds: list[int] | None = Field(default=None, description="Lengths of a clip with subjects (None: any).")
+    sizes: list[str] | None = Field(default=None, description="Sizes of a clip with subjects (None: any).")
 
 
 class Credentials(_Strict):
@@ -90,6 +101,9 @@ class Credentials(_Strict):
 
     api_key: str | None = Field(default=None, description="Environment variable holding the API key.")
     base_url: str | None = Field(default=None, description="Environment variable holding the base URL.")
+    project: str | None = Field(default=None, description="Environment variable holding a cloud project: with it "
+                                "(and no key), the provider's SDK finds its own credentials (Google's ADC).")
+    location: str | None = Field(default=None, description="Environment variable holding the project's region.")
 
 
 class ProviderProfile(_Strict):
@@ -112,6 +126,10 @@ class ProviderProfile(_Strict):
         "longer one is refused before anything else is done with it.",
     )
     max_characters: int = Field(default=0, description="Characters per video; 0: no characters.")
+    subjects: SubjectLimits | None = Field(default=None, description="Subject reference images; None: none.")
+    seed: bool = Field(default=False, description="Whether a request takes a seed.")
+    negative_prompt: bool = Field(default=False, description="Whether a request takes what to avoid as a field of "
+                                  "its own (else the plan's `negatives` are a line of the prompt).")
     character_clip_seconds: tuple[float, float] = Field(
         default=(2, 4), description="Accepted length of a character's source clip."
     )

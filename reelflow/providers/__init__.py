@@ -39,6 +39,7 @@ from ._connect import (
     open_gateway,
     provider_key,
     sandbox_notice,
+    uses_embedded_sandbox,
 )
 from ._gateway import Batching, BatchState, Downloaded, Gateway, Pacer
 from ._registry import ENTRY_POINT_GROUP, dialect, known_dialects, register_dialect
@@ -79,5 +80,6 @@ __all__ = [
     "open_gateway",
     "provider_key",
     "register_dialect",
-    "sandbox_notice"
+    "sandbox_notice",
+    "uses_embedded_sandbox"
 ]

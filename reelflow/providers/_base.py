@@ -45,6 +45,9 @@ class ClipJob:
     last_frame: Reference | None = None
     characters: tuple[str, ...] = ()
     audio: bool | None = None  # None: the provider's default
+    seed: int | None = None
+    negative: str | None = None  # what to avoid, for a dialect that takes it apart from the prompt
+    subjects: tuple[Reference, ...] = ()  # images of what the video keeps consistent (a person, a product)
     @property
     def shows_seconds(self) -> int:
         return self.seconds
@@ -52,13 +55,15 @@ class ClipJob:
 
 @dataclass(frozen=True)
 class ExtensionJob:
-    """`seconds` more of the provider's own video `source` (which is `size`, and `total_seconds` long after)."""
+    """`seconds` more of the provider's own video `source` (which is `size`, and `total_seconds` long after),
+    by the model that made it."""
 
     source: str
     prompt: str
     seconds: int
     size: str
     total_seconds: int
+    model: str = ""
 
     @property
     def shows_seconds(self) -> int:
@@ -143,6 +148,9 @@ class Capabilities:
     job_list: bool = False  # can find a job whose create answer was lost
     last_frame: bool = False  # a clip can be told which frame to land on
     audio_switch: bool = False  # a request can switch the sound off
+    seed: bool = False
+    negative_prompt: bool = False
+    subjects: bool = False  # subject reference images
     variants: tuple[Variant, ...] = ("video",)
     images: ImageTransport = "bytes"  # how it takes reference images: sent along, or fetched from a URL
 
@@ -152,11 +160,13 @@ class ProviderConfig:
     """Everything a dialect needs to connect: where, with which key, for which profile, and the HTTP
     settings (`retries`: of requests safe to repeat; job-creating requests are sent once)."""
 
-    base_url: str
-    api_key: SecretStr
+    base_url: str | None  # None: the SDK's own default (one per region, say)
+    api_key: SecretStr | None  # None: the SDK finds its own credentials (for a cloud project)
     profile: ProviderProfile
     timeout_seconds: float = 120
     retries: int = 3
+    project: str | None = None  # a cloud project and its region, for dialects that are reached through one
+    location: str | None = None
 
 
 class VideoProvider(Protocol):

@@ -26,15 +26,18 @@ DEFAULT_WITH_KEY, DEFAULT_WITHOUT_KEY = "sora", "sandbox"
 
 @dataclass(frozen=True)
 class Connection:
-    base_url: str
-    api_key: SecretStr
+    base_url: str | None  # None: the dialect's SDK picks its own (Google's, per region)
+    api_key: SecretStr | None  # None: the SDK finds credentials for `project` itself
     profile: ProviderProfile
     embedded_sandbox: bool
+    project: str | None = None
+    location: str | None = None
 
     def describe(self) -> str:
         if self.embedded_sandbox:
             return sandbox_notice(self.profile)
-        return f"Using provider {self.profile.name!r} at {self.base_url}"
+        where = f"project {self.project} in {self.location}" if self.project else (self.base_url or "its default URL")
+        return f"Using provider {self.profile.name!r} ({where})"
 
 
 def sandbox_notice(profile: ProviderProfile) -> str:
@@ -45,8 +48,9 @@ def sandbox_notice(profile: ProviderProfile) -> str:
 
 
 def key_variables(profile: ProviderProfile) -> list[str]:
-    """Where the provider's key is looked for, first one first."""
-    return ["REELFLOW_API_KEY", *filter(None, [profile.credentials.api_key])]
+    """Where the provider's credentials are looked for, first one first: a key, or a project (whose SDK finds
+    the credentials itself)."""
+    return ["REELFLOW_API_KEY", *filter(None, [profile.credentials.api_key, profile.credentials.project])]
 
 
 def _environment(name: str) -> str | None:
@@ -61,6 +65,15 @@ def provider_key(settings: Settings, profile: ProviderProfile) -> SecretStr | No
     variable = profile.credentials.api_key
     value = _environment(variable) if variable else None
     return SecretStr(value) if value else None
+
+
+def _variable(name: str | None) -> str | None:
+    return _environment(name) if name else None
+
+
+def uses_embedded_sandbox(settings: Settings, profile: ProviderProfile) -> bool:
+    """Whether a run stands up the sandbox: neither a key nor a project is set for the provider."""
+    return provider_key(settings, profile) is None and _variable(profile.credentials.project) is None
 
 
 def provider_base_url(settings: Settings, profile: ProviderProfile) -> str | None:
@@ -90,7 +103,9 @@ def check_capabilities(profile: ProviderProfile, provider: type[VideoProvider]) 
               "remix": (profile.remix, can.remix), "characters": (profile.max_characters > 0, can.characters),
               "batch": (profile.batch, can.batch), "webhooks": (profile.webhooks, can.webhooks),
               "list_jobs": (profile.list_jobs, can.job_list), "last_frame": (profile.last_frame, can.last_frame),
-              "audio_switch": (profile.audio_switch, can.audio_switch)}
+              "audio_switch": (profile.audio_switch, can.audio_switch), "seed": (profile.seed, can.seed),
+              "negative_prompt": (profile.negative_prompt, can.negative_prompt),
+              "subjects": (profile.subjects is not None, can.subjects)}
     wrong = [name for name, (claimed, possible) in claims.items() if claimed and not possible]
     wrong += [f"variants: {v}" for v in profile.variants if v not in can.variants]
     if wrong:
@@ -130,13 +145,18 @@ def connect_provider(settings: Settings) -> Iterator[Connection]:
     """The provider for this run; without a key, a sandbox posing as it on loopback for as long as the block
     lasts (a dialect the sandbox cannot pose as needs its key)."""
     profile = active_profile(settings)
-    key = provider_key(settings, profile)
-    if key is not None:
+    if not uses_embedded_sandbox(settings, profile):
+        key, project = provider_key(settings, profile), _variable(profile.credentials.project)
         base_url = provider_base_url(settings, profile)
-        if not base_url:
+        if not base_url and project is None:
             variables = " or ".join(["REELFLOW_BASE_URL", *filter(None, [profile.credentials.base_url])])
             raise UserError(f"provider {profile.name!r} has no base URL: set {variables}")
-        yield Connection(base_url, key, profile, embedded_sandbox=False)
+        location = _variable(profile.credentials.location)
+        if project is not None and key is None and location is None:
+            raise UserError(f"provider {profile.name!r}: set {profile.credentials.location} (the region of project "
+                            f"{project})")
+        yield Connection(base_url, key, profile, embedded_sandbox=False,
+                         project=project if key is None else None, location=location if key is None else None)
         return
     from ..sandbox import poses, run_sandbox
 
@@ -151,7 +171,8 @@ def connect_provider(settings: Settings) -> Iterator[Connection]:
 def open_gateway(connection: Connection, settings: Settings) -> Gateway:
     """The provider of `connection` in its dialect, with the settings' retries, timeout and request pacing."""
     config = ProviderConfig(base_url=connection.base_url, api_key=connection.api_key, profile=connection.profile,
-                            timeout_seconds=settings.request_timeout_seconds, retries=settings.request_retries)
+                            timeout_seconds=settings.request_timeout_seconds, retries=settings.request_retries,
+                            project=connection.project, location=connection.location)
     per_minute = settings.requests_per_minute
     return Gateway(dialect(connection.profile.api)(config), connection.profile,
                    Pacer(per_minute) if per_minute else None, settings.request_retries)

@@ -21,8 +21,9 @@ ENTRY_POINT_GROUP = "reelflow.dialects"
 _KNOWN: dict[str, str | type[VideoProvider]] = {
     "openai-videos": "reelflow.providers.openai_videos:OpenAIVideos",
     "openrouter-videos": "reelflow.providers.openrouter_videos:OpenRouterVideos",
+    "google-genai": "reelflow.providers.google_genai:GoogleGenAI",
 }
-_INSTALL_HINTS = {"openai-videos": "openai", "openrouter-videos": "openrouter"}
+_INSTALL_HINTS = {"openai-videos": "openai", "openrouter-videos": "openrouter", "google-genai": "google-genai"}
 _entry_points_read = False
 
 

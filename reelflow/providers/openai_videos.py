@@ -79,6 +79,7 @@ class OpenAIVideos:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.key_variable = config.profile.credentials.api_key
+        assert config.api_key is not None and config.base_url is not None  # (the connection makes sure)
         self.client = AsyncOpenAI(api_key=config.api_key.get_secret_value(), base_url=config.base_url,
                                   max_retries=config.retries, timeout=config.timeout_seconds)
 

@@ -59,10 +59,11 @@ class OpenRouterVideos:
     """OpenRouter's video API through `openrouter.OpenRouter`."""
 
     dialect: ClassVar[str] = "openrouter-videos"
-    capabilities: ClassVar[Capabilities] = Capabilities(last_frame=True, audio_switch=True, variants=("video",),
-                                                        images="url-or-data")
+    capabilities: ClassVar[Capabilities] = Capabilities(last_frame=True, audio_switch=True, seed=True,
+                                                        variants=("video",), images="url-or-data")
 
     def __init__(self, config: ProviderConfig) -> None:
+        assert config.api_key is not None and config.base_url is not None  # (the connection makes sure)
         self.base_url = config.base_url.rstrip("/")
         self.key_variable = config.profile.credentials.api_key
         self.profile = config.profile
@@ -118,6 +119,8 @@ class OpenRouterVideos:
         fields.update(_frame_fields(job.size))
         if job.audio is not None:
             fields["generate_audio"] = job.audio
+        if job.seed is not None:
+            fields["seed"] = job.seed
         frames = [{"type": "image_url", "image_url": {"url": reference}, "frame_type": kind}
                   for kind, reference in (("first_frame", job.first_frame), ("last_frame", job.last_frame))
                   if reference is not None]

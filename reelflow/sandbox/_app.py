@@ -64,6 +64,10 @@ class Pose(Protocol):
         """An error answer in the dialect's envelope."""
         ...
 
+    def key_of(self, request: Request) -> str | None:
+        """The key (or token) the request carries, as the dialect carries it."""
+        ...
+
     def unauthenticated(self, key_given: bool) -> ApiProblem: ...
 
     def job_finished(self, job: Job) -> Awaitable[None]:
@@ -74,13 +78,15 @@ class Pose(Protocol):
 
 
 def _poses() -> dict[str, type[Pose]]:
+    from ._google import GooglePose
     from ._openai import OpenAIPose
     from ._openrouter import OpenRouterPose
 
-    return {pose.dialect: pose for pose in (OpenAIPose, OpenRouterPose)}
+    return {pose.dialect: pose for pose in (OpenAIPose, OpenRouterPose, GooglePose)}
 
 
-POSES = ("openai-videos", "openrouter-videos")  # the dialects it serves (`_poses()` has each one's class)
+POSES = ("openai-videos", "openrouter-videos", "google-genai")  # the dialects it serves (classes: `_poses()`)
+
 
 
 class Sandbox:
@@ -182,10 +188,10 @@ class Sandbox:
         return _DropConnection() if fault == "lost" else response
 
     def _authenticate(self, request: Request) -> None:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = self.pose.key_of(request)
+        if not key:
             raise self.pose.unauthenticated(key_given=False)
-        if self.config.api_keys is not None and key.strip() not in self.config.api_keys:
+        if self.config.api_keys is not None and key not in self.config.api_keys:
             raise self.pose.unauthenticated(key_given=True)
 
     def _admit(self) -> dict[str, str]:

@@ -22,6 +22,7 @@ from ._media import FPS, Recipe, Segment
 from ._problems import (
     ApiProblem,
     Upload,
+    bearer_key,
     check_known,
     invalid_type,
     invalid_value,
@@ -98,6 +99,9 @@ class OpenAIPose:
 
     def problem(self, problem: ApiProblem) -> Response:
         return JSONResponse({"error": problem.error}, status_code=problem.status, headers=problem.headers)
+
+    def key_of(self, request: Request) -> str | None:
+        return bearer_key(request)
 
     def unauthenticated(self, key_given: bool) -> ApiProblem:
         if key_given:

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, dimensions_of, frame_of
 from ._fetch import FetchFailed, image_format
 from ._media import Recipe, Segment
-from ._problems import ApiProblem, read_fields
+from ._problems import ApiProblem, bearer_key, read_fields
 from ._state import Job, SandboxState, now
 
 if TYPE_CHECKING:
@@ -75,6 +75,9 @@ class OpenRouterPose:
         return JSONResponse({"error": {"code": problem.status, "message": problem.message,
                                        "metadata": metadata or None}, "user_id": None},
                             status_code=problem.status, headers=problem.headers)
+
+    def key_of(self, request: Request) -> str | None:
+        return bearer_key(request)
 
     def unauthenticated(self, key_given: bool) -> ApiProblem:
         return ApiProblem(401, "User not found." if key_given else "Missing Authentication header")

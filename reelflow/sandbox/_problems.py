@@ -150,6 +150,12 @@ async def read_fields(request: Request) -> dict[str, Any]:
     return body
 
 
+def bearer_key(request: Request) -> str | None:
+    """The key of an `Authorization: Bearer KEY` header."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return (key.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def check_known(fields: Mapping[str, Any], allowed: Iterable[str]) -> None:
     unknown = sorted(set(fields) - set(allowed))
     if unknown:

@@ -1,0 +1,258 @@
+"""The `google-genai` dialect: Google's Veo on Vertex AI (now "Gemini Enterprise Agent Platform"), through
+Google's own SDK, `google-genai` (`client.aio.models.generate_videos`, long-running operations).
+
+A create is `:predictLongRunning` with one instance (`prompt`, `image` the first frame, `lastFrame`, `video` to
+extend, `referenceImages` of up to three subjects) and `parameters` (`durationSeconds`, `aspectRatio`,
+`resolution`, `generateAudio`, `seed`, `negativePrompt`); images go inline as base64 bytes. The job is the
+operation, polled with `:fetchPredictOperation` until `done`; its videos come inline (decoded by the SDK) or as
+`gs://` URIs (read through fsspec, gcsfs installed). A filtered video is `done` without videos, its reasons in
+`raiMediaFilteredReasons`: a permanent failure naming them. An extension passes the previous job's video back
+(about 7 s added per call). Sources: googleapis/python-genai 3.6.1 (`models._GenerateVideosParameters_to_vertex`,
+`operations.Operations.get`), Vertex's Veo model pages; see `reelflow/profiles/google-vertex.yaml`.
+
+Credentials, as the SDK reads them: a project and region (`GOOGLE_CLOUD_PROJECT`, `GOOGLE_CLOUD_LOCATION`) with
+Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, `gcloud auth application-default login`), or
+an API key (Vertex express mode). `GOOGLE_VERTEX_BASE_URL` moves the endpoint."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import fsspec
+import google.auth.exceptions
+import httpx2
+from google import genai
+from google.genai import errors, types
+
+from ..errors import (
+    ApiError,
+    AuthenticationError,
+    PermanentApiError,
+    RateLimitedError,
+    TransientApiError,
+)
+from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, frame_of
+from ._base import (
+    Body,
+    Capabilities,
+    ClipJob,
+    ExtensionJob,
+    JobSpec,
+    JobState,
+    ProviderConfig,
+    Reference,
+    RevisionJob,
+    Variant,
+    WireRequest,
+    action_of,
+)
+
+# google.rpc.Code: a failed operation whose cause may pass (unavailable, past its deadline, out of quota,
+# aborted, internal).
+_PASSING_CODES = {4, 8, 10, 13, 14}
+_PASSING_STATUS = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"}
+CREATE = "POST {model}:predictLongRunning"
+
+
+class GoogleGenAI:
+    """Veo through `google.genai.Client` in Vertex mode."""
+
+    dialect: ClassVar[str] = "google-genai"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        extensions=True, last_frame=True, audio_switch=True, seed=True, negative_prompt=True, subjects=True,
+        variants=("video",), images="bytes")
+
+    def __init__(self, config: ProviderConfig) -> None:
+        # Clients of our own: httpx2 throughout (the SDK would take aiohttp for async calls where it is installed,
+        # and its errors are not mapped here), closed with the dialect.
+        self.http = httpx2.AsyncClient(timeout=config.timeout_seconds, follow_redirects=True)
+        self.unused_sync_client = httpx2.Client()
+        options = types.HttpOptions(base_url=config.base_url, timeout=int(config.timeout_seconds * 1000),
+                                    httpx_async_client=self.http, httpx_client=self.unused_sync_client,
+                                    retry_options=types.HttpRetryOptions(attempts=1 + config.retries,
+                                                                         initial_delay=0.5, max_delay=8))
+        self.once = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))  # creates: sent once
+        self.key_variable = config.profile.credentials.api_key
+        self.profile = config.profile
+        if config.api_key is not None:  # express mode
+            self.client = genai.Client(vertexai=True, api_key=config.api_key.get_secret_value(), http_options=options)
+        else:
+            self.client = genai.Client(vertexai=True, project=config.project, location=config.location,
+                                       http_options=options)
+        self.videos: dict[str, types.Video] = {}  # finished jobs' videos, until they are downloaded
+
+    async def submit(self, job: JobSpec) -> JobState:
+        if isinstance(job, RevisionJob):
+            raise PermanentApiError(f"{action_of(job)}: Veo does not revise a video")
+        source, config = await self._request(job)
+        async with self._translated(action_of(job)):
+            operation = await self.client.aio.models.generate_videos(
+                model=job.model, source=source,
+                config=config.model_copy(update={"http_options": self.once}))
+        if not operation.name:
+            raise PermanentApiError(f"{action_of(job)}: the provider returned no operation")
+        return JobState(id=operation.name, status="queued")
+
+    async def poll(self, job_id: str) -> JobState:
+        async with self._translated(f"check {job_id}"):
+            operation = await self.client.aio.operations.get(types.GenerateVideosOperation.model_validate(
+                {"name": job_id}))
+        return self._state(job_id, operation)
+
+    def _state(self, job_id: str, operation: types.GenerateVideosOperation) -> JobState:
+        if not operation.done:
+            return JobState(id=job_id, status="running")
+        if operation.error:
+            code, status = operation.error.get("code"), str(operation.error.get("status", ""))
+            return JobState(id=job_id, status="failed", error_code=status or str(code),
+                            error_message=str(operation.error.get("message", "")),
+                            transient=code in _PASSING_CODES or status in _PASSING_STATUS)
+        response = operation.response
+        videos = (response.generated_videos or []) if response else []
+        found = next((v.video for v in videos if v.video is not None), None)
+        if found is None:
+            reasons = "; ".join(response.rai_media_filtered_reasons or []) if response else ""
+            return JobState(id=job_id, status="failed", error_code="filtered",
+                            error_message=f"the video was filtered: {reasons or 'no reason given'}")
+        self.videos[job_id] = found
+        return JobState(id=job_id, status="completed", progress=100, outputs=(found.uri,) if found.uri else ())
+
+    @contextlib.asynccontextmanager
+    async def download(self, job: JobState, variant: Variant) -> AsyncIterator[Body]:
+        """The finished operation's video: its bytes as the SDK decoded them, or its `gs://` object."""
+        video = self.videos.pop(job.id, None) or await self._video_of(job.id)
+        if video.video_bytes is not None:
+            data = video.video_bytes
+
+            async def whole() -> AsyncIterator[bytes]:
+                yield data
+
+            yield Body(whole(), len(data), lambda: len(data))
+            return
+        if video.uri is None:
+            raise PermanentApiError(f"download {job.id}: the operation's video has neither bytes nor a URI")
+        try:
+            handle = fsspec.open(video.uri, "rb").open()
+        except (ImportError, ValueError) as e:
+            raise PermanentApiError(f"download {video.uri}: {e} (pip install gcsfs for gs:// outputs)") from e
+        except OSError as e:
+            raise TransientApiError(f"download {video.uri}: {e}") from e
+        received = 0
+
+        async def chunks() -> AsyncIterator[bytes]:
+            nonlocal received
+            while chunk := handle.read(2**20):
+                received += len(chunk)
+                yield chunk
+
+        try:
+            yield Body(chunks(), handle.size if hasattr(handle, "size") else None, lambda: received)
+        finally:
+            handle.close()
+
+    async def _video_of(self, job_id: str) -> types.Video:
+        """The video of a finished job: asked again (a run that resumes has none kept)."""
+        state = await self.poll(job_id)
+        if state.status != "completed":
+            raise PermanentApiError(f"{job_id} has no video ({state.status}: {state.error_message})")
+        return self.videos.pop(job_id)
+
+    async def find_lost(self, job: JobSpec, since: float, exclude: frozenset[str]) -> JobState | None:
+        return None  # operations are not listed, and a create carries no client reference
+
+    async def create_character(self, name: str, clip: Reference) -> str:
+        raise PermanentApiError(f"create character {name!r}: Veo has no characters (use subjects)")
+
+    async def _request(self, job: ClipJob | ExtensionJob
+                       ) -> tuple[types.GenerateVideosSource, types.GenerateVideosConfig]:
+        """The SDK's source and config for `job`: an extension carries the video it continues."""
+        if isinstance(job, ExtensionJob):
+            video = self.videos.pop(job.source, None) or await self._video_of(job.source)
+            return (types.GenerateVideosSource(prompt=job.prompt, video=video),
+                    types.GenerateVideosConfig(duration_seconds=job.seconds))
+        frame = _frame(job.size)  # (an extension's frame is its source's)
+        config = types.GenerateVideosConfig(
+            duration_seconds=job.seconds, aspect_ratio=frame[0], resolution=frame[1], generate_audio=job.audio,
+            seed=job.seed, negative_prompt=job.negative, number_of_videos=1,
+            last_frame=_image(job.last_frame) if job.last_frame else None,
+            reference_images=[types.VideoGenerationReferenceImage(
+                image=_image(s), reference_type=types.VideoGenerationReferenceType.ASSET)
+                              for s in job.subjects] or None)
+        return types.GenerateVideosSource(prompt=job.prompt, image=_image(job.first_frame) if job.first_frame
+                                          else None), config
+
+    @classmethod
+    def describe(cls, job: JobSpec) -> WireRequest:
+        """The JSON the SDK sends (its Vertex converter's field names), images as `Reference`s."""
+        if isinstance(job, ExtensionJob):
+            instance: dict[str, Any] = {"prompt": job.prompt, "video": {
+                "bytesBase64Encoded": job.source, "mimeType": "video/mp4"}}  # (the dry run names the source)
+            return WireRequest(CREATE.format(model=f"publishers/google/models/{job.model}"),
+                               {"instances": [instance], "parameters": {"durationSeconds": job.seconds}})
+        if not isinstance(job, ClipJob):
+            raise PermanentApiError(f"{action_of(job)}: Veo does not revise a video")
+        instance = {"prompt": job.prompt}
+        if job.first_frame:
+            instance["image"] = job.first_frame
+        if job.last_frame:
+            instance["lastFrame"] = job.last_frame
+        if job.subjects:
+            instance["referenceImages"] = [{"image": s, "referenceType": "ASSET"} for s in job.subjects]
+        ratio, tier = _frame(job.size)
+        parameters: dict[str, Any] = {"sampleCount": 1, "durationSeconds": job.seconds, "seed": job.seed,
+                                      "aspectRatio": ratio, "resolution": tier, "negativePrompt": job.negative,
+                                      "generateAudio": job.audio}
+        return WireRequest(CREATE.format(model=f"publishers/google/models/{job.model}"), {
+            "instances": [instance], "parameters": {k: v for k, v in parameters.items() if v is not None}})
+
+    @classmethod
+    def describe_followup(cls, variants: list[Variant]) -> str:
+        return ("POST {model}:fetchPredictOperation {operationName} until done; its video inline (base64) or "
+                "from its gs:// URI")
+
+    async def close(self) -> None:
+        await self.client.aio.aclose()
+        await self.http.aclose()
+        self.unused_sync_client.close()
+
+    @contextlib.asynccontextmanager
+    async def _translated(self, action: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except ApiError:
+            raise
+        except errors.APIError as e:
+            raise self._error(action, e) from e
+        except google.auth.exceptions.GoogleAuthError as e:
+            raise AuthenticationError(f"{action}: Google credentials: {e} (set GOOGLE_APPLICATION_CREDENTIALS, or "
+                                      f"run `gcloud auth application-default login`)") from e
+        except httpx2.TimeoutException as e:
+            raise TransientApiError(f"{action}: timed out") from e
+        except httpx2.TransportError as e:
+            raise TransientApiError(f"{action}: could not connect ({type(e).__name__})") from e
+
+    def _error(self, action: str, error: errors.APIError) -> ApiError:
+        message = f"{action}: {error.code} {error.status}: {error.message}"
+        if error.code == 401 or error.status == "UNAUTHENTICATED" or "API key not valid" in str(error.message):
+            # (Google answers a bad API key with 400 INVALID_ARGUMENT, not 401: known by its words)
+            check = f"; check {self.key_variable}" if self.key_variable else ""
+            return AuthenticationError(f"{action}: the provider rejected the credentials (401){check}", status=401)
+        if error.code == 429 or error.status == "RESOURCE_EXHAUSTED":
+            return RateLimitedError(message, retry_after=2.0, status=429, code="RESOURCE_EXHAUSTED")
+        if error.code in (408, 500, 502, 503, 504) or error.status in _PASSING_STATUS:
+            return TransientApiError(message, status=error.code, code=error.status)
+        return PermanentApiError(message, status=error.code, code=error.status)
+
+
+def _frame(size: str) -> tuple[str, str]:
+    frame = frame_of(size, list(ASPECT_RATIOS), list(RESOLUTION_LINES))
+    if frame is None:
+        raise PermanentApiError(f"{size} is no aspect ratio and resolution Veo makes")
+    return frame[0], frame[1].lower()
+
+
+def _image(reference: Reference) -> types.Image:
+    return types.Image(image_bytes=reference.data, mime_type=reference.media_type)
+
