@@ -88,7 +88,9 @@ def _prepared(scene: ResolvedScene, role: Role, profile: ProviderProfile, settin
 
 _LAST_FRAME = Reference("<last frame>", b"", "image/jpeg")  # stands for a frame that exists only during the run
 _DELIVERY = {"presigned URL": "presigned URLs of their copies in the output (the provider fetches them)",
-             "data URL": "data URLs in the request body (the output cannot sign URLs for the provider to fetch)"}
+             "data URL": "data URLs in the request body (the output cannot sign URLs for the provider to fetch)",
+             "upload": "URLs of uploads to the provider's storage, made just before each request (the output "
+                       "cannot sign URLs for the provider to fetch)"}
 
 
 def describe(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
@@ -116,7 +118,7 @@ def describe(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, 
         lines.append(f"scene {scene.id!r}: {cost.seconds} s, {jobs}, ${cost.usd:.2f}")
         lines += [f"  note: {note}" for note in scene.notes]
         for number, (job, reference_from) in enumerate(scene_jobs(scene, profile, settings), start=1):
-            lines += _request_lines(number, Planned(provider.describe(job), reference_from), scene)
+            lines += _request_lines(number, Planned(provider.describe(job, profile), reference_from), scene)
         lines += [f"  then: {_afterwards(scene, profile, provider)}", ""]
     return "\n".join(lines)
 

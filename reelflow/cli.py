@@ -315,7 +315,9 @@ def providers(
                "job list": p.list_jobs, "poll hint": p.poll_hint, "sound switch": p.audio_switch, "seed": p.seed,
                "negative prompt": p.negative_prompt,
                f"subjects (≤{p.subjects.max_count if p.subjects else 0})": p.subjects is not None}
-        return ", ".join(name for name, present in has.items() if present) or "-"
+        listed = ", ".join(name for name, present in has.items() if present) or "-"
+        mapped = any(m.endpoints for m in p.models.values())
+        return f"{listed} (where a model's input map takes it)" if mapped and listed != "-" else listed
 
     table = Table(title=f"Provider profiles (REELFLOW_PROVIDER picks one; * is active: {active})")
     for column in ("profile", "dialect; key", "models: sizes; seconds", "continuations", "features", "downloads"):
@@ -430,7 +432,7 @@ def sandbox(
     except (ValueError, UserError) as e:
         raise fail(str(e)) from None
     serve_sandbox(sandbox, lambda url: typer.echo(
-        f"reelflow sandbox serving {url} (profile {profile}, any bearer key); Ctrl-C stops it", err=True))
+        f"reelflow sandbox serving {url} (profile {profile}, any key); Ctrl-C stops it", err=True))
 
 
 def _one_line(error: ValueError) -> str:

@@ -14,7 +14,7 @@ from ._yamlfile import load_yaml
 from .errors import ImageError, PlanError
 from .media.images import Crop, read_info
 from .media.video import probe, sound_in
-from .profiles import ASPECT_RATIOS, RESOLUTION_LINES, ProviderProfile, dimensions_of, frame_of
+from .profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, Quantity, dimensions_of, frame_of
 from .prompts import PromptFields, StyleBlock, compose, continuation, drift, negatives_of
 from .storage import unreadable
 
@@ -235,7 +235,7 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile) -> ResolvedSce
     (its length checked first: see `length_problem`)."""
     d = plan.defaults
     model = s.model or d.model or profile.default_model
-    inline = not profile.negative_prompt
+    inline = not profile.takes(model, "negatives")
     prompt = compose(s.prompt, plan.style, negatives=inline)
     beats = [(prompt, s.seconds or d.seconds or profile.default_seconds)]
     beats += [(compose(continuation(s.prompt, e.prompt), plan.style, negatives=inline), e.seconds)
@@ -448,17 +448,58 @@ def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
         problems.append(f"prompt: {longest} characters; at most {profile.prompt_max_chars}")
     if scene.audio and not limits.audio:
         problems.append(f"audio: {scene.model} on {profile.name} makes silent video")
-    if scene.audio is False and limits.audio and not profile.audio_switch:
-        problems.append(f"audio: provider {profile.name!r} cannot switch {scene.model}'s sound off")
-    if scene.seed is not None and not profile.seed:
-        problems.append(f"seed: provider {profile.name!r} takes no seed")
+    if scene.audio is False and limits.audio and not profile.takes(scene.model, "audio"):
+        problems.append(f"audio: {_who(scene, profile, 'audio')} cannot switch {scene.model}'s sound off")
+    if scene.seed is not None and not profile.takes(scene.model, "seed"):
+        problems.append(f"seed: {_who(scene, profile, 'seed')} takes no seed")
     problems += _subject_problems(scene, profile)
-    if scene.last_image is not None and not profile.last_frame:
-        problems.append(f"last_image: provider {profile.name!r} cannot land a clip on a given last frame")
+    if scene.last_image is not None and not profile.takes(scene.model, "last_image"):
+        problems.append(f"last_image: {_who(scene, profile, 'last_image')} cannot land a clip on a given last frame")
+    problems += _endpoint_problems(scene, limits)
     problems += _extension_problems(scene, profile)
     problems += _revision_problems(scene, profile)
     problems += _image_problems(scene)
     return problems
+
+
+def _who(scene: ResolvedScene, profile: ProviderProfile, quantity: Quantity) -> str:
+    """Who cannot take `quantity`: the provider, or (where it takes it for other models) the scene's model."""
+    return f"{scene.model} on {profile.name}" if profile.provider_takes(quantity) else f"provider {profile.name!r}"
+
+
+def _endpoint_problems(scene: ResolvedScene, limits: ModelLimits) -> list[str]:
+    """Where models have endpoints, each of the scene's clips needs one that takes what it carries: its first
+    image (a continuation's is the previous clip's last frame), its last image (on the last clip)."""
+    if not limits.endpoints:
+        return []
+    optional: dict[Quantity, object] = {"audio": scene.audio, "seed": scene.seed, "negatives": scene.negative}
+    mapped = {quantity for endpoint in limits.endpoints for quantity in endpoint.inputs}  # (the others: see above)
+    carried = {quantity for quantity, value in optional.items() if value is not None and quantity in mapped}
+    problems = []
+    for number, segment in enumerate(scene.segments):
+        starts = scene.image is not None if number == 0 else segment.via == "last-frame"
+        lands = scene.last_image is not None and number == len(scene.segments) - 1
+        clip = carried | _images_of(starts, lands)
+        if segment.via != "extension" and limits.endpoint_for(clip) is None:
+            field = "image" if number == 0 else f"extensions[{number - 1}]"
+            problems.append(f"{field}: {scene.model} makes no clip {_clip_described(clip)} (its endpoints: "
+                            f"{', '.join(endpoint.id for endpoint in limits.endpoints)})")
+    return problems
+
+
+def _images_of(starts: bool, lands: bool) -> set[Quantity]:
+    images: set[Quantity] = set()
+    if starts:
+        images.add("image")
+    if lands:
+        images.add("last_image")
+    return images
+
+
+def _clip_described(clip: set[Quantity]) -> str:
+    starts = "from an image" if "image" in clip else "without an image"
+    rest = sorted(clip - {"image"})
+    return starts + (f" with {', '.join(rest)}" if rest else "")
 
 
 def _subject_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:

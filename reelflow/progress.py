@@ -69,9 +69,10 @@ class Watch:
     scene: str
     stage: str = "rendering"
 
-    def saw(self, status: str, percent: int) -> None:
+    def saw(self, status: str, percent: int, ahead: int | None = None) -> None:
         if status == "queued":
-            report(self.scene, "queued" if self.stage == "rendering" else f"{self.stage}: queued")
+            queued = "queued" if ahead is None else f"queued ({ahead} ahead)"
+            report(self.scene, queued if self.stage == "rendering" else f"{self.stage}: {queued}")
         else:
             report(self.scene, self.stage, percent)
 

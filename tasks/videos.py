@@ -153,7 +153,7 @@ async def _told(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watc
 
 def _still_running(job: JobState, watch: Watch | None, deadline: float, policy: WaitPolicy) -> None:
     if watch is not None:
-        watch.saw(job.status, job.progress)
+        watch.saw(job.status, job.progress, job.queue_position)
     if time.monotonic() > deadline:
         raise TransientApiError(f"{job.id} did not finish within {policy.timeout_seconds:.0f} s")
 

@@ -68,7 +68,7 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     profiles = {p["name"]: p for p in found["profiles"]}
     assert found["active"] == "my-gateway"
     assert set(profiles) == {"sora", "sora-spec", "litellm", "litellm-runway", "sandbox", "openrouter", "google-vertex",
-                             "my-gateway"}
+                             "fal", "my-gateway"}
     assert (profiles["openrouter"]["api"], profiles["openrouter"]["credentials"]["api_key"]) == (
         "openrouter-videos", "OPENROUTER_API_KEY")
     assert profiles["sora"]["extensions"] == {"seconds": [4, 8, 12, 16, 20], "max_count": 6, "max_total_seconds": 120,

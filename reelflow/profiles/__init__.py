@@ -16,6 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .._yamlfile import load_yaml
 from ..errors import ProfileError
+from ._inputs import ALWAYS_SENT as ALWAYS_SENT
+from ._inputs import Endpoint as Endpoint
+from ._inputs import InputSchema as InputSchema
+from ._inputs import InputSpec as InputSpec
+from ._inputs import Quantity as Quantity
+from ._inputs import endpoint_problems
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
 
@@ -61,6 +67,12 @@ class ModelLimits(_Strict):
         default_factory=list, description="Dated model names that behave like this model."
     )
     audio: bool = Field(default=True, description="Whether it makes sound with the picture.")
+    endpoints: list[Endpoint] = Field(default_factory=list, description="For a dialect that sends each model's own "
+                                      "inputs (fal's queue): its endpoints, each with its input map; a job goes to "
+                                      "the first that takes what it carries.")
+
+    def endpoint_for(self, carried: set[Quantity]) -> Endpoint | None:
+        return next((endpoint for endpoint in self.endpoints if endpoint.takes(carried)), None)
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +158,33 @@ class ProviderProfile(_Strict):
     )
     requests_per_minute: int | None = Field(default=None, description="Typical create-request limit.")
     max_concurrent_jobs: int | None = Field(default=None, description="Typical unfinished-job limit.")
+    input_schemas: dict[str, InputSchema] = Field(default_factory=dict, description="Endpoints' input schemas as "
+                                                  "the provider publishes them, by endpoint id: models' input maps "
+                                                  "are checked against them when the profile is read.")
+
+    @model_validator(mode="after")
+    def _maps_fit_schemas(self) -> ProviderProfile:
+        problems = [f"models.{name}.endpoints[{index}]: {problem}"
+                    for name, limits in self.models.items() for index, endpoint in enumerate(limits.endpoints)
+                    for problem in endpoint_problems(endpoint, self.input_schemas.get(endpoint.id), {
+                        "seconds": limits.seconds, "aspect_ratio": limits.aspect_ratios,
+                        "resolution": limits.resolutions})]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def takes(self, model: str, quantity: Quantity) -> bool:
+        """Whether a clip of `model` can carry `quantity` (a seed, a last image, ...): the provider takes it, and,
+        where models have input maps, the model's map has a field for it."""
+        limits = self.model_limits(model)
+        mapped = not limits or not limits.endpoints or any(quantity in e.inputs for e in limits.endpoints)
+        return self.provider_takes(quantity) and mapped
+
+    def provider_takes(self, quantity: Quantity) -> bool:
+        """Whether the provider takes `quantity` at all (for some model, where models have input maps)."""
+        flags = {"seed": self.seed, "negatives": self.negative_prompt, "last_image": self.last_frame,
+                 "audio": self.audio_switch}
+        return flags.get(quantity, True)
 
     def model_limits(self, model: str) -> ModelLimits | None:
         """The limits of `model`, accepting dated snapshot names; None when unknown."""
@@ -197,7 +236,19 @@ def _resolve(data: dict[str, Any], origin: str) -> ProviderProfile:
     try:
         return ProviderProfile.model_validate(data)
     except ValidationError as e:
-        raise ProfileError(f"{origin}: {e}") from e
+        named = f"{origin}: profile {data.get('name')!r}" if "name" in data and str(data["name"]) not in origin \
+            else origin
+        raise ProfileError("\n".join(_lines_of(e, named))) from e
+
+
+def _lines_of(error: ValidationError, origin: str) -> list[str]:
+    """A profile's problems, one line each, naming the file (or profile) and the field."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        where = ".".join(map(str, problem["loc"]))
+        for message in problem["msg"].removeprefix("Value error, ").splitlines():
+            lines.append(f"{origin}: {where + ': ' if where else ''}{message}")
+    return lines
 
 
 @cache

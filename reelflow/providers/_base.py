@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..profiles import ProviderProfile
 
 Status = Literal["queued", "running", "completed", "failed"]
-ImageTransport = Literal["bytes", "url", "url-or-data"]
+ImageTransport = Literal["bytes", "url", "url-or-data", "url-or-upload"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class JobState:
     transient: bool = False  # a failure whose cause may pass: a new job may succeed (the dialect's verdict)
     poll_after: float | None = None  # the provider's hint: seconds until the next status check is worth it
     outputs: tuple[str, ...] = ()  # URLs of the finished job's files, when the provider hands them out
+    queue_position: int | None = None  # a queued job's place: how many jobs are ahead of it, when the provider says
 
     @property
     def finished(self) -> bool:
@@ -151,8 +152,10 @@ class Capabilities:
     seed: bool = False
     negative_prompt: bool = False
     subjects: bool = False  # subject reference images
+    input_maps: bool = False  # each model's inputs are written by its map in the profile (which it must have)
     variants: tuple[Variant, ...] = ("video",)
-    images: ImageTransport = "bytes"  # how it takes reference images: sent along, or fetched from a URL
+    images: ImageTransport = "bytes"  # how it takes reference images: sent along, fetched from a URL (a presigned
+    # one, else a data URL, or one of the provider's own storage the dialect uploads them to first)
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,9 @@ class VideoProvider(Protocol):
     async def create_character(self, name: str, clip: Reference) -> str: ...
 
     @classmethod
-    def describe(cls, job: JobSpec) -> WireRequest:
-        """The request that creates `job`, as it goes out (images as `Reference`s where the body carries them)."""
+    def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
+        """The request that creates `job` on the provider of `profile`, as it goes out (images as `Reference`s
+        where the body carries them)."""
         ...
 
     @classmethod

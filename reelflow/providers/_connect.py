@@ -108,13 +108,21 @@ def check_capabilities(profile: ProviderProfile, provider: type[VideoProvider]) 
               "subjects": (profile.subjects is not None, can.subjects)}
     wrong = [name for name, (claimed, possible) in claims.items() if claimed and not possible]
     wrong += [f"variants: {v}" for v in profile.variants if v not in can.variants]
+    mapped = sorted(name for name, limits in profile.models.items() if limits.endpoints)
+    if mapped and not can.input_maps:
+        wrong.append(f"input maps (models {', '.join(mapped)} have endpoints)")
+    unmapped = sorted(name for name, limits in profile.models.items() if not limits.endpoints)
+    if can.input_maps and unmapped:
+        raise ProfileError(f"profile {profile.name!r}: models {', '.join(unmapped)} have no endpoints: its dialect "
+                           f"{profile.api!r} sends each model's inputs as its map (`endpoints:`) writes them")
     if wrong:
         raise ProfileError(f"profile {profile.name!r}: its dialect {profile.api!r} cannot do {', '.join(wrong)}")
 
 
 def image_delivery(profile: ProviderProfile, storage: Storage) -> str | None:
     """How reference images reach the provider: None when they are sent along with the request; else
-    "presigned URL" (the output's object store signs one) or "data URL" (inline, where the dialect takes it).
+    "presigned URL" (the output's object store signs one), "data URL" (inline, where the dialect takes it) or
+    "upload" (to the provider's own storage, where the dialect has one).
     A dialect that only fetches URLs, with an output that cannot sign, is refused before any call."""
     transport = dialect(profile.api).capabilities.images
     if transport == "bytes":
@@ -123,6 +131,8 @@ def image_delivery(profile: ProviderProfile, storage: Storage) -> str | None:
         return "presigned URL"
     if transport == "url-or-data":
         return "data URL"
+    if transport == "url-or-upload":
+        return "upload"
     raise UserError(f"provider {profile.name!r} fetches reference images from URLs only, and {storage.location()} "
                     "cannot give presigned URLs: write the output to an object store (s3://, gs://)")
 

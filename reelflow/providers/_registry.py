@@ -22,8 +22,10 @@ _KNOWN: dict[str, str | type[VideoProvider]] = {
     "openai-videos": "reelflow.providers.openai_videos:OpenAIVideos",
     "openrouter-videos": "reelflow.providers.openrouter_videos:OpenRouterVideos",
     "google-genai": "reelflow.providers.google_genai:GoogleGenAI",
+    "fal-queue": "reelflow.providers.fal_queue:FalQueue",
 }
-_INSTALL_HINTS = {"openai-videos": "openai", "openrouter-videos": "openrouter", "google-genai": "google-genai"}
+_INSTALL_HINTS = {"openai-videos": "openai", "openrouter-videos": "openrouter", "google-genai": "google-genai",
+                  "fal-queue": "fal-client"}
 _entry_points_read = False
 
 

@@ -33,7 +33,7 @@ from ..errors import (
     RateLimitedError,
     TransientApiError,
 )
-from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, frame_of
+from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ProviderProfile, frame_of
 from ._base import (
     Body,
     Capabilities,
@@ -184,7 +184,7 @@ class GoogleGenAI:
                                           else None), config
 
     @classmethod
-    def describe(cls, job: JobSpec) -> WireRequest:
+    def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
         """The JSON the SDK sends (its Vertex converter's field names), images as `Reference`s."""
         if isinstance(job, ExtensionJob):
             instance: dict[str, Any] = {"prompt": job.prompt, "video": {

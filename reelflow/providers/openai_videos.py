@@ -29,6 +29,7 @@ from ..errors import (
     RateLimitedError,
     TransientApiError,
 )
+from ..profiles import ProviderProfile
 from ._base import (
     Body,
     Capabilities,
@@ -43,6 +44,7 @@ from ._base import (
     WireRequest,
     action_of,
 )
+from ._http import retry_after
 
 # Every client.videos.* call carries this notice in openai 3.x: expected, so not shown to users.
 warnings.filterwarnings("ignore", message="The Sora API is scheduled to permanently shut down",
@@ -79,6 +81,7 @@ class OpenAIVideos:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.key_variable = config.profile.credentials.api_key
+        self.profile = config.profile
         assert config.api_key is not None and config.base_url is not None  # (the connection makes sure)
         self.client = AsyncOpenAI(api_key=config.api_key.get_secret_value(), base_url=config.base_url,
                                   max_retries=config.retries, timeout=config.timeout_seconds)
@@ -87,7 +90,7 @@ class OpenAIVideos:
 
     async def submit(self, job: JobSpec) -> JobState:
         async with self._translated(action_of(job)):
-            video = await _send(self.client.with_options(max_retries=0), self.describe(job))
+            video = await _send(self.client.with_options(max_retries=0), self.describe(job, self.profile))
         return _state(video)
 
     async def poll(self, job_id: str) -> JobState:
@@ -133,7 +136,7 @@ class OpenAIVideos:
         return character.id
 
     @classmethod
-    def describe(cls, job: JobSpec) -> WireRequest:
+    def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
         if isinstance(job, ClipJob):
             fields: dict[str, Any] = {"prompt": job.prompt, "model": job.model, "size": job.size,
                                       "seconds": str(job.seconds)}
@@ -162,7 +165,7 @@ class OpenAIVideos:
         """Each create as one line of a batch's input (JSONL), a reference image inlined as a data URL."""
         lines = []
         for custom_id, job in jobs.items():
-            request = self.describe(job)
+            request = self.describe(job, self.profile)
             body = dict(request.fields)
             for name, reference in request.files.items():
                 encoded = base64.b64encode(reference.data).decode()
@@ -273,16 +276,6 @@ def clock_offset(date_header: str | None, received_at: float) -> float:
         return parsedate_to_datetime(date_header).timestamp() - received_at
     except (TypeError, ValueError):
         return 0.0
-
-
-def retry_after(headers: Mapping[str, str]) -> float:
-    """The provider's wait before a retry, as the SDK reads it: `retry-after-ms`, else `retry-after`, else 1 s."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            with contextlib.suppress(ValueError):
-                return min(max(float(value) * scale, 0.0), 60.0)
-    return 1.0
 
 
 def _batch(batch: openai.types.Batch) -> BatchState:

@@ -25,12 +25,10 @@ from openrouter.utils.retries import BackoffStrategy, RetryConfig
 from ..errors import (
     ApiError,
     AssetsExpiredError,
-    AuthenticationError,
     PermanentApiError,
-    RateLimitedError,
     TransientApiError,
 )
-from ..profiles import frame_of
+from ..profiles import ProviderProfile, frame_of
 from ._base import (
     Body,
     Capabilities,
@@ -44,10 +42,10 @@ from ._base import (
     WireRequest,
     action_of,
 )
-from .openai_videos import retry_after
+from ._http import status_error, streamed
 
 _STATUSES: dict[str, Status] = {"pending": "queued", "in_progress": "running", "completed": "completed"}
-_TRANSIENT_STATUS = {408, 409, 425, 499}  # a timeout, a conflict (not ready), an early or cut request
+_MAY_PASS = frozenset({408, 409, 425, 499})  # a timeout, a conflict (not ready), an early or cut request
 _SENT_ONCE = RetryConfig("none", BackoffStrategy(0, 0, 1, 0), retry_connection_errors=False)
 _QUIET = logging.getLogger("reelflow.providers.openrouter")  # the SDK's debug log shows headers: never on
 _QUIET.addHandler(logging.NullHandler())
@@ -76,7 +74,7 @@ class OpenRouterVideos:
                               timeout_ms=int(config.timeout_seconds * 1000), debug_logger=_QUIET)
 
     async def submit(self, job: JobSpec) -> JobState:
-        fields = _on_the_wire(self.describe(job).fields)
+        fields = _on_the_wire(self.describe(job, self.profile).fields)
         async with self._translated(action_of(job)):
             created = await self.sdk.video_generation.generate_async(**fields, retries=_SENT_ONCE)
         return _state(created)
@@ -99,9 +97,7 @@ class OpenRouterVideos:
             else:
                 response = await self.sdk.video_generation.get_video_content_async(job_id=job.id, index=0)
             try:
-                declared = response.headers.get("content-length")
-                yield Body(response.aiter_bytes(), int(declared) if declared else None,
-                           lambda: response.num_bytes_downloaded)
+                yield streamed(response)
             finally:
                 await response.aclose()
 
@@ -112,7 +108,7 @@ class OpenRouterVideos:
         raise PermanentApiError(f"create character {name!r}: OpenRouter has no characters")
 
     @classmethod
-    def describe(cls, job: JobSpec) -> WireRequest:
+    def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
         if not isinstance(job, ClipJob):
             raise PermanentApiError(f"{action_of(job)}: OpenRouter's video API cannot continue or revise a video")
         fields: dict[str, Any] = {"model": job.model, "prompt": job.prompt, "duration": job.seconds}
@@ -201,16 +197,9 @@ def _http_error(action: str, response: httpx.Response) -> ApiError:
 
 
 def _error(action: str, status: int, said: str, headers: httpx.Headers, key_variable: str | None) -> ApiError:
-    message = f"{action}: {status} {said}"
-    if status == 401:
-        check = f"; check {key_variable}" if key_variable else ""
-        return AuthenticationError(f"{action}: the provider rejected the API key (401){check}", status=401)
     if status == 402:
-        return PermanentApiError(f"{message} (add credits to the account)", status=status, code="insufficient_credits")
-    if status == 429:
-        return RateLimitedError(message, retry_after=retry_after(headers), status=status)
+        return PermanentApiError(f"{action}: {status} {said} (add credits to the account)", status=status,
+                                 code="insufficient_credits")
     if status == 410:
-        return AssetsExpiredError(message, status=status, code="expired")
-    if status in _TRANSIENT_STATUS or status >= 500:
-        return TransientApiError(message, status=status)
-    return PermanentApiError(message, status=status)
+        return AssetsExpiredError(f"{action}: {status} {said}", status=status, code="expired")
+    return status_error(action, status, said, headers, key_variable, _MAY_PASS)

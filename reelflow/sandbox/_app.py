@@ -1,7 +1,7 @@
 """The sandbox's engine: one job clock, real media, limits, faults and stats, whatever dialect it poses as.
 
-A *pose* (`_openai.py`, `_openrouter.py`) serves one provider dialect on top of it: its routes, request
-validation, status names, answer shapes and error envelope."""
+A *pose* (`_openai.py`, `_openrouter.py`, `_google.py`, `_fal.py`) serves one provider dialect on top of it:
+its routes, request validation, status names, answer shapes and error envelope."""
 
 from __future__ import annotations
 
@@ -78,14 +78,15 @@ class Pose(Protocol):
 
 
 def _poses() -> dict[str, type[Pose]]:
+    from ._fal import FalPose
     from ._google import GooglePose
     from ._openai import OpenAIPose
     from ._openrouter import OpenRouterPose
 
-    return {pose.dialect: pose for pose in (OpenAIPose, OpenRouterPose, GooglePose)}
+    return {pose.dialect: pose for pose in (OpenAIPose, OpenRouterPose, GooglePose, FalPose)}
 
 
-POSES = ("openai-videos", "openrouter-videos", "google-genai")  # the dialects it serves (classes: `_poses()`)
+POSES = ("openai-videos", "openrouter-videos", "google-genai", "fal-queue")  # the dialects it serves (`_poses()`)
 
 
 

@@ -35,6 +35,7 @@ class Job(BaseModel):
     recipe: Recipe
     failure: dict[str, str] | None = None
     remixed_from_video_id: str | None = None
+    endpoint: str | None = Field(default=None, description="The endpoint a queue request was submitted to (fal).")
     extension_count: int = 0
     webhook_sent: bool = False
 

@@ -240,4 +240,4 @@ def test_sound_is_asked_for_as_each_dialect_can(tmp_path: Path) -> None:
     (scene,) = validate_plan(parse_plan({"name": "p", "scenes": [{"id": "quiet", "prompt": "x", "audio": False,
                                                                  "seconds": 4}]}), load_profile("openrouter"))
     job = ClipJob(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=4, audio=scene.audio)
-    assert OpenRouterVideos.describe(job).fields["generate_audio"] is False
+    assert OpenRouterVideos.describe(job, load_profile("openrouter")).fields["generate_audio"] is False

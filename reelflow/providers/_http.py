@@ -1,0 +1,44 @@
+"""What dialects that speak HTTP themselves share: a streamed response as a download, the provider's retry
+hint, and the verdict on an error status (each dialect adds the statuses its provider words its own way)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+import httpx
+
+from ..errors import ApiError, AuthenticationError, PermanentApiError, RateLimitedError, TransientApiError
+from ._base import Body
+
+MAY_PASS = frozenset({408, 409})  # a timeout, a conflict (not ready yet)
+
+
+def streamed(response: httpx.Response) -> Body:
+    declared = response.headers.get("content-length")
+    return Body(response.aiter_bytes(), int(declared) if declared else None, lambda: response.num_bytes_downloaded)
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """The provider's wait before a retry, as the SDK reads it: `retry-after-ms`, else `retry-after`, else 1 s."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            with contextlib.suppress(ValueError):
+                return min(max(float(value) * scale, 0.0), 60.0)
+    return 1.0
+
+
+def status_error(action: str, status: int, said: str, headers: Mapping[str, str], key_variable: str | None,
+                 may_pass: frozenset[int] = MAY_PASS) -> ApiError:
+    """An error answer in reelflow's terms: the key refused, rate limited, a cause that may pass (`may_pass`,
+    any 5xx), else permanent."""
+    message = f"{action}: {status} {said}"
+    if status == 401:
+        check = f"; check {key_variable}" if key_variable else ""
+        return AuthenticationError(f"{action}: the provider rejected the API key (401){check}", status=401)
+    if status == 429:
+        return RateLimitedError(message, retry_after=retry_after(headers), status=status)
+    if status in may_pass or status >= 500:
+        return TransientApiError(message, status=status)
+    return PermanentApiError(message, status=status)
