@@ -4,11 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# LiteLLM's proxy, for the gateway test, in a venv of its own: its pins are not reelflow's (1.107 and later
-# need a certifi that the package registry here does not serve).
+# LiteLLM's proxy, for the gateway test, in a venv of its own: its pins are not reelflow's.
 LITELLM_VENV := .venv-litellm
 LITELLM_STAMP := $(LITELLM_VENV)/.installed
-LITELLM := litellm[proxy]==1.106.2
+LITELLM := litellm[proxy]==1.108.7
 
 .PHONY: demo test lint unit integration bench clean
 

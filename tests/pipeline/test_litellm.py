@@ -1,12 +1,13 @@
 """A plan rendered through a real LiteLLM proxy: reelflow -> LiteLLM (`litellm[proxy]` from PyPI, in its own
 venv: `make` installs it) -> the sandbox, with the `litellm` profile.
 
-What LiteLLM 1.106.2 forwards to an `openai/...` model with its own `api_base`: create (with a reference
-image), retrieve and content. What it does not: the job list (400 "LLM Provider NOT provided"), extensions
-and edits (sent to api.openai.com whatever the api_base: 500), delete (405); every `variant` is answered
-with the video. Its job ids encode the model, and the ids it answers a retrieve or a remix with leave the
-model out and no longer route (500, api.openai.com): reelflow keeps the id the create returned, and the
-`litellm` profile has no remix, whose result could not be followed. This test holds reelflow to that."""
+What LiteLLM 1.108.7 (as 1.106.2 before it) forwards to an `openai/...` model with its own `api_base`: create
+(with a reference image), retrieve and content. What it does not: the job list (400 "LLM Provider NOT
+provided"), extensions and edits (sent to api.openai.com whatever the api_base: 500), delete (405); every
+`variant` is answered with the video. Its job ids encode the model, and the ids it answers a retrieve or a
+remix with leave the model out and no longer route (500, api.openai.com): reelflow keeps the id the create
+returned, and the `litellm` profile has no remix, whose result could not be followed. This test holds reelflow
+to that."""
 
 from __future__ import annotations
 
