@@ -192,6 +192,11 @@ class ProviderProfile(_Strict):
             return self.models[model]
         return next((m for m in self.models.values() if model in m.snapshots), None)
 
+    def endpoint_named(self, endpoint_id: str) -> tuple[str, ModelLimits, Endpoint] | None:
+        """The model (its name and limits) whose input map has the endpoint `endpoint_id`, and that endpoint."""
+        return next(((name, limits, endpoint) for name, limits in self.models.items()
+                     for endpoint in limits.endpoints if endpoint.id == endpoint_id), None)
+
     @property
     def all_sizes(self) -> list[str]:
         """Every size any model accepts, in first-seen order."""

@@ -14,7 +14,6 @@ fal.ai/docs/documentation/model-apis/errors and request-errors, and the `fal-cli
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
@@ -97,10 +96,11 @@ class FalQueue:
                 return _failed(job_id, e.status_code, e.message, e.error_type)
         if status.error:
             return _failed(job_id, 200, status.error, status.error_type)
-        video = _found(result, self._endpoint(job_id).video)
+        where = self._endpoint(job_id).video
+        video = _found(result, where)
         if not isinstance(video, str):
             return JobState(id=job_id, status="failed", error_code="no_video",
-                            error_message=f"the result has no video at {self._endpoint(job_id).video}")
+                            error_message=f"the result has no video at {where}")
         return JobState(id=job_id, status="completed", progress=100, outputs=(video,))
 
     @contextlib.asynccontextmanager
@@ -162,12 +162,11 @@ class FalQueue:
 
     def _endpoint(self, job_id: str) -> Endpoint:
         endpoint_id = job_id.rpartition(_REQUESTS)[0]
-        endpoints = itertools.chain.from_iterable(limits.endpoints for limits in self.profile.models.values())
-        found = next((endpoint for endpoint in endpoints if endpoint.id == endpoint_id), None)
+        found = self.profile.endpoint_named(endpoint_id)
         if found is None:
             raise PermanentApiError(f"check {job_id}: no model of profile {self.profile.name!r} has endpoint "
                                     f"{endpoint_id}")
-        return found
+        return found[2]
 
     async def _sent(self, value: Any) -> Any:
         """An image as fal fetches it: its presigned URL, else uploaded to fal's storage."""

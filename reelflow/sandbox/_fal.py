@@ -147,10 +147,9 @@ class FalPose:
                              "queue_position": self._ahead(job)})
 
     def _served(self, endpoint_id: str) -> tuple[str, ModelLimits, Endpoint]:
-        for name, limits in self.profile.models.items():
-            for endpoint in limits.endpoints:
-                if endpoint.id == endpoint_id:
-                    return name, limits, endpoint
+        found = self.profile.endpoint_named(endpoint_id)
+        if found is not None:
+            return found
         raise ApiProblem(404, f"Application '{_app_of(endpoint_id)}' not found (no endpoint {endpoint_id})")
 
     def _check(self, endpoint: Endpoint, inputs: dict[str, Any]) -> None:
@@ -218,10 +217,7 @@ class FalPose:
             raise Refused([refusal(field, f"Failed to download the file: {e}", "file_download_error", url)]) from e
         if image_format(data) not in self.profile.reference_formats:
             raise Refused([refusal(field, "Unsupported image format", "image_load_error", url)])
-        key = f"refs/{hashlib.sha256(data).hexdigest()}"
-        if not self.engine.state.has(key):
-            self.engine.state.put(key, data)
-        return key
+        return self.engine.state.keep_image(data)
 
     # -- status, result, cancel ------------------------------------------------------------------------------
 

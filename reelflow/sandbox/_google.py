@@ -186,10 +186,7 @@ class GooglePose:
                           f"bytes must be one (got {value.get('mimeType')!r}, {found or 'not an image'})")
         if len(data) > MAX_IMAGE_BYTES:
             raise invalid(f"{where}: the image is over {MAX_IMAGE_BYTES // 2**20} MB")
-        key = f"refs/{hashlib.sha256(data).hexdigest()}"
-        if not self.state.has(key):
-            self.state.put(key, data)
-        return key
+        return self.state.keep_image(data)
 
     async def _subjects(self, instance: dict[str, Any], seconds: int, ratio: str) -> list[str]:
         """The asset images' blob keys, checked."""

@@ -218,10 +218,7 @@ class OpenAIPose:
         else:
             raise invalid_type("input_reference", "a file", value)
         _check_image(data, size, self.profile.reference_formats)
-        key = f"refs/{hashlib.sha256(data).hexdigest()}"
-        if not self.state.has(key):
-            self.state.put(key, data)
-        return key
+        return self.state.keep_image(data)
 
     async def _referenced_image(self, value: dict[str, Any]) -> bytes:
         check_known(value, ("image_url", "file_id"))

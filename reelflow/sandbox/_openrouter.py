@@ -199,10 +199,7 @@ class OpenRouterPose:
         if image_format(data) not in self.profile.reference_formats:
             raise bad_request(f"{param} is not an image in a supported format "
                               f"({', '.join(self.profile.reference_formats)})", param)
-        key = f"refs/{hashlib.sha256(data).hexdigest()}"
-        if not self.state.has(key):
-            self.state.put(key, data)
-        return key
+        return self.state.keep_image(data)
 
     # -- status, content, models ---------------------------------------------------------------------------
 

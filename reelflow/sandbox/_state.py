@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -115,6 +116,13 @@ class SandboxState:
         if parent:
             self.fs.makedirs(parent, exist_ok=True)
         self.fs.pipe_file(key, data)
+
+    def keep_image(self, data: bytes) -> str:
+        """A reference image stored once by its content: its blob key."""
+        key = f"refs/{hashlib.sha256(data).hexdigest()}"
+        if not self.has(key):
+            self.put(key, data)
+        return key
 
     def get(self, key: str) -> bytes:
         data: bytes = self.fs.cat_file(key)
