@@ -5,7 +5,7 @@ mid-way resumes the same batch."""
 from __future__ import annotations
 
 from reelflow.costs import BudgetExceeded
-from reelflow.ledger import BatchRecord, JobRecord, SceneEntry
+from reelflow.ledger import BatchRecord, SceneEntry
 from reelflow.plans import ResolvedScene
 from reelflow.providers import ClipJob, JobState
 from tasks._retry import tuned
@@ -43,7 +43,7 @@ async def _new_batch(scenes: list[ResolvedScene], run: SceneRun) -> BatchRecord 
             continue  # its own run reports the refusal
         job = await scene_request(scene, images, entry, run, run.warnings.setdefault(scene.id, []))
         entry.status = "rendering"
-        entry.jobs.append(JobRecord(step=0))
+        entry.intend(0)
         run.ledger.save(entry)
         jobs[scene.id] = job
     if not jobs:

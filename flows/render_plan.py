@@ -25,6 +25,7 @@ from reelflow.costs import Estimate, estimate
 from reelflow.providers import active_profile, check_images, check_settings, connect_provider
 from reelflow.report import html_report, markdown_summary, table_rows, thumbnails
 from reelflow.results import PlanResult, SceneResult
+from reelflow.reuse import planned_reuse
 from reelflow.storage import DEFAULT_OUTPUT, Storage
 from tasks.fleet import set_up_fleet
 from tasks.reel import ReelSpec, assemble_reel
@@ -48,17 +49,18 @@ class RenderFailed(ReelflowError):
 def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False) -> PlanResult:
     """Render every scene of `plan` into `<output>/<plan name>/`; fails if any scene failed.
 
-    Re-running the same plan to the same output resumes: finished scenes are skipped, jobs in flight
-    are awaited rather than created again, and permanently failed scenes are reported as they were
-    unless `retry_failed`. A plan whose estimate exceeds its budget is refused before any call."""
+    Re-running the same plan to the same output resumes: finished scenes are skipped, a changed scene
+    pays only from its first changed step on, jobs in flight are awaited rather than created again, and
+    permanently failed scenes are reported as they were unless `retry_failed`. A plan whose estimate
+    (of what is left to pay) exceeds its budget is refused before any call."""
     settings = Settings()
     profile = active_profile(settings)
     check_settings(settings, profile)
     scenes = validate_plan(plan, profile)
-    costs = estimate(plan, scenes, profile, settings)
-    costs.check()
     root = output or plan.output or DEFAULT_OUTPUT
     storage = Storage(root, settings.storage_options).child(plan.name)
+    costs = estimate(plan, scenes, profile, settings, planned_reuse(plan, scenes, storage, profile.name, settings))
+    costs.check()
     check_images(profile, storage, scenes)
     take_over(storage)
     if settings.scene_deployment:

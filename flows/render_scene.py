@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -25,12 +26,12 @@ from reelflow import (
     is_transient,
 )
 from reelflow.costs import BudgetExceeded, Estimate, Spend, estimate
-from reelflow.ledger import JobRecord, Ledger, SceneEntry, fingerprint
+from reelflow.ledger import JobRecord, Ledger, SceneEntry, SceneInputs, fingerprint, step_fingerprints
 from reelflow.media.references import (
     FIRST,
     LAST,
     Role,
-    SourceImage,
+    SceneImages,
     as_reference,
     subject_reference,
     unchanged_reference,
@@ -54,6 +55,7 @@ from reelflow.providers import (
     open_gateway,
 )
 from reelflow.results import FileRecord, SceneResult
+from reelflow.reuse import Reuse, clip_name, kept_in, reuse_of
 from reelflow.storage import Storage
 from tasks._retry import tuned
 from tasks.fleet import Fleet
@@ -80,11 +82,6 @@ def request_signatures(scene: ResolvedScene) -> list[Signature]:
 def revision_name(number: int) -> str:
     """Where the scene's video is kept after `number` revisions (0: before the first)."""
     return f"video.rev{number}.mp4"
-
-
-def clip_name(step: int) -> str:
-    """Where a chain stitched here keeps the clip of each step, in the scene's folder."""
-    return f"segments/{step}.mp4"
 
 
 @dataclass
@@ -135,10 +132,11 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     The scene's own failure becomes a failed result; a rejected API key stops the whole run."""
     images = await images_of(scene, run)
     entry = entry_of(scene, images, run)
-    if entry.status == "completed" and _files_verify(entry, run.storage):
+    reuse = _reuse(scene, entry, run)
+    if reuse.rendered:
         get_run_logger().info("scene %r: already rendered, files verified", scene.id)
         report(scene.id, "done (rendered earlier)")
-        return _result(scene, entry)
+        return _result(scene, entry, reused=reuse.steps)
     if entry.status == "failed" and not entry.transient and not run.retry_failed:
         entry.error = f"{entry.error} (in an earlier run; --retry-failed renders it again)"
         report(scene.id, "failed in an earlier run")
@@ -176,28 +174,47 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         report(scene.id, f"failed: {e}")
     with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
         run.ledger.save(entry)
-    return _result(scene, entry, warnings)
+    return _result(scene, entry, warnings, reuse.from_earlier_runs)
+
+
+def _reuse(scene: ResolvedScene, entry: SceneEntry, run: SceneRun) -> Reuse:
+    """What this run takes from earlier runs' jobs; an unchanged step after it whose video is gone is made
+    again (its job marked expired), and so is every step after that."""
+    reuse = reuse_of(scene, entry, kept_in(entry, run.storage), time.time())
+    for step in reuse.paid:
+        record = entry.current(step)
+        if record is not None and record.status == "completed":
+            record.status = "expired"
+        for name in _made_from(step, scene):  # kept from the step's earlier job: made again from the new one
+            entry.files.pop(name, None)
+    logger = get_run_logger()
+    if reuse.from_earlier_runs:
+        logger.info("scene %r: %d of %d jobs taken from earlier runs, %d to pay", scene.id,
+                    reuse.from_earlier_runs, reuse.steps, len(reuse.paid))
+    for note in reuse.notes:
+        logger.info("scene %r: %s", scene.id, note)
+    return reuse
+
+
+def _made_from(step: int, scene: ResolvedScene) -> list[str]:
+    """The files of the scene's folder kept from the video of `step`: its clip, or the video a revision
+    starts from."""
+    names, after = [], step - len(scene.segments) + 1
+    if scene.stitched_locally and after <= 0:
+        names.append(clip_name(step))
+    if after >= 0:
+        names.append(revision_name(after))
+    return names
 
 
 def _forget_jobs(entry: SceneEntry) -> None:
-    """The provider deleted the finished videos' files before they were fetched: only new jobs can
-    bring them back, so the next run creates them (the error says so)."""
-    for job in entry.jobs:
-        job.status, job.transient = "failed", True
+    """The provider deleted the finished videos' files before they were fetched: the next run makes again
+    what it cannot take from the files kept here (the error says so)."""
+    gone = time.time()
+    for job in entry.chain():
+        job.expires_at = gone
     entry.transient = True
-    entry.error = f"{entry.error} (the next run renders the scene again)"
-
-
-@dataclass(frozen=True)
-class SceneImages:
-    """The images a scene starts from and lands on, as the user gave them (read, not yet prepared)."""
-
-    first: SourceImage | None = None
-    last: SourceImage | None = None
-    subjects: tuple[SourceImage, ...] = ()
-
-    def of(self, role: Role) -> SourceImage | None:
-        return self.first if role is FIRST else self.last
+    entry.error = f"{entry.error} (the next run makes again only what is not kept here)"
 
 
 async def images_of(scene: ResolvedScene, run: SceneRun) -> SceneImages:
@@ -209,28 +226,15 @@ async def images_of(scene: ResolvedScene, run: SceneRun) -> SceneImages:
 
 
 def entry_of(scene: ResolvedScene, images: SceneImages, run: SceneRun) -> SceneEntry:
-    """The ledger's entry for this exact scene; a changed scene starts afresh."""
-    expected = fingerprint(scene, images.first.data if images.first else None, run.settings.reference_format,
-                           run.gateway.profile.name, [run.character_ids[name] for name in scene.characters],
-                           last_image=images.last.data if images.last else None,
-                           subjects=[subject.data for subject in images.subjects])
+    """The ledger's entry for the scene as it is now: a changed scene renders again, keeping the jobs of
+    the steps that did not change."""
+    inputs = SceneInputs.of(images, run.gateway.profile.name, run.settings.reference_format,
+                            [run.character_ids[name] for name in scene.characters])
+    expected, steps = fingerprint(scene, inputs), step_fingerprints(scene, inputs)
     entry = run.ledger.load(scene.id)
-    if entry is None or entry.fingerprint != expected:
-        return SceneEntry(scene=scene.id, fingerprint=expected)
-    return entry
-
-
-def _files_verify(entry: SceneEntry, storage: Storage) -> bool:
-    """Every recorded output is present with its recorded size and sha256."""
-    return bool(entry.files) and all(_verifies(record, storage, entry.scene, name)
-                                     for name, record in entry.files.items())
-
-
-def _verifies(record: FileRecord, storage: Storage, scene_id: str, name: str) -> bool:
-    if not storage.exists(scene_id, name):
-        return False
-    data = storage.read_bytes(scene_id, name)
-    return len(data) == record.bytes and hashlib.sha256(data).hexdigest() == record.sha256
+    if entry is None:
+        return SceneEntry(scene=scene.id, fingerprint=expected, steps=steps)
+    return entry.restamped(expected, steps)
 
 
 async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRun,
@@ -247,8 +251,7 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
             return JobState(id=record.id, status="completed")
         if record is None or needs_new_job(record, run.retry_failed):
             run.spend.commit(usd, f"scene {entry.scene!r}: " + (f"job {step + 1} of its chain" if step else "the clip"))
-            record, fresh = JobRecord(step=step), True
-            entry.jobs.append(record)
+            record, fresh = entry.intend(step), True
             run.ledger.save(entry)
         elif record.status == "failed":
             raise VideoFailedError(record.error or f"{record.id} failed")
@@ -266,14 +269,16 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
             if not e.cause_may_pass or attempts_left == 0:
                 raise
             continue
-        record.status = "completed"
+        record.status, record.expires_at = "completed", done.expires_at
         run.ledger.save(entry)
         return done
 
 
 def needs_new_job(record: JobRecord | None, retry_failed: bool) -> bool:
-    """No job yet, or its job failed for a reason that may pass (or the user asked to pay again)."""
-    return record is None or (record.status == "failed" and (record.transient or retry_failed))
+    """No job yet, its job's files are gone, or it failed for a reason that may pass (or the user asked to pay
+    again)."""
+    return record is None or record.status == "expired" or (
+        record.status == "failed" and (record.transient or retry_failed))
 
 
 def _created(record: JobRecord, entry: SceneEntry, run: SceneRun, job: JobState) -> None:
@@ -379,8 +384,9 @@ async def _revised(video: JobState, scene: ResolvedScene, signatures: list[Signa
     """Each revision made by the provider from the video before it, which is kept (video.rev<k>.mp4)."""
     usd = run.estimate.cost_of(scene.id).segment_usd(scene.total_seconds)
     for number, revision in enumerate(scene.revisions, start=1):
-        await _keep_video(revision_name(number - 1), scene.total_seconds, video, scene, entry, run)
         step = len(scene.segments) + number - 1
+        if needs_new_job(entry.current(step), run.retry_failed):  # kept when its revision was made
+            await _keep_video(revision_name(number - 1), scene.total_seconds, video, scene, entry, run)
         request = partial(_ready, RevisionJob(kind=revision.kind, source=video.id, prompt=revision.prompt,
                                               size=scene.size, total_seconds=scene.total_seconds))
         video = await _step(step, signatures[step], entry, run, request, usd,
@@ -391,7 +397,7 @@ async def _revised(video: JobState, scene: ResolvedScene, signatures: list[Signa
 async def _keep_video(name: str, seconds: int, video: JobState, scene: ResolvedScene, entry: SceneEntry,
                       run: SceneRun) -> None:
     """Keep a video of the chain in the scene's folder (a clip to stitch, a video before a revision), once."""
-    if name in entry.files and _verifies(entry.files[name], run.storage, scene.id, name):
+    if kept_in(entry, run.storage)(name):
         return
     entry.files.update(await tuned(download, run.settings)(
         run.gateway, video, {name: "video"}, scene.id, run.storage, Expected(scene.dimensions, seconds), Fetched()))
@@ -421,11 +427,13 @@ async def _finished_files(scene: ResolvedScene, video: JobState, run: SceneRun) 
     return files
 
 
-def _result(scene: ResolvedScene, entry: SceneEntry, warnings: list[str] | None = None) -> SceneResult:
+def _result(scene: ResolvedScene, entry: SceneEntry, warnings: list[str] | None = None,
+            reused: int = 0) -> SceneResult:
     return SceneResult(
         id=scene.id, status="completed" if entry.status == "completed" else "failed",
-        job_ids=[j.id for j in entry.jobs if j.id], size=scene.size, seconds=scene.total_seconds,
-        files=entry.files, warnings=warnings or [], error=entry.error,
+        job_ids=[j.id for j in entry.jobs if j.id and j.fingerprint in entry.steps], size=scene.size,
+        seconds=scene.total_seconds, files=entry.files, warnings=warnings or [], error=entry.error,
+        reused_jobs=reused,
     )
 
 

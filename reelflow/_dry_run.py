@@ -115,9 +115,13 @@ def describe(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, 
     for scene in scenes:
         cost = costs.cost_of(scene.id)
         jobs = "1 job" if cost.jobs == 1 else f"{cost.jobs} jobs"
-        lines.append(f"scene {scene.id!r}: {cost.seconds} s, {jobs}, ${cost.usd:.2f}")
-        lines += [f"  note: {note}" for note in scene.notes]
+        reused = f" ({cost.reused} more from earlier runs)" if cost.reused else ""
+        lines.append(f"scene {scene.id!r}: {cost.seconds} s, {jobs} to pay{reused}, ${cost.usd:.2f}")
+        lines += [f"  note: {note}" for note in cost.notes]
         for number, (job, reference_from) in enumerate(scene_jobs(scene, profile, settings), start=1):
+            if number <= cost.reused:
+                lines.append(f"  {number}. made (or being made) by an earlier run on this output: not sent")
+                continue
             lines += _request_lines(number, Planned(provider.describe(job, profile), reference_from), scene)
         lines += [f"  then: {_afterwards(scene, profile, provider)}", ""]
     return "\n".join(lines)

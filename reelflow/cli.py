@@ -22,6 +22,7 @@ from .prefect_server import prefect_api
 from .quiet import keep_run_logs_off_the_console, quiet_prefect
 from .results import PlanResult
 from .settings import Settings
+from .storage import DEFAULT_OUTPUT, Storage
 
 SIZE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
 
@@ -59,10 +60,17 @@ def validate(plan: PlanArgument) -> None:
     typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video: valid")
 
 
+_ESTIMATED_OUTPUT = ("The output a run would write to (fsspec URL): what earlier runs made there is not paid "
+                     "again. Default: the plan's output.")
+
+
 @app.command()
-def estimate(plan: PlanArgument) -> None:
+def estimate(
+    plan: PlanArgument,
+    output: Annotated[str | None, typer.Option(help=_ESTIMATED_OUTPUT)] = None,
+) -> None:
     """Print what each scene and the whole plan would cost on the active provider, and exit."""
-    _estimated(plan, Settings())
+    _estimated(plan, Settings(), output)
 
 
 @app.command()
@@ -80,7 +88,7 @@ def run(
     from .providers import active_profile, sandbox_notice, uses_embedded_sandbox
 
     settings = Settings()
-    loaded, costs = _estimated(plan, settings)
+    loaded, costs = _estimated(plan, settings, output)
     if dry_run:
         _print_dry_run(plan, loaded, costs, settings, output)
         return
@@ -102,17 +110,23 @@ def run(
     _print_result(result)
 
 
-def _estimated(plan: str, settings: Settings) -> tuple[Plan, Estimate]:
-    """Load, validate and price the plan, print the estimate, and refuse it if it is over budget."""
+def _estimated(plan: str, settings: Settings, output: str | None) -> tuple[Plan, Estimate]:
+    """Load, validate and price the plan (less what earlier runs on `output` made), print the estimate, and
+    refuse it if it is over budget."""
     from .costs import BudgetExceeded, estimate
     from .providers import active_profile
+    from .reuse import planned_reuse
 
     try:
         loaded = load_plan(plan)
         profile = active_profile(settings)
-        costs = estimate(loaded, validate_plan(loaded, profile, source=plan), profile, settings)
+        scenes = validate_plan(loaded, profile, source=plan)
+        reuse = planned_reuse(loaded, scenes, _plan_folder(loaded, settings, output), profile.name, settings)
+        costs = estimate(loaded, scenes, profile, settings, reuse)
     except UserError as e:
         raise _user_error(e) from None
+    except ReelflowError as e:
+        raise fail(str(e)) from None
     _warn(plan_warnings(loaded, source=plan))
     _print_estimate(costs)
     try:
@@ -125,17 +139,19 @@ def _estimated(plan: str, settings: Settings) -> tuple[Plan, Estimate]:
 def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings, output: str | None) -> None:
     from ._dry_run import describe
     from .providers import active_profile
-    from .storage import DEFAULT_OUTPUT, Storage
 
     profile = active_profile(settings)
     try:
-        folder = Storage(output or plan.output or DEFAULT_OUTPUT, settings.storage_options).child(plan.name)
         scenes = validate_plan(plan, profile, source=source)
-        typer.echo(printable(describe(plan, scenes, profile, settings, costs, folder)))
+        typer.echo(printable(describe(plan, scenes, profile, settings, costs, _plan_folder(plan, settings, output))))
     except UserError as e:
         raise _user_error(e) from None
     except ReelflowError as e:
         raise fail(str(e)) from None
+
+
+def _plan_folder(plan: Plan, settings: Settings, output: str | None) -> Storage:
+    return Storage(output or plan.output or DEFAULT_OUTPUT, settings.storage_options).child(plan.name)
 
 
 def printable(text: str) -> str:
@@ -149,16 +165,20 @@ def _print_estimate(costs: Estimate) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    reused = sum(s.reused for s in costs.scenes)
+    columns = ("scene", "model", "size", "seconds", "jobs", *(("reused",) if reused else ()), "cost")
     table = Table(title=f"Estimate on {costs.provider} (USD per second of output)")
-    for column in ("scene", "model", "size", "seconds", "jobs", "cost"):
-        table.add_column(column, justify="right" if column in ("seconds", "jobs", "cost") else "left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("scene", "model", "size") else "right")
     for scene in costs.scenes:
-        table.add_row(scene.id, scene.model, scene.size, str(scene.seconds), str(scene.jobs), f"${scene.usd:.2f}")
+        table.add_row(scene.id, scene.model, scene.size, str(scene.seconds), str(scene.jobs),
+                      *((str(scene.reused),) if reused else ()), f"${scene.usd:.2f}")
     budget = f" (budget ${costs.budget_usd:.2f})" if costs.budget_usd is not None else ""
+    earlier = f"; {reused} more made by earlier runs on this output, not paid again" if reused else ""
     console = Console(soft_wrap=True)
     console.print(table)
     console.print(f"Estimated total: ${costs.total_usd:.2f} for {sum(s.seconds for s in costs.scenes)} s "
-                  f"of video in {sum(s.jobs for s in costs.scenes)} jobs{budget}", markup=False)
+                  f"of video in {sum(s.jobs for s in costs.scenes)} jobs{budget}{earlier}", markup=False)
     _print_notes((s.id, s.notes) for s in costs.scenes)
 
 
@@ -275,6 +295,8 @@ def _print_result(result: PlanResult) -> None:
             console.print(f"scene {scene.id!r} failed: {scene.error}", markup=False)
     for note in result.warnings:
         console.print(f"warning: {note}", markup=False)
+    if reused := sum(scene.reused_jobs for scene in result.scenes):
+        console.print(f"{reused} jobs made by earlier runs on this output were reused, not paid again", markup=False)
     if result.reel:
         console.print(f"The reel: {result.reel.url}", markup=False)
     console.print(f"Videos are in {result.output}; the report: {result.output}/report.html", markup=False)

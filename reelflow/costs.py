@@ -6,11 +6,14 @@ upper bound: a provider may not bill failed jobs)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel, Field
 
 from .errors import ProfileError, UserError
 from .plans import Plan, ResolvedScene
 from .profiles import ProviderProfile
+from .reuse import Reuse
 from .settings import Settings
 
 
@@ -23,9 +26,11 @@ class SceneCost(BaseModel):
     model: str
     size: str
     seconds: int = Field(description="Seconds of the finished video, extensions included.")
-    billed_seconds: int = Field(description="Seconds of output paid for: each job of the chain, and each "
-                                "revision's whole video.")
-    jobs: int = Field(description="Paid jobs: the clip, each continuation, each revision.")
+    billed_seconds: int = Field(description="Seconds of output paid for: each new job of the chain, and each "
+                                "new revision's whole video.")
+    jobs: int = Field(description="Jobs to pay for: the clip, each continuation, each revision, less what is "
+                      "taken from earlier runs.")
+    reused: int = Field(default=0, description="Jobs taken from earlier runs on the same output: not paid again.")
     price_per_second: float = Field(description="USD per second of output.")
     notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the scene.")
 
@@ -67,13 +72,20 @@ def price_per_second(profile: ProviderProfile, model: str, size: str, settings: 
     return price
 
 
-def estimate(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings) -> Estimate:
-    costs = [SceneCost(id=s.id, model=s.model, size=s.size, seconds=s.total_seconds,
-                       billed_seconds=s.total_seconds * (1 + len(s.revisions)), jobs=len(s.segments) + len(s.revisions),
-                       price_per_second=price_per_second(profile, s.model, s.size, settings), notes=s.notes)
-             for s in scenes]
+def estimate(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
+             reuse: Mapping[str, Reuse] | None = None) -> Estimate:
+    """What the plan costs; with `reuse` (what the output's ledger already has), only what is left to pay."""
+    costs = [_scene_cost(s, (reuse or {}).get(s.id, Reuse(len(s.segments) + len(s.revisions))),
+                         price_per_second(profile, s.model, s.size, settings)) for s in scenes]
     budgets = [b for b in (plan.budget_usd, settings.budget_usd) if b is not None]
     return Estimate(provider=profile.name, scenes=costs, budget_usd=min(budgets) if budgets else None)
+
+
+def _scene_cost(scene: ResolvedScene, reuse: Reuse, price: float) -> SceneCost:
+    seconds = [segment.seconds for segment in scene.segments] + [scene.total_seconds] * len(scene.revisions)
+    return SceneCost(id=scene.id, model=scene.model, size=scene.size, seconds=scene.total_seconds,
+                     billed_seconds=sum(seconds[step] for step in reuse.paid), jobs=len(reuse.paid),
+                     reused=reuse.from_earlier_runs, price_per_second=price, notes=[*scene.notes, *reuse.notes])
 
 
 class Spend:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Literal, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -18,31 +19,77 @@ from .plans import ResolvedScene
 from .results import FileRecord
 from .storage import Storage
 
+if TYPE_CHECKING:
+    from .media.references import SceneImages
+
 LEDGER_FOLDER = "ledger"
 Record = TypeVar("Record", bound=BaseModel)
 
 
+JobStatus = Literal["submitting", "created", "completed", "failed", "expired", "unknown"]
+
+
 class JobRecord(BaseModel):
-    step: int = Field(description="0: the create; k: the k-th extension.")
+    step: int = Field(description="0: the create; k: the k-th job after it (extension, continuation, revision).")
+    fingerprint: str | None = Field(default=None, description="The step's identity when it was made (None: "
+                                    "recorded before steps had one; stamped when its scene is seen unchanged).")
     id: str | None = Field(default=None, description="None while `submitting`: the answer has not arrived yet.")
-    status: Literal["submitting", "created", "completed", "failed"] = "submitting"
+    status: JobStatus = Field(default="submitting", description="expired: completed, but its files are gone "
+                              "from the provider; unknown: its create's answer was lost and the provider cannot "
+                              "be asked, so it may exist (and be paid).")
     error: str | None = None
     transient: bool = Field(default=False, description="A failed job whose cause may pass: created again.")
     recorded_at: float = Field(default_factory=time.time)
+    expires_at: float | None = Field(default=None, description="When the provider deletes its files, if it says.")
+
+    def alive(self, now: float, margin: float = 120) -> bool:
+        """Its files can still be fetched from (or built on at) the provider, as far as it said."""
+        return self.expires_at is None or self.expires_at - margin > now
 
 
 class SceneEntry(BaseModel):
     scene: str
     fingerprint: str = Field(description="Hash of everything that shapes the scene's output.")
+    steps: list[str] = Field(default_factory=list, description="Each step's fingerprint: over its own inputs and "
+                             "the one before it, so a step is the same only when every step up to it is.")
     status: Literal["rendering", "completed", "failed"] = "rendering"
-    jobs: list[JobRecord] = Field(default_factory=list)
+    jobs: list[JobRecord] = Field(default_factory=list, description="Every job made for the scene, also of "
+                                  "steps since changed (they are paid: the ledger keeps them).")
     files: dict[str, FileRecord] = Field(default_factory=dict)
     error: str | None = None
     transient: bool = False
 
     def current(self, step: int) -> JobRecord | None:
-        """The latest job for `step`, if any."""
-        return next((j for j in reversed(self.jobs) if j.step == step), None)
+        """The latest job made for `step` as it is now (its fingerprint), if any."""
+        wanted = self.steps[step] if step < len(self.steps) else None
+        return next((j for j in reversed(self.jobs) if j.step == step and j.fingerprint == wanted), None)
+
+    def intend(self, step: int) -> JobRecord:
+        """A new job for `step`, recorded before its create is sent."""
+        record = JobRecord(step=step, fingerprint=self.steps[step] if step < len(self.steps) else None)
+        self.jobs.append(record)
+        return record
+
+    def chain(self) -> list[JobRecord]:
+        """The current job of each step, as far as the steps have one."""
+        found = []
+        for step in range(len(self.steps)):
+            record = self.current(step)
+            if record is None:
+                break
+            found.append(record)
+        return found
+
+    def restamped(self, fingerprint: str, steps: list[str]) -> SceneEntry:
+        """This entry for the scene as it is now: unchanged, its jobs from before step fingerprints get
+        theirs; changed, it starts rendering again and keeps its jobs, whose steps may still match."""
+        if fingerprint == self.fingerprint:
+            for job in self.jobs:
+                if job.fingerprint is None and job.step < len(steps):
+                    job.fingerprint = steps[job.step]
+            return self.model_copy(update={"steps": steps})
+        return self.model_copy(update={"fingerprint": fingerprint, "steps": steps, "status": "rendering",
+                                       "error": None, "transient": False})
 
 
 class CharacterRecord(BaseModel):
@@ -116,19 +163,64 @@ class Ledger:
         self.storage.write_json({name: r.model_dump() for name, r in records.items()}, LEDGER_FOLDER, CHARACTERS)
 
 
-def fingerprint(scene: ResolvedScene, image: bytes | None, reference_format: str, provider: str,
-                character_ids: list[str], last_image: bytes | None = None, subjects: list[bytes] | None = None) -> str:
-    """Everything that shapes a scene's output; a change means the scene is rendered anew. A character
-    made from a new clip has a new id, so its scenes are rendered anew too. (What a scene without a last
-    image hashes is what it hashed before there were last images: its ledger still resumes.)"""
-    # (what a scene does not set hashes as it did before those settings existed: its ledger still resumes)
+@dataclass(frozen=True)
+class SceneInputs:
+    """What shapes a scene's video besides the scene itself: its images by content (sha256), the format they
+    are sent in, the provider, and the ids of its characters (a character made from a new clip is new)."""
+
+    provider: str
+    reference_format: str
+    characters: tuple[str, ...] = ()
+    image: str | None = None
+    last_image: str | None = None
+    subjects: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, images: SceneImages, provider: str, reference_format: str, characters: list[str]) -> SceneInputs:
+        return cls(provider, reference_format, tuple(characters),
+                   image=sha256(images.first.data) if images.first else None,
+                   last_image=sha256(images.last.data) if images.last else None,
+                   subjects=tuple(sha256(subject.data) for subject in images.subjects))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest(shape: object) -> str:
+    return sha256(json.dumps(shape, sort_keys=True).encode())
+
+
+def fingerprint(scene: ResolvedScene, inputs: SceneInputs) -> str:
+    """Everything that shapes a scene's output. (What a scene does not set, a last image say, hashes as it did
+    before that setting existed: its ledger still resumes.)"""
     unset = {name for name in ("audio", "seed", "negative", "subjects") if getattr(scene, name) in (None, [])}
     shape = scene.model_dump(mode="json", exclude={"id", "image", "last_image", "characters", "notes", *unset})
-    shape.update(image_sha256=hashlib.sha256(image).hexdigest() if image is not None else None,
-                 reference_format=reference_format if image is not None else None, provider=provider,
-                 characters=character_ids)
-    if last_image is not None:
-        shape.update(last_image_sha256=hashlib.sha256(last_image).hexdigest(), reference_format=reference_format)
-    if subjects:
-        shape.update(subjects=[hashlib.sha256(data).hexdigest() for data in subjects])
-    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+    shape.update(image_sha256=inputs.image, reference_format=inputs.reference_format if inputs.image else None,
+                 provider=inputs.provider, characters=list(inputs.characters))
+    if inputs.last_image is not None:
+        shape.update(last_image_sha256=inputs.last_image, reference_format=inputs.reference_format)
+    if inputs.subjects:
+        shape.update(subjects=list(inputs.subjects))
+    return _digest(shape)
+
+
+def step_fingerprints(scene: ResolvedScene, inputs: SceneInputs) -> list[str]:
+    """One fingerprint per step (the clip, each extension or continuation, each revision), each over the step's
+    own request and the fingerprint of the step before: a step is unchanged exactly when it and every step
+    before it are. What the whole scene shares (model, size, sound, images, ...) comes first."""
+    shared = scene.model_dump(mode="json", exclude={"id", "prompt", "image", "last_image", "characters", "notes",
+                                                   "segments", "revisions", "subjects"})
+    shared.update(image_sha256=inputs.image, reference_format=inputs.reference_format, provider=inputs.provider,
+                  characters=list(inputs.characters), subjects=list(inputs.subjects))
+    before, steps = _digest(shared), []
+    for number, segment in enumerate(scene.segments):
+        shape: dict[str, object] = {"after": before, "segment": segment.model_dump(mode="json")}
+        if number == len(scene.segments) - 1 and inputs.last_image is not None:
+            shape["lands_on"] = inputs.last_image  # the last clip lands on the last image
+        before = _digest(shape)
+        steps.append(before)
+    for revision in scene.revisions:
+        before = _digest({"after": before, "revision": revision.model_dump(mode="json")})
+        steps.append(before)
+    return steps

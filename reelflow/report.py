@@ -74,7 +74,8 @@ def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]
     return [{"scene": r.id, "status": r.status, "duration_s": r.seconds, "size": r.size,
              "audio": bool(r.video and r.video.audio),
              "loudness_lufs": r.video.loudness_lufs if r.video else None, "cost_usd": estimate.cost_of(r.id).usd,
-             "job_ids": ", ".join(r.job_ids), "error": r.error or ""} for r in result.scenes]
+             "job_ids": ", ".join(r.job_ids), "reused_jobs": r.reused_jobs, "error": r.error or ""}
+            for r in result.scenes]
 
 
 def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str, str]) -> str:
@@ -82,6 +83,8 @@ def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str,
     lines = [f"# {result.plan}", "",
              f"{done} of {len(result.scenes)} scenes rendered on **{result.provider}**, estimated "
              f"**${estimate.total_usd:.2f}**. Files: `{result.output}` (see `report.html` there).", ""]
+    if reused := sum(scene.reused_jobs for scene in result.scenes):
+        lines += [f"{reused} jobs made by earlier runs on this output were reused, not paid again.", ""]
     lines += [f"![{scene_id}]({url})" for scene_id, url in pictures.items()]
     lines += ["", *(f"- **{r.id}** failed: {r.error}" for r in result.failed)]
     if result.reel:

@@ -19,7 +19,9 @@ class FileRecord(BaseModel):
 class SceneResult(BaseModel):
     id: str
     status: Literal["completed", "failed"]
-    job_ids: list[str] = Field(default_factory=list, description="Every job created for the scene, in order.")
+    job_ids: list[str] = Field(default_factory=list, description="Every job created for the scene as it is now, "
+                               "in order.")
+    reused_jobs: int = Field(default=0, description="Jobs this run took from earlier runs (not paid again).")
     size: str
     seconds: int = Field(description="Length of the finished video (extensions included).")
     files: dict[str, FileRecord] = Field(default_factory=dict, description="Outputs by file name.")

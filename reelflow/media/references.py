@@ -35,6 +35,28 @@ class Role:
 
 
 FIRST, LAST = Role("reference", cropped=True), Role("last-frame", cropped=False)
+
+
+@dataclass(frozen=True)
+class SceneImages:
+    """The images a scene starts from and lands on, and its subjects, as the user gave them (read, not yet
+    prepared)."""
+
+    first: SourceImage | None = None
+    last: SourceImage | None = None
+    subjects: tuple[SourceImage, ...] = ()
+
+    def of(self, role: Role) -> SourceImage | None:
+        return self.first if role is FIRST else self.last
+
+    @classmethod
+    def read(cls, scene: ResolvedScene) -> SceneImages:
+        """The scene's images, read from where the plan says (outside a run: a run reads them in its tasks)."""
+        where = f"scene {scene.id!r}"
+        return cls(first=read_reference(scene.image, f"{where}: image") if scene.image else None,
+                   last=read_reference(scene.last_image, f"{where}: last_image") if scene.last_image else None,
+                   subjects=tuple(read_reference(url, f"{where}: subjects[{n}]")
+                                  for n, url in enumerate(scene.subjects)))
 SUBJECT = Role("subject", cropped=False)
 
 

@@ -110,6 +110,7 @@ class JobState:
     poll_after: float | None = None  # the provider's hint: seconds until the next status check is worth it
     outputs: tuple[str, ...] = ()  # URLs of the finished job's files, when the provider hands them out
     queue_position: int | None = None  # a queued job's place: how many jobs are ahead of it, when the provider says
+    expires_at: float | None = None  # when the provider deletes a finished job's files (Unix time), if it says
 
     @property
     def finished(self) -> bool:

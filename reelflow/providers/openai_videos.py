@@ -292,5 +292,5 @@ def _state(video: openai.types.Video, poll_after: float | None = None) -> JobSta
     return JobState(
         id=video.id, status=status, progress=video.progress or 0, error_code=code,
         error_message=error.message if error else None, transient=code in _TRANSIENT_FAILURES,
-        poll_after=poll_after,
+        poll_after=poll_after, expires_at=float(video.expires_at) if video.expires_at else None,
     )
