@@ -1,8 +1,10 @@
-"""A run killed outright (SIGKILL) leaves its flow run RUNNING forever; the next run of the plan closes it."""
+"""One run per output: the plan's run holds the output's lease. A run killed outright (SIGKILL) leaves its
+flow run RUNNING forever and its lease unrenewed; the next run takes the lease over and closes that flow run."""
 
 from __future__ import annotations
 
-import json
+import contextlib
+from collections.abc import Iterator
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -11,29 +13,26 @@ from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from prefect.states import Crashed
 
-from reelflow import StorageError
-from reelflow.ledger import LEDGER_FOLDER
+from reelflow import Settings
+from reelflow.lease import Holder, Lease, holding
 from reelflow.storage import Storage
 
-OWNER = "run.json"
 
-
-def take_over(storage: Storage) -> None:
-    """Record this flow run as the plan's owner; a previous owner still marked running is marked Crashed."""
+@contextlib.contextmanager
+def owning(storage: Storage, settings: Settings, wait: bool) -> Iterator[Lease]:
+    """This flow run holds the output of `storage` (a plan's folder) for the block."""
     current = str(flow_run.id)
-    previous = _previous_owner(storage)
-    if previous and previous != current:
-        _close_if_running(UUID(previous), current)
-    storage.write_json({"flow_run_id": current}, LEDGER_FOLDER, OWNER)
-
-
-def _previous_owner(storage: Storage) -> str | None:
-    if not storage.exists(LEDGER_FOLDER, OWNER):
-        return None
-    try:
-        return str(json.loads(storage.read_bytes(LEDGER_FOLDER, OWNER))["flow_run_id"])
-    except (StorageError, ValueError, KeyError):
-        return None
+    me = Holder.me(current, flow_run.name, settings.lease_seconds)
+    with holding(storage, me, settings.lease_seconds, wait) as lease:
+        previous = lease.previous
+        if previous is not None and previous.flow_run_id is not None and previous.flow_run_id != current:
+            get_run_logger().warning("took over %s from a run that stopped renewing its lease (%s)",
+                                     storage.location(), previous.describe())
+            _close_if_running(UUID(previous.flow_run_id), current)
+        yield lease
+        if lease.lost:
+            get_run_logger().error("this run stalled past its lease on %s and another run took it over",
+                                   storage.location())
 
 
 def _close_if_running(previous: UUID, current: str) -> None:

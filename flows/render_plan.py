@@ -32,7 +32,7 @@ from tasks.reel import ReelSpec, assemble_reel
 
 from ._batch import batched
 from ._cast import cast
-from ._crashes import take_over
+from ._crashes import owning
 from ._stoppable import run_stoppable
 from .render_scene import SceneRun, recorded_result, run_scene
 
@@ -46,45 +46,52 @@ class RenderFailed(ReelflowError):
 
 
 @flow(name="render-plan")
-def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False) -> PlanResult:
+def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False, wait: bool = False) -> PlanResult:
     """Render every scene of `plan` into `<output>/<plan name>/`; fails if any scene failed.
 
     Re-running the same plan to the same output resumes: finished scenes are skipped, a changed scene
     pays only from its first changed step on, jobs in flight are awaited rather than created again, and
     permanently failed scenes are reported as they were unless `retry_failed`. A plan whose estimate
-    (of what is left to pay) exceeds its budget is refused before any call."""
+    (of what is left to pay) exceeds its budget is refused before any call. One run renders to an output
+    at a time: another run on it stops at once, naming this one, or with `wait` waits for it."""
     settings = Settings()
     profile = active_profile(settings)
     check_settings(settings, profile)
     scenes = validate_plan(plan, profile)
     root = output or plan.output or DEFAULT_OUTPUT
     storage = Storage(root, settings.storage_options).child(plan.name)
-    costs = estimate(plan, scenes, profile, settings, planned_reuse(plan, scenes, storage, profile.name, settings))
-    costs.check()
     check_images(profile, storage, scenes)
-    take_over(storage)
-    if settings.scene_deployment:
-        results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
-    else:
-        with connect_provider(settings) as connection:
-            get_run_logger().info(connection.describe())
-
-            async def render_all() -> list[SceneResult]:
-                async with SceneRun.open(connection, storage, settings, scenes, costs, retry_failed) as run:
-                    run.character_ids = await cast(plan.characters, scenes, run)
-                    if plan.mode == "batch":
-                        await batched(scenes, run)
-                    return await _render_concurrently(scenes, run, settings.max_concurrent)
-
-            results = run_stoppable(render_all())
-    result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
-                        estimate_usd=costs.total_usd)
-    if plan.assemble:
-        result = _with_reel(result, storage, ReelSpec.of(plan, settings))
-    _publish(result, scenes, costs, storage)
+    with owning(storage, settings, wait):
+        costs = estimate(plan, scenes, profile, settings, planned_reuse(plan, scenes, storage, profile.name, settings))
+        costs.check()
+        if settings.scene_deployment:
+            results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
+        else:
+            results = _render_here(plan, scenes, storage, settings, costs, retry_failed)
+        result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
+                            estimate_usd=costs.total_usd)
+        if plan.assemble:
+            result = _with_reel(result, storage, ReelSpec.of(plan, settings))
+        _publish(result, scenes, costs, storage)
     if result.failed:
         raise RenderFailed(result)
     return result
+
+
+def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, settings: Settings, costs: Estimate,
+                 retry_failed: bool) -> list[SceneResult]:
+    """Every scene rendered by this process."""
+    with connect_provider(settings) as connection:
+        get_run_logger().info(connection.describe())
+
+        async def render_all() -> list[SceneResult]:
+            async with SceneRun.open(connection, storage, settings, scenes, costs, retry_failed) as run:
+                run.character_ids = await cast(plan.characters, scenes, run)
+                if plan.mode == "batch":
+                    await batched(scenes, run)
+                return await _render_concurrently(scenes, run, settings.max_concurrent)
+
+        return run_stoppable(render_all())
 
 
 def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storage, settings: Settings,

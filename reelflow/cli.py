@@ -78,6 +78,8 @@ def run(
     plan: PlanArgument,
     output: Annotated[str | None, typer.Option(help="Where to write (fsspec URL); default: the plan's output.")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Render again scenes that failed permanently before.")] = False,
+    wait: Annotated[bool, typer.Option(help="If another run is rendering to the same output, wait for it to end "
+                                       "(else stop at once, naming it).")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print every request the run would send, and send none.")] = False,
 ) -> None:
     """Render every scene of a plan; exit code 0 only when every scene succeeded.
@@ -101,7 +103,7 @@ def run(
     keep_run_logs_off_the_console()
     try:
         with stopped_by_signals(), prefect_api(settings, announce), showing_progress([s.id for s in costs.scenes]):
-            result = render_plan(loaded, output=output, retry_failed=retry_failed)
+            result = render_plan(loaded, output=output, retry_failed=retry_failed, wait=wait)
     except RenderFailed as e:
         _print_result(e.result)
         raise typer.Exit(1) from None
@@ -125,8 +127,8 @@ def _estimated(plan: str, settings: Settings, output: str | None) -> tuple[Plan,
         costs = estimate(loaded, scenes, profile, settings, reuse)
     except UserError as e:
         raise _user_error(e) from None
-    except ReelflowError as e:
-        raise fail(str(e)) from None
+    except ReelflowError as e:  # the output cannot be read
+        raise fail(str(e), 1) from None
     _warn(plan_warnings(loaded, source=plan))
     _print_estimate(costs)
     try:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     poll_min_seconds: float = Field(default=1, gt=0, description="Shortest wait between two status checks.")
     poll_max_seconds: float = Field(default=30, gt=0, description="Longest wait between two status checks.")
     job_timeout_seconds: float = Field(default=3600, gt=0, description="Give up on a job after this long.")
+    lease_seconds: float = Field(default=60, gt=0, description="How long a run's hold on its output lasts unless "
+                                 "renewed (every third of it): after the holder stopped, the next run waits at most "
+                                 "this long to take the output over.")
     webhook_secret: SecretStr | None = Field(
         default=None, description="Standard Webhooks secret (whsec_...) the provider signs video events with. Set: "
         "`reelflow webhooks` records the events and waiting jobs read them, polling only as a slow fallback.",

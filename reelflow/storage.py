@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -116,6 +117,45 @@ class Storage:
                 with contextlib.suppress(OSError):
                     Path(partial).unlink(missing_ok=True)
                 raise
+
+    def create(self, data: bytes, *parts: str) -> bool:
+        """Write a new file whole, only if there is none by that name (atomically: of two writers, one
+        wins); False if there was one."""
+        target = self.path(*parts)
+        with self._translated(f"cannot create {self.location(*parts)}"):
+            self.fs.makedirs(target.rpartition("/")[0], exist_ok=True)
+            try:
+                if isinstance(self.fs, LocalFileSystem):
+                    self._link_new(data, target)
+                else:
+                    with self.fs.open(target, "xb") as handle:  # S3: a put with If-None-Match: *
+                        handle.write(data)
+            except FileExistsError:
+                return False
+        return True
+
+    def _link_new(self, data: bytes, target: str) -> None:
+        """A local file made whole under a temporary name, then linked to its name: a link never replaces."""
+        partial = Path(f"{target}.part-{uuid.uuid4().hex[:8]}")
+        try:
+            partial.write_bytes(data)
+            os.link(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def names(self, *parts: str) -> list[str]:
+        """The names in a folder (none if it is not there)."""
+        with self._translated(f"cannot list {self.location(*parts)}"):
+            self.fs.invalidate_cache(self.path(*parts))  # others write here too: an object store's listing is cached
+            try:
+                listed = self.fs.ls(self.path(*parts), detail=False)
+            except FileNotFoundError:
+                return []
+        return [str(path).rstrip("/").rpartition("/")[2] for path in listed]
+
+    def remove(self, *parts: str) -> None:
+        with self._translated(f"cannot remove {self.location(*parts)}"):
+            self.fs.rm_file(self.path(*parts))
 
     def write_json(self, value: Any, *parts: str) -> None:
         self.write_bytes(json.dumps(value, indent=2, sort_keys=True).encode(), *parts)

@@ -124,7 +124,7 @@ def test_an_s3_output_without_credentials_is_one_line(tmp_path: Path, moto_s3: s
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stderr.splitlines()[-1] == ("error: cannot look at s3://reels/nocreds/demo/ledger/run.json: Unable "
+    assert done.stderr.splitlines()[-1] == ("error: cannot look at s3://reels/nocreds/demo/ledger: Unable "
                                             "to locate credentials (NoCredentialsError)")
 
 

@@ -112,7 +112,7 @@ def test_every_output_lands_and_decodes_on_each_storage(provider: RunningSandbox
         assert set(scene.files) >= {"video.mp4", "thumbnail.webp", "spritesheet.jpg"}
     fs, root = fsspec.url_to_fs(output)
     written = {p.removeprefix(root.rstrip("/") + "/") for p in fs.find(root)}
-    assert written == {"stores/manifest.json", "stores/report.html", "stores/ledger/run.json",
+    assert written == {"stores/manifest.json", "stores/report.html", "stores/ledger/lease/1.json",
                        "stores/ledger/one.json", "stores/ledger/two.json",
                        *(f"stores/{s}/{f}" for s in ("one", "two") for f in ("video.mp4", "thumbnail.webp",
                                                                             "spritesheet.jpg")),
