@@ -22,6 +22,7 @@ from reelflow import (
     Settings,
     StorageError,
     StyleBlock,
+    UnknownJobError,
     VideoFailedError,
     is_transient,
 )
@@ -138,7 +139,8 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         report(scene.id, "done (rendered earlier)")
         return _result(scene, entry, reused=reuse.steps)
     if entry.status == "failed" and not entry.transient and not run.retry_failed:
-        entry.error = f"{entry.error} (in an earlier run; --retry-failed renders it again)"
+        unknown = any(job.status == "unknown" for job in entry.chain())
+        entry.error = f"{entry.error} (in an earlier run{'' if unknown else '; --retry-failed renders it again'})"
         report(scene.id, "failed in an earlier run")
         return _result(scene, entry)
     entry.status, entry.error, entry.transient = "rendering", None, False
@@ -255,6 +257,8 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
             run.ledger.save(entry)
         elif record.status == "failed":
             raise VideoFailedError(record.error or f"{record.id} failed")
+        elif record.status == "unknown":
+            raise UnknownJobError(record.error or "its create's answer was lost")
         else:
             fresh = False
         outgoing = await request() if record.id is None else None
@@ -269,6 +273,10 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
             if not e.cause_may_pass or attempts_left == 0:
                 raise
             continue
+        except UnknownJobError as e:
+            record.status, record.error = "unknown", str(e)
+            run.ledger.save(entry)
+            raise
         record.status, record.expires_at = "completed", done.expires_at
         run.ledger.save(entry)
         return done

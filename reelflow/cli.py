@@ -9,7 +9,7 @@ import signal
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from pydantic import ValidationError
@@ -23,6 +23,9 @@ from .quiet import keep_run_logs_off_the_console, quiet_prefect
 from .results import PlanResult
 from .settings import Settings
 from .storage import DEFAULT_OUTPUT, Storage
+
+if TYPE_CHECKING:
+    from .jobs import JobRow
 
 SIZE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
 
@@ -302,6 +305,67 @@ def _print_result(result: PlanResult) -> None:
     if result.reel:
         console.print(f"The reel: {result.reel.url}", markup=False)
     console.print(f"Videos are in {result.output}; the report: {result.output}/report.html", markup=False)
+
+
+@app.command()
+def jobs(
+    plan: PlanArgument,
+    output: Annotated[str | None, typer.Option(help="The output the plan was run on (fsspec URL); default: the "
+                                               "plan's output.")] = None,
+    adopt: Annotated[list[str] | None, typer.Option(help="SCENE=JOB_ID: the job the scene's unknown step made, "
+                                                    "found in the provider's dashboard; the next run waits for "
+                                                    "it. Repeatable.")] = None,
+    retry_unknown: Annotated[bool, typer.Option(help="The next run makes the unknown steps again, paying again.")]
+    = False,
+) -> None:
+    """List the jobs the ledger of the plan's output knows and what the provider says of them; resolve the
+    steps left unknown (a create whose answer was lost on a provider that lists no jobs)."""
+    from . import jobs as ledger_jobs
+    from .providers import active_profile, connect_provider, uses_embedded_sandbox
+
+    settings = Settings()
+    try:
+        loaded = load_plan(plan)
+        profile = active_profile(settings)
+        scenes = validate_plan(loaded, profile, source=plan)
+        folder = _plan_folder(loaded, settings, output)
+        for spec in adopt or []:
+            scene, _, job_id = spec.partition("=")
+            if not job_id:
+                raise UserError(f"--adopt {spec!r}: write SCENE=JOB_ID")
+            typer.echo(ledger_jobs.adopt(folder, scene, job_id))
+        for line in ledger_jobs.pay_again(folder, [s.id for s in scenes]) if retry_unknown else []:
+            typer.echo(line)
+        rows = ledger_jobs.job_rows(scenes, folder)
+        if rows and not uses_embedded_sandbox(settings, profile):
+            with connect_provider(settings) as connection:
+                rows = ledger_jobs.asked(rows, connection, settings)
+    except UserError as e:
+        raise _user_error(e) from None
+    except ReelflowError as e:
+        raise fail(str(e), 1) from None
+    _print_jobs(rows, folder.location())
+
+
+def _print_jobs(rows: list[JobRow], where: str) -> None:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .jobs import UNKNOWN_HELP
+
+    table = Table(title=f"Jobs in {where}")
+    for column in ("scene", "step", "kind", "job", "status", "recorded", "provider says"):
+        table.add_column(column)
+    for row in rows:
+        recorded = datetime.fromtimestamp(row.recorded_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(row.scene, str(row.step + 1), row.kind + ("" if row.current else " (earlier version)"),
+                      row.job_id or "-", row.status, recorded, row.provider_says or "-")
+    console = Console(soft_wrap=True)
+    console.print(table)
+    if unknown := sum(row.status == "unknown" for row in rows):
+        console.print(f"{unknown} steps are {UNKNOWN_HELP}", markup=False)
 
 
 @app.command()

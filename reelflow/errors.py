@@ -59,8 +59,18 @@ class RateLimitedError(TransientApiError):
         self.retry_after = retry_after
 
 
+class NoAnswerError(TransientApiError):
+    """The request went out and its answer never came (a broken connection, a read timeout): what it asked
+    may have been done. Sent again, a create may be paid twice, unless the lost job can be found."""
+
+
 class PermanentApiError(ApiError):
     """Retrying cannot help: rejected requests, moderation blocks, missing resources."""
+
+
+class UnknownJobError(PermanentApiError):
+    """A create's answer was lost and the provider cannot be asked whether it made the job (it lists no
+    jobs): the step is left "unknown, may be paid" for the user to resolve, never paid again unasked."""
 
 
 class AssetsExpiredError(PermanentApiError):

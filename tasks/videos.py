@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run as current_task_run
 
 from reelflow import Settings
-from reelflow.errors import TransientApiError, VideoFailedError
+from reelflow.errors import NoAnswerError, TransientApiError, UnknownJobError, VideoFailedError
 from reelflow.media.sound import loudness_of
 from reelflow.media.video import probe
 from reelflow.progress import Watch
@@ -65,18 +65,33 @@ class Attempt:
 
 
 async def _adopted(gateway: Gateway, job: JobSpec, attempt: Attempt) -> JobState | None:
-    """A job created by an earlier try whose answer was lost, found in the provider's recent jobs. A provider
-    that lists no jobs leaves nothing to look in: the job is created again (and may be paid twice)."""
-    if not attempt.adoptable or not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
-        return None
+    """A job created by an earlier try whose answer was lost, found in the provider's recent jobs. On a
+    provider that lists no jobs, the create of a run that stopped while sending it is left unknown (a retry
+    here follows an answered failure: nothing was made)."""
     if not gateway.profile.list_jobs:
-        get_run_logger().warning("%s lists no jobs: an earlier create whose answer was lost cannot be found, so "
-                                 "this one may be paid twice", gateway.profile.name)
+        if attempt.answer_may_be_lost:
+            raise UnknownJobError(_unknowable(gateway, "an earlier run stopped while sending its create"))
+        return None
+    if not attempt.adoptable or not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
         return None
     found = await gateway.find_job(job, attempt.since, attempt.known_ids)
     if found is not None:
         get_run_logger().warning("adopted %s, created earlier but never recorded", found.id)
     return found
+
+
+async def _sent(gateway: Gateway, request: JobSpec) -> JobState:
+    try:
+        return await gateway.send(request)
+    except NoAnswerError as e:
+        if gateway.profile.list_jobs:
+            raise  # retried: the job, if made, is found in the list
+        raise UnknownJobError(_unknowable(gateway, str(e))) from e
+
+
+def _unknowable(gateway: Gateway, cause: str) -> str:
+    return (f"{cause}; the job may have been made (and paid), but {gateway.profile.name} lists no jobs to tell, "
+            "so it is not made again unasked: `reelflow jobs PLAN` shows it and how to resolve it")
 
 
 @task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
@@ -96,7 +111,7 @@ async def generate(gateway: Gateway, request: JobSpec | None, recorded_id: Calla
             job = await _adopted(gateway, request, attempt)
             if job is None:
                 await turn_to_create(fleet)
-                job = await gateway.send(request)
+                job = await _sent(gateway, request)
             get_run_logger().info("created %s (%s)", job.id, action_of(request))
             created(job)
         else:

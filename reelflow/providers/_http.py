@@ -8,7 +8,14 @@ from collections.abc import Mapping
 
 import httpx
 
-from ..errors import ApiError, AuthenticationError, PermanentApiError, RateLimitedError, TransientApiError
+from ..errors import (
+    ApiError,
+    AuthenticationError,
+    NoAnswerError,
+    PermanentApiError,
+    RateLimitedError,
+    TransientApiError,
+)
 from ._base import Body
 
 MAY_PASS = frozenset({408, 409})  # a timeout, a conflict (not ready yet)
@@ -42,3 +49,12 @@ def status_error(action: str, status: int, said: str, headers: Mapping[str, str]
     if status in may_pass or status >= 500:
         return TransientApiError(message, status=status)
     return PermanentApiError(message, status=status)
+
+
+def transport_error(action: str, where: str, error: Exception, reached: bool) -> TransientApiError:
+    """A request that failed in transport, in reelflow's terms: one that never `reached` the provider (no
+    connection was made) can be sent again; one whose answer never came may have been done."""
+    kind = "timed out" if "Timeout" in type(error).__name__ else "the connection broke"
+    if not reached:
+        return TransientApiError(f"{action}: could not connect ({where})")
+    return NoAnswerError(f"{action}: {kind} before the answer came ({where})")

@@ -25,7 +25,6 @@ from fal_client.client import AppId, AsyncRequestHandle, Completed, FalClientHTT
 from ..errors import (
     ApiError,
     PermanentApiError,
-    TransientApiError,
 )
 from ..profiles import Endpoint, ProviderProfile, Quantity, frame_of
 from ._base import (
@@ -40,7 +39,7 @@ from ._base import (
     WireRequest,
     action_of,
 )
-from ._http import status_error, streamed
+from ._http import status_error, streamed, transport_error
 
 _REQUESTS = "/requests/"
 # Infrastructure failures that a new request may not meet (fal.ai/docs/documentation/model-apis/request-errors)
@@ -189,10 +188,9 @@ class FalQueue:
         except httpx.HTTPStatusError as e:  # fal_client's storage token request
             raise _error(action, e.response.status_code, e.response.text[:200], e.response.headers,
                          self.key_variable) from e
-        except httpx.TimeoutException as e:
-            raise TransientApiError(f"{action}: timed out ({self.base_url})") from e
-        except httpx.TransportError as e:
-            raise TransientApiError(f"{action}: could not connect ({self.base_url})") from e
+        except httpx.TransportError as e:  # timeouts too
+            unreached = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
+            raise transport_error(action, self.base_url, e, reached=not unreached) from e
         except (KeyError, ValueError, TypeError) as e:  # an answer not shaped as fal's protocol says
             raise PermanentApiError(f"{action}: the provider's answer does not parse ({e!r})") from e
 

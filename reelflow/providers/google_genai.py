@@ -48,6 +48,7 @@ from ._base import (
     WireRequest,
     action_of,
 )
+from ._http import transport_error
 
 # google.rpc.Code: a failed operation whose cause may pass (unavailable, past its deadline, out of quota,
 # aborted, internal).
@@ -228,10 +229,9 @@ class GoogleGenAI:
         except google.auth.exceptions.GoogleAuthError as e:
             raise AuthenticationError(f"{action}: Google credentials: {e} (set GOOGLE_APPLICATION_CREDENTIALS, or "
                                       f"run `gcloud auth application-default login`)") from e
-        except httpx2.TimeoutException as e:
-            raise TransientApiError(f"{action}: timed out") from e
-        except httpx2.TransportError as e:
-            raise TransientApiError(f"{action}: could not connect ({type(e).__name__})") from e
+        except httpx2.TransportError as e:  # timeouts too
+            unreached = isinstance(e, httpx2.ConnectError | httpx2.ConnectTimeout)
+            raise transport_error(action, "Google", e, reached=not unreached) from e
 
     def _error(self, action: str, error: errors.APIError) -> ApiError:
         message = f"{action}: {error.code} {error.status}: {error.message}"

@@ -44,7 +44,7 @@ from ._base import (
     WireRequest,
     action_of,
 )
-from ._http import retry_after
+from ._http import retry_after, transport_error
 
 # Every client.videos.* call carries this notice in openai 3.x: expected, so not shown to users.
 warnings.filterwarnings("ignore", message="The Sora API is scheduled to permanently shut down",
@@ -232,9 +232,10 @@ class OpenAIVideos:
         if isinstance(error, openai.AuthenticationError):
             return AuthenticationError(f"{action}: the provider rejected the API key (401); check "
                                        f"{self.key_variable}", status=401, code=error.code)
-        if isinstance(error, openai.APIConnectionError):
-            kind = "timed out" if isinstance(error, openai.APITimeoutError) else "could not connect"
-            return TransientApiError(f"{action}: {kind} ({self.client.base_url})")
+        if isinstance(error, openai.APIConnectionError):  # what the SDK's transport raised is its cause
+            cause = error.__cause__ if isinstance(error.__cause__, Exception) else error
+            return transport_error(action, str(self.client.base_url), cause,
+                                   reached=not isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout))
         status = error.status_code if isinstance(error, openai.APIStatusError) else None
         said = error.body.get("message", error.message) if isinstance(error.body, dict) else error.message
         message = f"{action}: {status} {said}" if status else f"{action}: {said}"

@@ -25,8 +25,8 @@ from openrouter.utils.retries import BackoffStrategy, RetryConfig
 from ..errors import (
     ApiError,
     AssetsExpiredError,
+    NoAnswerError,
     PermanentApiError,
-    TransientApiError,
 )
 from ..profiles import ProviderProfile, frame_of
 from ._base import (
@@ -42,7 +42,7 @@ from ._base import (
     WireRequest,
     action_of,
 )
-from ._http import status_error, streamed
+from ._http import status_error, streamed, transport_error
 
 _STATUSES: dict[str, Status] = {"pending": "queued", "in_progress": "running", "completed": "completed"}
 _MAY_PASS = frozenset({408, 409, 425, 499})  # a timeout, a conflict (not ready), an early or cut request
@@ -144,11 +144,10 @@ class OpenRouterVideos:
         except errors.OpenRouterError as e:
             raise _error(action, e.status_code, _said(e), e.headers, self.key_variable) from e
         except errors.NoResponseError as e:
-            raise TransientApiError(f"{action}: no answer ({self.base_url})") from e
-        except httpx.TimeoutException as e:
-            raise TransientApiError(f"{action}: timed out ({self.base_url})") from e
-        except httpx.TransportError as e:
-            raise TransientApiError(f"{action}: could not connect ({self.base_url})") from e
+            raise NoAnswerError(f"{action}: no answer ({self.base_url})") from e
+        except httpx.TransportError as e:  # timeouts too
+            unreached = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
+            raise transport_error(action, self.base_url, e, reached=not unreached) from e
 
 
 def _frame_fields(size: str) -> dict[str, str]:
