@@ -1,7 +1,8 @@
 """The same contract for every built-in dialect, each against the sandbox posing as its provider, through
 reelflow's gateway (as fsspec runs one set of tests across its filesystems): a clip is made, polled, downloaded
 and is what was asked for; a refused prompt ends as a failure that is final, a failure the provider calls
-passing ends as one that may pass; a wrong key is one AuthenticationError; a create is sent once."""
+passing ends as one that may pass; a wrong key is one AuthenticationError; a create is sent once; a create
+whose answer was lost is told apart from one that never reached the provider."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 
-from reelflow import AuthenticationError, VideoFailedError, load_profile
+from reelflow import AuthenticationError, NoAnswerError, TransientApiError, VideoFailedError, load_profile
 from reelflow.providers import ClipJob, Gateway, JobState
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks.videos import WaitPolicy, wait_for
-from tests.conftest import gateway_to
+from tests.conftest import free_port, gateway_to
 from tests.media import probe_video, sound_of
 
 T = TypeVar("T")
@@ -87,3 +89,16 @@ def test_a_wrong_key_is_one_authentication_error(pose: RunningSandbox) -> None:
         with pytest.raises(AuthenticationError):
             through_gateway(strict, lambda gateway: gateway.send(clip(name, "x")), key="a-wrong-key")
         assert strict.stats()["jobs"] == 0
+
+
+def test_a_create_whose_answer_was_lost_may_have_been_made_one_never_sent_was_not(pose: RunningSandbox) -> None:
+    name = pose.sandbox.profile.name
+    with run_sandbox(profile=name, job_seconds=0.2, faults="lost=1") as losing:
+        with pytest.raises(NoAnswerError):
+            through_gateway(losing, lambda gateway: gateway.send(clip(name, "x")))
+        assert losing.stats()["jobs"] == 1  # made, its answer lost: and not sent again by the SDK
+    nobody = urlsplit(pose.base_url)._replace(netloc=f"127.0.0.1:{free_port()}").geturl()  # a port no one serves
+    closed = RunningSandbox(base_url=nobody, sandbox=pose.sandbox)
+    with pytest.raises(TransientApiError) as raised:
+        through_gateway(closed, lambda gateway: gateway.send(clip(name, "x")))
+    assert not isinstance(raised.value, NoAnswerError), raised.value
