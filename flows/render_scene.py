@@ -146,21 +146,8 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     entry.status, entry.error, entry.transient = "rendering", None, False
     run.known_ids.update(j.id for j in entry.jobs if j.id)
     warnings = run.warnings.pop(scene.id, [])
-    signatures = request_signatures(scene)
-    cost, chain = run.estimate.cost_of(scene.id), len(scene.segments) - 1
     try:
-        video: JobState | None = None
-        for step, segment in enumerate(scene.segments):
-            request = _request_of(step, segment, video, scene, images, entry, run, warnings)
-            video = await _step(step, signatures[step], entry, run, request, cost.segment_usd(segment.seconds),
-                                Watch(scene.id, f"extending {step}/{chain}" if step else "rendering"))
-            if scene.stitched_locally:
-                await _keep_video(clip_name(step), segment.seconds, video, scene, entry, run)
-        assert video is not None  # a chain has at least its create
-        video = await _revised(video, scene, signatures, entry, run)
-        entry.files.update(await _finished_files(scene, video, run))
-        if scene.revisions:
-            _keep_copy(VIDEO, revision_name(len(scene.revisions)), scene.id, entry, run)
+        reuse = await _rendered(Chain(scene, images, entry, warnings), run, reuse)
         entry.status = "completed"
         report(scene.id, "done")
     except AuthenticationError:
@@ -171,12 +158,58 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         entry.status, entry.error = "failed", str(e)
         entry.transient = is_transient(e) or isinstance(e, BudgetExceeded | StorageError)
         if isinstance(e, AssetsExpiredError):
-            _forget_jobs(entry)
+            _forget_videos(entry)
+            entry.transient, entry.error = True, f"{entry.error} (the next run makes again only what is not kept here)"
         get_run_logger().error("scene %r failed: %s", scene.id, e)
         report(scene.id, f"failed: {e}")
     with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
         run.ledger.save(entry)
     return _result(scene, entry, warnings, reuse.from_earlier_runs)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A scene being rendered: what it starts from, its ledger entry, and the warnings gathered on the way."""
+
+    scene: ResolvedScene
+    images: SceneImages
+    entry: SceneEntry
+    warnings: list[str]
+
+
+async def _rendered(chain: Chain, run: SceneRun, reuse: Reuse) -> Reuse:
+    """The scene's video and pictures, taking from earlier runs what `reuse` says. A reused video the provider
+    no longer has (deleted before the expiry it announced, or never kept) makes the scene render once more,
+    from what is kept here."""
+    try:
+        await _render_chain(chain, run)
+        return reuse
+    except AssetsExpiredError as e:
+        if not reuse.from_earlier_runs:
+            raise
+        get_run_logger().warning("scene %r: %s; making again what is not kept here", chain.scene.id, e)
+        _forget_videos(chain.entry)
+        reuse = _reuse(chain.scene, chain.entry, run)
+        await _render_chain(chain, run)
+        return reuse
+
+
+async def _render_chain(chain: Chain, run: SceneRun) -> None:
+    scene, entry = chain.scene, chain.entry
+    signatures = request_signatures(scene)
+    cost, extensions = run.estimate.cost_of(scene.id), len(scene.segments) - 1
+    video: JobState | None = None
+    for step, segment in enumerate(scene.segments):
+        request = _request_of(step, segment, video, scene, chain.images, entry, run, chain.warnings)
+        video = await _step(step, signatures[step], entry, run, request, cost.segment_usd(segment.seconds),
+                            Watch(scene.id, f"extending {step}/{extensions}" if step else "rendering"))
+        if scene.stitched_locally:
+            await _keep_video(clip_name(step), segment.seconds, video, scene, entry, run)
+    assert video is not None  # a chain has at least its create
+    video = await _revised(video, scene, signatures, entry, run)
+    entry.files.update(await _finished_files(scene, video, run))
+    if scene.revisions:
+        _keep_copy(VIDEO, revision_name(len(scene.revisions)), scene.id, entry, run)
 
 
 def _reuse(scene: ResolvedScene, entry: SceneEntry, run: SceneRun) -> Reuse:
@@ -209,14 +242,11 @@ def _made_from(step: int, scene: ResolvedScene) -> list[str]:
     return names
 
 
-def _forget_jobs(entry: SceneEntry) -> None:
-    """The provider deleted the finished videos' files before they were fetched: the next run makes again
-    what it cannot take from the files kept here (the error says so)."""
+def _forget_videos(entry: SceneEntry) -> None:
+    """The provider no longer has the chain's videos: what is not kept here is made again."""
     gone = time.time()
     for job in entry.chain():
         job.expires_at = gone
-    entry.transient = True
-    entry.error = f"{entry.error} (the next run makes again only what is not kept here)"
 
 
 async def images_of(scene: ResolvedScene, run: SceneRun) -> SceneImages:

@@ -300,8 +300,8 @@ def _print_result(result: PlanResult) -> None:
             console.print(f"scene {scene.id!r} failed: {scene.error}", markup=False)
     for note in result.warnings:
         console.print(f"warning: {note}", markup=False)
-    if reused := sum(scene.reused_jobs for scene in result.scenes):
-        console.print(f"{reused} jobs made by earlier runs on this output were reused, not paid again", markup=False)
+    if reused := result.reused_note():
+        console.print(reused, markup=False)
     if result.reel:
         console.print(f"The reel: {result.reel.url}", markup=False)
     console.print(f"Videos are in {result.output}; the report: {result.output}/report.html", markup=False)

@@ -83,8 +83,8 @@ def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str,
     lines = [f"# {result.plan}", "",
              f"{done} of {len(result.scenes)} scenes rendered on **{result.provider}**, estimated "
              f"**${estimate.total_usd:.2f}**. Files: `{result.output}` (see `report.html` there).", ""]
-    if reused := sum(scene.reused_jobs for scene in result.scenes):
-        lines += [f"{reused} jobs made by earlier runs on this output were reused, not paid again.", ""]
+    if reused := result.reused_note():
+        lines += [f"{reused}.", ""]
     lines += [f"![{scene_id}]({url})" for scene_id, url in pictures.items()]
     lines += ["", *(f"- **{r.id}** failed: {r.error}" for r in result.failed)]
     if result.reel:

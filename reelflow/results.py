@@ -46,6 +46,14 @@ class PlanResult(BaseModel):
     def failed(self) -> list[SceneResult]:
         return [s for s in self.scenes if s.status == "failed"]
 
+    def reused_note(self) -> str | None:
+        """What this run took from earlier runs, if anything."""
+        reused = sum(scene.reused_jobs for scene in self.scenes)
+        if not reused:
+            return None
+        jobs = "1 job" if reused == 1 else f"{reused} jobs"
+        return f"{jobs} made by earlier runs on this output {'was' if reused == 1 else 'were'} reused, not paid again"
+
     def summary(self) -> str:
         done = len(self.scenes) - len(self.failed)
         lines = [f"{self.plan}: {done} of {len(self.scenes)} scenes rendered to {self.output}"]

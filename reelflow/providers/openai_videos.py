@@ -39,6 +39,7 @@ from ._base import (
     JobState,
     ProviderConfig,
     Reference,
+    RevisionJob,
     Status,
     Variant,
     WireRequest,
@@ -89,8 +90,13 @@ class OpenAIVideos:
     # -- jobs ---------------------------------------------------------------------------------------------
 
     async def submit(self, job: JobSpec) -> JobState:
-        async with self._translated(action_of(job)):
-            video = await _send(self.client.with_options(max_retries=0), self.describe(job, self.profile))
+        try:
+            async with self._translated(action_of(job)):
+                video = await _send(self.client.with_options(max_retries=0), self.describe(job, self.profile))
+        except PermanentApiError as e:
+            if e.status == 404 and isinstance(job, ExtensionJob | RevisionJob):  # the video it builds on is gone
+                raise AssetsExpiredError(str(e), status=404, code=e.code) from e
+            raise
         return _state(video)
 
     async def poll(self, job_id: str) -> JobState:

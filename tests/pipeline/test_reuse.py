@@ -123,3 +123,17 @@ def test_a_chain_stitched_here_continues_from_its_kept_clips_after_they_expired(
         result = render_plan(parse_plan(plan_with(2)), output=OUT)
         assert paid(pose) - before == costs.cost_of("long").jobs == 1
         assert result.scenes[0].reused_jobs == 2 and result.scenes[0].seconds == 12
+
+
+def test_a_provider_that_lost_the_videos_it_did_not_say_would_expire_gets_the_chain_made_again_in_the_same_run(
+        monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+    with run_sandbox(job_seconds=0.2) as first:
+        point_at(monkeypatch, first.base_url, first.api_key)
+        render_plan(parse_plan(plan_with(1)), output=OUT)
+    with run_sandbox(job_seconds=0.2) as forgetful:  # knows none of the first one's videos
+        point_at(monkeypatch, forgetful.base_url, forgetful.api_key)
+        result = render_plan(parse_plan(plan_with(2)), output=OUT)
+        made = forgetful.stats()["jobs_by_kind"]
+    assert [scene.status for scene in result.scenes] == ["completed", "completed"]
+    assert made == {"create": 1, "extension": 2}  # 'long' from its start; 'short' kept here, untouched
+    assert [scene.reused_jobs for scene in result.scenes] == [0, 1] and result.scenes[0].seconds == 12
