@@ -113,10 +113,11 @@ def acquire(storage: Storage, holder: Holder, seconds: float, wait: bool) -> Lea
     while True:
         generation = _latest(storage)
         current = _read(storage, generation) if generation else None
-        if current is not None and current.holds(time.time()) and current.flow_run_id != holder.flow_run_id:
+        same_run = holder.flow_run_id is not None and current is not None and current.flow_run_id == holder.flow_run_id
+        if current is not None and current.holds(time.time()) and not same_run:  # (a flow run retried takes it back)
             if not wait:
                 raise OutputBusy(f"{storage.location()} is being rendered by another run ({current.describe()}); "
-                                 "wait for it with --wait, or stop that run")
+                                 "let it end (`reelflow run --wait` waits for it), or stop it")
             time.sleep(min(2.0, seconds / 3))
             continue
         if _create(storage, generation + 1, holder):

@@ -108,7 +108,7 @@ def test_a_second_run_on_the_same_output_stops_naming_the_first_and_nothing_is_p
     (loser,) = [pid for pid, (_, code) in outcomes.items() if code != 0]
     line = outcomes[loser][0][1].strip().splitlines()[-1]
     assert line.startswith(f"error: file://{tmp_path}/out/crash is being rendered by another run (host ")
-    assert f", pid {winner}, Prefect flow run " in line and "wait for it with --wait" in line
+    assert f", pid {winner}, Prefect flow run " in line and "(`reelflow run --wait` waits for it)" in line
 
 
 def test_with_wait_the_second_run_waits_and_then_pays_nothing(plan_file: Path, tmp_path: Path,

@@ -5,14 +5,18 @@ jobs the sandbox was paid for; the estimate says the same before anything is pai
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from flows.render_plan import render_plan
 from reelflow import Settings, parse_plan, validate_plan
+from reelflow.cli import app
 from reelflow.costs import Estimate, estimate
 from reelflow.providers import active_profile
 from reelflow.reuse import planned_reuse
@@ -137,3 +141,18 @@ def test_a_provider_that_lost_the_videos_it_did_not_say_would_expire_gets_the_ch
     assert [scene.status for scene in result.scenes] == ["completed", "completed"]
     assert made == {"create": 1, "extension": 2}  # 'long' from its start; 'short' kept here, untouched
     assert [scene.reused_jobs for scene in result.scenes] == [0, 1] and result.scenes[0].seconds == 12
+
+
+def test_the_estimate_and_the_dry_run_say_what_is_reused_before_anything_is_paid(provider: RunningSandbox,
+                                                                                  tmp_path: Path) -> None:
+    render_plan(parse_plan(plan_with(2)), output=OUT)
+    plan_file = tmp_path / "edits.json"
+    plan_file.write_text(json.dumps(plan_with(3)))
+    before = dict(provider.stats()["requests"])
+    estimated = CliRunner().invoke(app, ["estimate", str(plan_file), "--output", OUT])
+    dry = CliRunner().invoke(app, ["run", str(plan_file), "--output", OUT, "--dry-run"])
+    assert (estimated.exit_code, dry.exit_code) == (0, 0), (estimated.output, dry.output)
+    assert "in 1 jobs; 4 more made by earlier runs on this output, not paid again" in estimated.output
+    assert "scene 'long': 16 s, 1 job to pay (3 more from earlier runs)" in dry.output
+    assert dry.output.count("made (or being made) by an earlier run on this output: not sent") == 4
+    assert "POST /v1/videos/extensions" in dry.output and provider.stats()["requests"] == before
