@@ -77,11 +77,12 @@ async def _status(gateway: Gateway, job_id: str) -> str:
 
 def adopt(storage: Storage, scene_id: str, job_id: str) -> str:
     """Attach `job_id` to the scene's step left unknown; the next run waits for that job. Returns what was done."""
+    ledger = Ledger(storage)
     with _editing(storage):
-        entry, record = _unknown_step(Ledger(storage), scene_id)
+        entry, record = _unknown_step(ledger, scene_id)
         record.id, record.status, record.error, record.recorded_at = job_id, "created", None, time.time()
         entry.status, entry.error, entry.transient = "rendering", None, True
-        Ledger(storage).save(entry)
+        ledger.save(entry)
     return f"scene {scene_id!r}: step {record.step + 1} is job {job_id}; the next run waits for it"
 
 

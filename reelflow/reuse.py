@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .ledger import JobRecord, Ledger, SceneEntry, SceneInputs, fingerprint, sha256, step_fingerprints
+from .ledger import LEDGER_FOLDER, JobRecord, Ledger, SceneEntry, SceneInputs, fingerprint, sha256, step_fingerprints
 from .media.references import SceneImages
 from .plans import Plan, ResolvedScene
 from .results import FileRecord
@@ -94,9 +94,9 @@ def planned_reuse(plan: Plan, scenes: list[ResolvedScene], storage: Storage, pro
                   settings: Settings) -> dict[str, Reuse]:
     """What each scene can take from earlier runs of `plan` into `storage` (its folder), judged now, before
     anything is paid (reading the scenes' images and the kept files, as the run will)."""
-    ledger = Ledger(storage)
-    if not storage.exists("ledger"):
+    if not storage.exists(LEDGER_FOLDER):
         return {}
+    ledger = Ledger(storage)
     characters = _recorded_characters(plan, scenes, ledger)
     found: dict[str, Reuse] = {}
     for scene in scenes:
