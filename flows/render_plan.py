@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -22,6 +23,7 @@ from reelflow import (
     validate_plan,
 )
 from reelflow.costs import Estimate, estimate
+from reelflow.progress import report
 from reelflow.providers import active_profile, check_images, check_settings, connect_provider
 from reelflow.report import html_report, markdown_summary, table_rows, thumbnails
 from reelflow.results import PlanResult, SceneResult
@@ -31,6 +33,7 @@ from tasks.fleet import set_up_fleet
 from tasks.reel import ReelSpec, assemble_reel
 
 from ._batch import batched
+from ._board import artifact_key, on_the_run_page
 from ._cast import cast
 from ._crashes import owning
 from ._stoppable import run_stoppable
@@ -64,10 +67,14 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     with owning(storage, settings, wait):
         costs = estimate(plan, scenes, profile, settings, planned_reuse(plan, scenes, storage, profile.name, settings))
         costs.check()
-        if settings.scene_deployment:
-            results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
-        else:
-            results = _render_here(plan, scenes, storage, settings, costs, retry_failed)
+        get_run_logger().info("plan %r: %d scenes on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
+                              len(scenes), profile.name, storage.location(), costs.total_usd,
+                              sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
+        with on_the_run_page(plan.name, [s.id for s in scenes], settings.ui_update_seconds):
+            if settings.scene_deployment:
+                results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
+            else:
+                results = _render_here(plan, scenes, storage, settings, costs, retry_failed)
         result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
                             estimate_usd=costs.total_usd)
         if plan.assemble:
@@ -115,10 +122,17 @@ def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storag
             deployment, timeout=0, idempotency_key=f"{flow_run.id}:{scene.id}",
             parameters={"scene": scene.model_dump(mode="json", exclude_none=True), **shared},
         ) for scene in plan.scenes]
-        return list(await asyncio.gather(*(wait_for_flow_run(run.id, poll_interval=2) for run in started)))
+        return list(await asyncio.gather(*(_finished(scene.id, run.id) for scene, run in zip(scenes, started,
+                                                                                             strict=True))))
 
     finished = run_stoppable(all_finished())
     return [recorded_result(scene, storage) or _lost(scene, run) for scene, run in zip(scenes, finished, strict=True)]
+
+
+async def _finished(scene_id: str, run_id: UUID) -> FlowRun:
+    run: FlowRun = await wait_for_flow_run(run_id, poll_interval=2)
+    report(scene_id, "done" if run.state and run.state.is_completed() else "failed")
+    return run
 
 
 def _lost(scene: ResolvedScene, run: FlowRun) -> SceneResult:
@@ -139,15 +153,10 @@ def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, s
     storage.write_json(result.model_dump(mode="json"), "manifest.json")
     pictures = thumbnails(result, storage)
     storage.write_bytes(html_report(result, scenes, costs, pictures).encode(), "report.html")
-    create_table_artifact(table_rows(result, costs), key=_artifact_key(result.plan, "scenes"),
+    create_table_artifact(table_rows(result, costs), key=artifact_key(result.plan, "scenes"),
                           description=f"Scenes of {result.plan}")
-    create_markdown_artifact(markdown_summary(result, costs, pictures), key=_artifact_key(result.plan, "summary"),
+    create_markdown_artifact(markdown_summary(result, costs, pictures), key=artifact_key(result.plan, "summary"),
                              description=f"Run report of {result.plan}: thumbnails, failures")
-
-
-def _artifact_key(plan: str, kind: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return "".join(c if c.isalnum() else "-" for c in f"{plan}-{kind}".lower())
 
 
 async def _render_concurrently(scenes: list[ResolvedScene], run: SceneRun, limit: int) -> list[SceneResult]:

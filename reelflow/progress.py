@@ -2,7 +2,8 @@
 failed: reason), for whoever shows it: the terminal's live display, or nobody.
 
 The pipeline reports through `report()`; a command that shows progress wraps the run in
-`showing_progress()`. Nothing else depends on it, so flows called from Python stay silent."""
+`showing_progress()`, and a plan run shows it on its page in the Prefect UI through `watching()`. Nothing
+else depends on it, so flows called from Python stay silent in the terminal."""
 
 from __future__ import annotations
 
@@ -27,19 +28,27 @@ class ProgressView(Protocol):
         """The provider stopped answering (`trouble` says since when and why), or answers again (None)."""
 
 
-_VIEW: ContextVar[ProgressView | None] = ContextVar("reelflow_progress_view", default=None)
+_VIEWS: ContextVar[tuple[ProgressView, ...]] = ContextVar("reelflow_progress_views", default=())
 
 
 def report(scene: str, stage: str, percent: int | None = None) -> None:
-    view = _VIEW.get()
-    if view is not None:
+    for view in _VIEWS.get():
         view.update(scene, stage, percent)
 
 
 def report_provider(trouble: str | None) -> None:
-    view = _VIEW.get()
-    if view is not None:
+    for view in _VIEWS.get():
         view.provider(trouble)
+
+
+@contextlib.contextmanager
+def watching(view: ProgressView) -> Iterator[None]:
+    """`view` is told every scene's stage for the duration of the block, besides any other view."""
+    token = _VIEWS.set((*_VIEWS.get(), view))
+    try:
+        yield
+    finally:
+        _VIEWS.reset(token)
 
 
 class ProviderHealth:
@@ -130,9 +139,5 @@ def showing_progress(scenes: list[str], stream: TextIO | None = None) -> Iterato
         live: contextlib.AbstractContextManager[object] = bars.progress
     else:
         view, live = PlainLines(stream), contextlib.nullcontext()
-    token = _VIEW.set(view)
-    try:
-        with live:
-            yield
-    finally:
-        _VIEW.reset(token)
+    with watching(view), live:
+        yield

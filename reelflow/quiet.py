@@ -1,4 +1,5 @@
-"""Prefect's defaults print telemetry errors, per-task INFO lines and exit tracebacks; users see none of it."""
+"""Prefect's defaults print telemetry errors, per-task INFO lines and exit tracebacks; users see none of it in
+the terminal, while the Prefect API (the UI) gets every flow and task run's log at INFO."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import os
 
 PREFECT_DEFAULTS = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # Run logs at INFO reach the API (so the run page tells the run's story) but never the terminal: the
+    # console handler shows warnings and worse only. Set in the environment, so flow runs started in a
+    # subprocess (`reelflow serve`, a worker) log the same way.
+    "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",

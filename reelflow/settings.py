@@ -85,6 +85,8 @@ class Settings(BaseSettings):
         "Prefect server in the background on first use and reuses it (`prefect server stop` stops it); "
         "`temporary` uses Prefect's per-process temporary server (10-20 s per command).",
     )
+    ui_update_seconds: float = Field(default=2, gt=0, description="Least time between two updates of a run's "
+                                     "progress and scene table in the Prefect UI.")
     prefect_port: int = Field(default=4200, ge=1, le=65535, description="Port of the local Prefect server.")
     scene_deployment: str | None = Field(
         default=None, description="Render each scene as a run of this deployment (render-scene/scene, served "

@@ -146,7 +146,7 @@ async def _polled(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Wa
         _still_running(job, watch, deadline, policy)
         await asyncio.sleep(progress.next_pause(job, backoff, policy))
         backoff = min(backoff * 1.5, policy.max_seconds)
-        job = await gateway.retrieve(job.id)
+        job = _logged(job, await gateway.retrieve(job.id))
     return job
 
 
@@ -160,10 +160,17 @@ async def _told(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watc
         _still_running(job, watch, deadline, policy)
         await asyncio.sleep(policy.min_seconds)
         if await asyncio.to_thread(policy.inbox.arrived, job.id) is not None:
-            return await _polled(gateway, await gateway.retrieve(job.id), policy, watch, deadline)
+            return await _polled(gateway, _logged(job, await gateway.retrieve(job.id)), policy, watch, deadline)
         if time.monotonic() - asked >= policy.fallback_seconds:
-            job, asked = await gateway.retrieve(job.id), time.monotonic()
+            job, asked = _logged(job, await gateway.retrieve(job.id)), time.monotonic()
     return job
+
+
+def _logged(before: JobState, now: JobState) -> JobState:
+    """`now`, its change of status (if any) logged to the run."""
+    if now.status != before.status:
+        get_run_logger().info("%s: %s -> %s", now.id, before.status, now.status)
+    return now
 
 
 def _still_running(job: JobState, watch: Watch | None, deadline: float, policy: WaitPolicy) -> None:
@@ -236,6 +243,7 @@ async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene_id: 
         await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}", expected)
         await asyncio.to_thread(storage.publish, local, scene_id, name)
         record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256)
+        get_run_logger().info("scene %r: downloaded %s of %s (%d bytes)", scene_id, name, video.id, got.bytes)
         return await asyncio.to_thread(described, record, local) if variant == "video" else record
 
 
