@@ -13,7 +13,6 @@ from prefect.flow_runs import wait_for_flow_run
 from prefect.runtime import flow_run
 
 from reelflow import (
-    AuthenticationError,
     Plan,
     ProviderProfile,
     ReelflowError,
@@ -37,7 +36,8 @@ from ._board import artifact_key, on_the_run_page
 from ._cast import cast
 from ._crashes import owning
 from ._stoppable import run_stoppable
-from .render_scene import SceneRun, recorded_result, run_scene
+from .render_scene import SceneRun, recorded_result, render_concurrently
+from .review import Review, chosen_takes, shots_of
 
 
 class RenderFailed(ReelflowError):
@@ -49,15 +49,18 @@ class RenderFailed(ReelflowError):
 
 
 @flow(name="render-plan")
-def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False, wait: bool = False) -> PlanResult:
+def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False, wait: bool = False,
+                review: bool = False) -> PlanResult:
     """Render every scene of `plan` into `<output>/<plan name>/`; fails if any scene failed.
 
     Re-running the same plan to the same output resumes: finished scenes are skipped, a changed scene
     pays only from its first changed step on, jobs in flight are awaited rather than created again, and
     permanently failed scenes are reported as they were unless `retry_failed`. A plan whose estimate
     (of what is left to pay) exceeds its budget is refused before any call. One run renders to an output
-    at a time: another run on it stops at once, naming this one, or with `wait` waits for it."""
+    at a time: another run on it stops at once, naming this one, or with `wait` waits for it. With `review` (or
+    the plan's own), the run pauses once the scenes are rendered for a person to choose what becomes of each."""
     settings = Settings()
+    plan = plan.model_copy(update={"review": True}) if review else plan
     profile = active_profile(settings)
     check_settings(settings, profile)
     scenes = validate_plan(plan, profile)
@@ -74,7 +77,8 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
             if settings.scene_deployment:
                 results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
             else:
-                results = _render_here(plan, scenes, storage, settings, costs, retry_failed)
+                results = _render_here(plan, scenes, storage, settings, costs, retry_failed,
+                                       Review(plan.name, plan.review, plan.review_timeout_seconds))
         result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
                             estimate_usd=costs.total_usd)
         if plan.assemble:
@@ -86,8 +90,9 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
 
 
 def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, settings: Settings, costs: Estimate,
-                 retry_failed: bool) -> list[SceneResult]:
-    """Every scene rendered by this process."""
+                 retry_failed: bool, review: Review) -> list[SceneResult]:
+    """Every scene rendered by this process (each take), then one result per scene of the plan: the take chosen
+    for it, in `review` or by default."""
     with connect_provider(settings) as connection:
         get_run_logger().info(connection.describe())
 
@@ -96,7 +101,8 @@ def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, sett
                 run.character_ids = await cast(plan.characters, scenes, run)
                 if plan.mode == "batch":
                     await batched(scenes, run)
-                return await _render_concurrently(scenes, run, settings.max_concurrent)
+                takes = await render_concurrently(scenes, run, settings.max_concurrent)
+                return await chosen_takes(shots_of(scenes, takes), run, review)
 
         return run_stoppable(render_all())
 
@@ -105,9 +111,9 @@ def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storag
              profile: ProviderProfile, retry_failed: bool) -> list[SceneResult]:
     """Each scene as a run of the scene deployment, so the workers serving it share the plan; Prefect's
     global limits keep all of them together under the provider's limits. Outcomes come from the ledger."""
-    if plan.characters or plan.mode == "batch":
-        raise UserError(f"plan {plan.name!r}: characters and batch mode are for one process for now; render this "
-                        "plan without REELFLOW_SCENE_DEPLOYMENT")
+    if plan.characters or plan.mode == "batch" or plan.review or any(scene.takes > 1 for scene in plan.scenes):
+        raise UserError(f"plan {plan.name!r}: characters, takes, review and batch mode are for one process for now; "
+                        "render this plan without REELFLOW_SCENE_DEPLOYMENT")
     per_minute = settings.requests_per_minute or profile.requests_per_minute
     if per_minute is None:
         raise UserError("rendering on a fleet needs the provider's request rate: set REELFLOW_REQUESTS_PER_MINUTE")
@@ -145,7 +151,7 @@ def _with_reel(result: PlanResult, storage: Storage, spec: ReelSpec) -> PlanResu
     if result.failed:
         note = f"reel.mp4 not assembled: {len(result.failed)} of {len(result.scenes)} scenes failed"
         return result.model_copy(update={"warnings": [*result.warnings, note]})
-    return result.model_copy(update={"reel": assemble_reel(storage, [s.id for s in result.scenes], spec)})
+    return result.model_copy(update={"reel": assemble_reel(storage, [s.folder for s in result.kept], spec)})
 
 
 def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, storage: Storage) -> None:
@@ -157,19 +163,3 @@ def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, s
                           description=f"Scenes of {result.plan}")
     create_markdown_artifact(markdown_summary(result, costs, pictures), key=artifact_key(result.plan, "summary"),
                              description=f"Run report of {result.plan}: thumbnails, failures")
-
-
-async def _render_concurrently(scenes: list[ResolvedScene], run: SceneRun, limit: int) -> list[SceneResult]:
-    """At most `limit` scenes in flight; a rejected API key cancels the rest at once."""
-    slots = asyncio.Semaphore(limit)
-
-    async def one(scene: ResolvedScene) -> SceneResult:
-        async with slots:
-            return await run_scene(scene, run)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            pending = [group.create_task(one(scene)) for scene in scenes]
-    except* AuthenticationError as raised:
-        raise raised.exceptions[0] from None
-    return [task.result() for task in pending]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
@@ -165,6 +166,22 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
         run.ledger.save(entry)
     return _result(scene, entry, warnings, reuse.from_earlier_runs)
+
+
+async def render_concurrently(scenes: list[ResolvedScene], run: SceneRun, limit: int) -> list[SceneResult]:
+    """At most `limit` scenes in flight; a rejected API key cancels the rest at once."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(scene: ResolvedScene) -> SceneResult:
+        async with slots:
+            return await run_scene(scene, run)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            pending = [group.create_task(one(scene)) for scene in scenes]
+    except* AuthenticationError as raised:
+        raise raised.exceptions[0] from None
+    return [task.result() for task in pending]
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,20 @@ def price_per_second(profile: ProviderProfile, model: str, size: str, settings: 
 def estimate(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
              reuse: Mapping[str, Reuse] | None = None) -> Estimate:
     """What the plan costs; with `reuse` (what the output's ledger already has), only what is left to pay."""
-    costs = [_scene_cost(s, (reuse or {}).get(s.id, Reuse(len(s.segments) + len(s.revisions))),
-                         price_per_second(profile, s.model, s.size, settings)) for s in scenes]
     budgets = [b for b in (plan.budget_usd, settings.budget_usd) if b is not None]
-    return Estimate(provider=profile.name, scenes=costs, budget_usd=min(budgets) if budgets else None)
+    return Estimate(provider=profile.name, scenes=_scene_costs(scenes, profile, settings, reuse or {}),
+                    budget_usd=min(budgets) if budgets else None)
+
+
+def extended(costs: Estimate, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings) -> Estimate:
+    """`costs` and what `scenes` (decided on during the run: a review's redos) cost at most."""
+    return costs.model_copy(update={"scenes": [*costs.scenes, *_scene_costs(scenes, profile, settings, {})]})
+
+
+def _scene_costs(scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
+                 reuse: Mapping[str, Reuse]) -> list[SceneCost]:
+    return [_scene_cost(s, reuse.get(s.id, Reuse(len(s.segments) + len(s.revisions))),
+                        price_per_second(profile, s.model, s.size, settings)) for s in scenes]
 
 
 def _scene_cost(scene: ResolvedScene, reuse: Reuse, price: float) -> SceneCost:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .errors import StorageError
 from .plans import ResolvedScene
-from .results import FileRecord
+from .results import Choice, FileRecord
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -98,6 +98,14 @@ class CharacterRecord(BaseModel):
 
 
 CHARACTERS = "characters.json"
+REVIEW = "_review.json"  # not a safe name, so never a scene's entry
+
+
+class ChoiceRecord(BaseModel):
+    """A person's choice for a scene, and the takes it was made on (each take's jobs): it stands while they do."""
+
+    made_of: list[list[str]]
+    choice: Choice
 BATCH, BATCH_INPUT = "batch.json", "batch.jsonl"
 
 
@@ -131,13 +139,7 @@ class Ledger:
                                transient=e.transient) from e
 
     def characters(self) -> dict[str, CharacterRecord]:
-        if not self.storage.exists(LEDGER_FOLDER, CHARACTERS):
-            return {}
-        try:
-            raw = json.loads(self.storage.read_bytes(LEDGER_FOLDER, CHARACTERS))
-            return {name: CharacterRecord.model_validate(record) for name, record in raw.items()}
-        except (ValueError, ValidationError):
-            return {}
+        return self._records(CHARACTERS, CharacterRecord)
 
     def batch(self) -> BatchRecord | None:
         return self._record(BATCH, BatchRecord)
@@ -158,6 +160,23 @@ class Ledger:
 
     def batch_input(self) -> bytes:
         return self.storage.read_bytes(LEDGER_FOLDER, BATCH_INPUT)
+
+    def choices(self) -> dict[str, ChoiceRecord]:
+        """Each reviewed scene's choice, by scene id (an unreadable file: none, so they are asked again)."""
+        return self._records(REVIEW, ChoiceRecord)
+
+    def _records(self, name: str, model: type[Record]) -> dict[str, Record]:
+        if not self.storage.exists(LEDGER_FOLDER, name):
+            return {}
+        try:
+            raw = json.loads(self.storage.read_bytes(LEDGER_FOLDER, name))
+            return {key: model.model_validate(record) for key, record in raw.items()}
+        except (ValueError, ValidationError, AttributeError):
+            return {}
+
+    def save_choices(self, records: dict[str, ChoiceRecord]) -> None:
+        self.storage.write_json({scene: r.model_dump(mode="json") for scene, r in records.items()}, LEDGER_FOLDER,
+                                REVIEW)
 
     def save_characters(self, records: dict[str, CharacterRecord]) -> None:
         self.storage.write_json({name: r.model_dump() for name, r in records.items()}, LEDGER_FOLDER, CHARACTERS)
@@ -195,7 +214,8 @@ def fingerprint(scene: ResolvedScene, inputs: SceneInputs) -> str:
     """Everything that shapes a scene's output. (What a scene does not set, a last image say, hashes as it did
     before that setting existed: its ledger still resumes.)"""
     unset = {name for name in ("audio", "seed", "negative", "subjects") if getattr(scene, name) in (None, [])}
-    shape = scene.model_dump(mode="json", exclude={"id", "image", "last_image", "characters", "notes", *unset})
+    shape = scene.model_dump(mode="json", exclude={"id", "image", "last_image", "characters", "notes", "shot", "take",
+                                                *unset})
     shape.update(image_sha256=inputs.image, reference_format=inputs.reference_format if inputs.image else None,
                  provider=inputs.provider, characters=list(inputs.characters))
     if inputs.last_image is not None:
@@ -210,7 +230,7 @@ def step_fingerprints(scene: ResolvedScene, inputs: SceneInputs) -> list[str]:
     own request and the fingerprint of the step before: a step is unchanged exactly when it and every step
     before it are. What the whole scene shares (model, size, sound, images, ...) comes first."""
     shared = scene.model_dump(mode="json", exclude={"id", "prompt", "image", "last_image", "characters", "notes",
-                                                   "segments", "revisions", "subjects"})
+                                                   "segments", "revisions", "subjects", "shot", "take"})
     shared.update(image_sha256=inputs.image, reference_format=inputs.reference_format, provider=inputs.provider,
                   characters=list(inputs.characters), subjects=list(inputs.subjects))
     before, steps = _digest(shared), []

@@ -20,6 +20,8 @@ from .storage import unreadable
 
 Fit = Literal["cover", "pad", "stretch"]
 RevisionKind = Literal["edit", "remix"]
+MAX_SEED = 4_294_967_295
+MAX_TAKES = 8
 
 
 class _Model(BaseModel):
@@ -100,7 +102,7 @@ class SceneDefaults(Framing):
     model: str | None = Field(default=None, description="Video model; default: the provider's default model.")
     seconds: int | None = Field(default=None, gt=0, strict=True, description="Clip length in seconds.")
     fit: Fit = Field(default="cover", description="How a reference image is made the exact size.")
-    seed: int | None = Field(default=None, ge=0, le=4_294_967_295, strict=True,
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, strict=True,
                              description="Seed of the generation, where the provider takes one.")
     audio: bool | None = Field(default=None, description="Sound with the picture: true or false where the provider "
                                "can switch it; unset: the provider's own default.")
@@ -128,7 +130,7 @@ class Scene(Framing):
                                  description="Clip length in seconds (default from `defaults`).")
     fit: Fit | None = Field(default=None, description="cover, pad or stretch (default from `defaults`).")
     audio: bool | None = Field(default=None, description="Sound with the picture (default from `defaults`).")
-    seed: int | None = Field(default=None, ge=0, le=4_294_967_295, strict=True,
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, strict=True,
                              description="Seed of the generation (default from `defaults`).")
     subjects: list[str] | None = Field(
         default=None, description="Images of the people or things the shot keeps consistent (the plan's by "
@@ -140,6 +142,8 @@ class Scene(Framing):
     revisions: list[Revision] = Field(
         default_factory=list, description="Edits and remixes of the finished video, in order; each result is kept, "
         "the last is the scene's video.")
+    takes: int = Field(default=1, ge=1, le=MAX_TAKES, strict=True, description="Versions of the shot to make, each "
+                       "a job of its own (with a seed: seed, seed+1, ...); a review picks one, else the first is used.")
 
 
 class MusicBed(_Model):
@@ -176,6 +180,11 @@ class Plan(_Model):
     loudness: LoudnessGoal | None = Field(default_factory=LoudnessGoal, description="The reel's loudness; null: its "
                                           "sound as the scenes have it.")
     music: MusicBed | None = Field(default=None, description="A music bed under the reel.")
+    review: bool = Field(default=False, description="Once the scenes are rendered, pause for a person to choose in "
+                         "the Prefect UI (or `reelflow review`), per scene: a take to keep, a redo with a changed "
+                         "prompt, or dropping it.")
+    review_timeout_seconds: int = Field(default=3600, gt=0, strict=True, description="How long a review waits; then "
+                                        "every scene keeps its first take.")
     mode: Literal["direct", "batch"] = Field(
         default="direct", description="batch: every scene's first job goes through the provider's Batch API, as "
         "one batch (an offline queue); the rest of each scene as usual.")
@@ -214,6 +223,13 @@ class ResolvedScene(_Model):
     segments: list[Segment] = Field(min_length=1, description="The paid jobs, in order; the first is the create.")
     revisions: list[Revision] = Field(default_factory=list, description="Then these, each one a paid job.")
     notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the chain.")
+    shot: str | None = Field(default=None, description="The plan's scene this is a take (or a redo) of; none: "
+                             "the scene itself.")
+    take: int = Field(default=1, description="Which take of its shot: its first (1) is the scene's own folder.")
+
+    @property
+    def shot_id(self) -> str:
+        return self.shot or self.id
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -426,12 +442,31 @@ def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") ->
             problems.append(f"{where}: {too_long}")
             continue
         scene = resolve_scene(raw, plan, profile)
-        scenes.append(scene)
         problems += [f"{where}: {p}" for p in scene_problems(scene, profile)]
         problems += [f"{where}: {p}" for p in _cast_problems(scene, plan, profile)]
+        for take in takes_of(scene, raw.takes):
+            if take.id in seen and take.id != raw.id:
+                problems.append(f"{where}: takes: its take {take.id!r} has the id of another scene")
+            seen.add(take.id)
+            scenes.append(take)
     if problems:
         raise PlanError(problems)
     return scenes
+
+
+def takes_of(scene: ResolvedScene, takes: int) -> list[ResolvedScene]:
+    """The scene's takes: itself, then `<id>.take2`, ... (each with the next seed, if it has one)."""
+    return [scene] + [scene.model_copy(update={
+        "id": f"{scene.id}.take{number}", "shot": scene.id, "take": number,
+        "seed": None if scene.seed is None else (scene.seed + number - 1) % (MAX_SEED + 1)})
+        for number in range(2, takes + 1)]
+
+
+def redo_of(scene: ResolvedScene, prompt: str) -> ResolvedScene:
+    """The scene made again as a reviewer asked: its first clip's prompt changed, in a folder of its own."""
+    first = scene.segments[0].model_copy(update={"prompt": prompt})
+    return scene.model_copy(update={"id": f"{scene.shot_id}.redo", "shot": scene.shot_id, "take": 0,
+                                    "prompt": prompt, "segments": [first, *scene.segments[1:]]})
 
 
 def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:

@@ -46,7 +46,7 @@ def sound_of(scene: SceneResult) -> str:
 def thumbnails(result: PlanResult, storage: Storage) -> dict[str, str]:
     """Each finished scene's first frame, THUMBNAIL_WIDTH px wide, as a data: URL (so the report and the
     Prefect artifact need no other file to show pictures)."""
-    return {scene.id: url for scene in result.scenes if (url := _thumbnail(scene, storage))}
+    return {scene.id: url for scene in result.scenes if (url := thumbnail_of(scene, storage))}
 
 
 def html_report(result: PlanResult, scenes: list[ResolvedScene], estimate: Estimate, pictures: dict[str, str]) -> str:
@@ -56,11 +56,11 @@ def html_report(result: PlanResult, scenes: list[ResolvedScene], estimate: Estim
         result=result, cards=cards, estimate=estimate, total_seconds=sum(r.seconds for r in result.scenes))
 
 
-def _thumbnail(scene: SceneResult, storage: Storage) -> str | None:
+def thumbnail_of(scene: SceneResult, storage: Storage) -> str | None:
     if THUMBNAIL not in scene.files:
         return None
     try:
-        with Image.open(io.BytesIO(storage.read_bytes(scene.id, THUMBNAIL))) as image:
+        with Image.open(io.BytesIO(storage.read_bytes(scene.folder, THUMBNAIL))) as image:
             small = image.convert("RGB")
             small.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH))
             out = io.BytesIO()
@@ -74,7 +74,8 @@ def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]
     return [{"scene": r.id, "status": r.status, "duration_s": r.seconds, "size": r.size,
              "audio": bool(r.video and r.video.audio),
              "loudness_lufs": r.video.loudness_lufs if r.video else None, "cost_usd": estimate.cost_of(r.id).usd,
-             "job_ids": ", ".join(r.job_ids), "reused_jobs": r.reused_jobs, "error": r.error or ""}
+             "job_ids": ", ".join(r.job_ids), "reused_jobs": r.reused_jobs,
+             "choice": r.choice.describe() if r.choice else "", "error": r.error or ""}
             for r in result.scenes]
 
 

@@ -16,9 +16,24 @@ class FileRecord(BaseModel):
     loudness_lufs: float | None = Field(default=None, description="A video's integrated loudness (EBU R 128).")
 
 
+class Choice(BaseModel):
+    """What became of a scene that had takes, or was reviewed: a take kept, a redo, or the scene dropped."""
+
+    kind: Literal["keep", "redo", "drop"]
+    take: int | None = Field(default=None, description="The take kept (1: the first).")
+    prompt: str | None = Field(default=None, description="A redo's prompt.")
+    by: Literal["review", "earlier review", "timeout", "first take"] = Field(
+        description="Who chose: a person (now or in an earlier run), a review that timed out, or nobody (no review: "
+        "the first take).")
+
+    def describe(self) -> str:
+        what = {"keep": f"take {self.take} kept", "redo": "redone", "drop": "dropped"}[self.kind]
+        return f"{what} ({self.by})"
+
+
 class SceneResult(BaseModel):
     id: str
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "failed", "dropped"]
     job_ids: list[str] = Field(default_factory=list, description="Every job created for the scene as it is now, "
                                "in order.")
     reused_jobs: int = Field(default=0, description="Jobs this run took from earlier runs (not paid again).")
@@ -27,10 +42,18 @@ class SceneResult(BaseModel):
     files: dict[str, FileRecord] = Field(default_factory=dict, description="Outputs by file name.")
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
+    take: str | None = Field(default=None, description="The folder whose files are the scene's (a take, a redo), "
+                             "when not the scene's own.")
+    takes: list[str] = Field(default_factory=list, description="The folders of every take rendered for the scene.")
+    choice: Choice | None = None
 
     @property
     def video(self) -> FileRecord | None:
         return self.files.get("video.mp4")
+
+    @property
+    def folder(self) -> str:
+        return self.take or self.id
 
 
 class PlanResult(BaseModel):
@@ -45,6 +68,11 @@ class PlanResult(BaseModel):
     @property
     def failed(self) -> list[SceneResult]:
         return [s for s in self.scenes if s.status == "failed"]
+
+    @property
+    def kept(self) -> list[SceneResult]:
+        """The scenes in the reel: all but those a reviewer dropped."""
+        return [s for s in self.scenes if s.status != "dropped"]
 
     def reused_note(self) -> str | None:
         """What this run took from earlier runs, if anything."""

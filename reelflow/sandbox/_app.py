@@ -106,6 +106,7 @@ class Sandbox:
         self.responses: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.jobs_created: Counter[str] = Counter()
+        self.looks: Counter[str] = Counter()  # how often each recipe was asked for
         self.character_uses: Counter[str] = Counter()  # character id -> creates that referenced it
         self.started_at = time.monotonic()
         self.limited_at: list[float] = []  # seconds after start when a create was refused for a limit
@@ -225,13 +226,24 @@ class Sandbox:
         created = now()
         job = Job(
             id=new_id(id_prefix), kind=kind, seq=self.state.next_seq(), created_at=created,
-            finishes_at=created + self.config.job_seconds, model=model, prompt=prompt, recipe=recipe,
+            finishes_at=created + self.config.job_seconds, model=model, prompt=prompt, recipe=self._varied(recipe),
             failure=self._failure_of(prompt), **extra,
         )
         self.state.save_job(job)
         self.jobs_created[kind] += 1
         self._schedule_end(job)
         return job
+
+    def _varied(self, recipe: Recipe) -> Recipe:
+        """A generation is not repeatable: the same request made again looks and sounds different, as on a real
+        provider (the first keeps the look its prompt gives)."""
+        made = self.looks[recipe.model_dump_json()]
+        self.looks[recipe.model_dump_json()] += 1
+        last = recipe.segments[-1]
+        if not made or last.kind == "upload":
+            return recipe
+        varied = last.model_copy(update={"seed": f"{last.seed}#{made + 1}"})
+        return recipe.model_copy(update={"segments": [*recipe.segments[:-1], varied]})
 
     def _schedule_end(self, job: Job) -> None:
         """At the job's finishing time, let the pose announce it (once, across restarts)."""
