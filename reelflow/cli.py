@@ -84,6 +84,9 @@ def run(
     wait: Annotated[bool, typer.Option(help="If another run is rendering to the same output, wait for it to end "
                                        "(else stop at once, naming it).")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print every request the run would send, and send none.")] = False,
+    review: Annotated[bool, typer.Option(help="Once the scenes are rendered, pause for a person to choose what "
+                                         "becomes of each (in the Prefect UI, or with `reelflow review PLAN`).")
+                      ] = False,
 ) -> None:
     """Render every scene of a plan; exit code 0 only when every scene succeeded.
 
@@ -104,15 +107,49 @@ def run(
     from flows.render_plan import RenderFailed, render_plan
 
     keep_run_logs_off_the_console()
+    if review or loaded.review:
+        typer.echo(f"the run pauses for a review once its scenes are rendered: answer it in the Prefect UI, or "
+                   f"with `reelflow review {plan}` in another terminal", err=True)
     try:
         with stopped_by_signals(), prefect_api(settings, announce), showing_progress([s.id for s in costs.scenes]):
-            result = render_plan(loaded, output=output, retry_failed=retry_failed, wait=wait)
+            result = render_plan(loaded, output=output, retry_failed=retry_failed, wait=wait, review=review)
     except RenderFailed as e:
         _print_result(e.result)
         raise typer.Exit(1) from None
     except ReelflowError as e:
         raise fail(str(e), 1) from None
     _print_result(result)
+
+
+@app.command("review")
+def review_command(plan: PlanArgument) -> None:
+    """Answer the review a run of the plan is paused for: per scene, keep a take, redo it with a changed
+    prompt, or drop it. The run then goes on."""
+    from rich.prompt import Prompt
+
+    try:
+        name = load_plan(plan).name
+    except UserError as e:
+        raise _user_error(e) from None
+    quiet_prefect()
+    from flows.review import paused_review
+
+    with prefect_api(Settings(), announce):
+        waiting = paused_review(name)
+        if waiting is None:
+            raise fail(f"no run of plan {name!r} is paused for a review", 1)
+        choices, prompts = {}, {}
+        for question in waiting.questions:
+            typer.echo(printable(f"scene {question.scene!r}: {question.prompt}"))
+            choices[question.scene] = Prompt.ask("  keep, redo or drop", choices=question.options,
+                                                 default=question.options[0])
+            if choices[question.scene] == "redo":
+                prompts[question.scene] = Prompt.ask("  its new prompt", default=question.prompt)
+        try:
+            waiting.answer(choices, prompts)
+        except ReelflowError as e:
+            raise fail(str(e), 1) from None
+    typer.echo(f"answered: the run of {name!r} goes on")
 
 
 def _estimated(plan: str, settings: Settings, output: str | None) -> tuple[Plan, Estimate]:

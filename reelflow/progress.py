@@ -120,6 +120,9 @@ class LiveBars:
         self.progress.update(self.trouble, stage=stage)
 
     def update(self, scene: str, stage: str, percent: int | None = None) -> None:
+        if scene not in self.rows:  # decided on during the run: a review's redo
+            self.rows[scene] = self.progress.add_task(scene, total=100, stage="waiting")
+            self.progress.update(self.overall, total=len(self.rows))
         row = self.rows[scene]
         self.progress.update(row, stage=stage if percent is None else f"{stage} {percent} %",
                              completed=100 if stage.startswith(FINAL_STAGES) else (percent or 0))

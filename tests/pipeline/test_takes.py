@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-import pytest
+from typer.testing import CliRunner, Result
 
 from flows.render_plan import render_plan
 from flows.review import PausedReview, paused_review
 from reelflow import Settings, parse_plan, validate_plan
+from reelflow.cli import app
 from reelflow.costs import estimate
 from reelflow.providers import active_profile
 from reelflow.results import PlanResult
@@ -116,9 +118,33 @@ def test_a_review_keeps_a_chosen_take_and_redoes_a_scene_with_its_new_prompt(pro
     assert [s.choice and s.choice.by for s in again.scenes] == ["earlier review", "earlier review"]
 
 
-def test_a_review_nobody_answers_keeps_the_first_takes(provider: RunningSandbox,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_review_nobody_answers_keeps_the_first_takes(provider: RunningSandbox) -> None:
     plan = takes_plan("unanswered", review=True, review_timeout_seconds=3, assemble=False)
     result = reviewed(plan, lambda review: None)
     assert [(s.take, s.choice and s.choice.describe()) for s in result.scenes] == [
         (None, "take 1 kept (timeout)"), (None, "take 1 kept (timeout)")]
+
+
+def test_reelflow_review_answers_a_paused_run_on_a_terminal(provider: RunningSandbox, tmp_path: Path) -> None:
+    plan = takes_plan("on-a-terminal", review=True, assemble=False)
+    plan["scenes"][1]["takes"] = 1
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    said: dict[str, Result] = {}
+
+    def answer(review: PausedReview) -> None:
+        said["review"] = CliRunner().invoke(app, ["review", str(path)], input="take 2\nredo\ngulls at night\n")
+
+    result = reviewed(plan, answer)
+    assert said["review"].exit_code == 0, said["review"].output
+    assert "scene 'dawn': a harbour at dawn" in said["review"].output
+    assert [(s.take, s.choice and s.choice.describe()) for s in result.scenes] == [
+        ("dawn.take2", "take 2 kept (review)"), ("gulls.redo", "redone (review)")]
+    assert result.scenes[1].choice and result.scenes[1].choice.prompt == "gulls at night"
+
+
+def test_reelflow_review_says_when_no_run_waits(provider: RunningSandbox, tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(takes_plan("nobody-waits")))
+    said = CliRunner().invoke(app, ["review", str(path)])
+    assert (said.exit_code, said.output.strip()) == (1, "error: no run of plan 'nobody-waits' is paused for a review")
