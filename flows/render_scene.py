@@ -150,6 +150,7 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     try:
         reuse = await _rendered(Chain(scene, images, entry, warnings), run, reuse)
         entry.status = "completed"
+        get_run_logger().info("scene %r: rendered", scene.id)
         report(scene.id, "done")
     except AuthenticationError:
         raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -145,16 +146,23 @@ def _pulled(graph: av.filter.Graph) -> Iterator[Samples]:
         yield frame.to_ndarray().astype(np.float32)
 
 
+_LOG_LEVEL = threading.Lock()
+
+
 def _logged(chunks: Iterable[Samples], filters: list[tuple[str, str]]) -> str:
-    """What FFmpeg's filters say in its log (their measurements) after the whole of `chunks`."""
-    previous = av.logging.get_level()
-    av.logging.set_level(av.logging.INFO)
-    try:
-        with av.logging.Capture() as messages:
-            for _ in _filtered(chunks, filters):
-                pass
-    finally:
-        av.logging.set_level(previous)
+    """What FFmpeg's filters say in its log (their measurements) after the whole of `chunks`.
+
+    FFmpeg's log level is one for the process: one measurement at a time raises it and puts it back (two
+    threads doing it at once could leave it unset while a message arrives, which PyAV's callback chokes on)."""
+    with _LOG_LEVEL:
+        previous = av.logging.get_level()
+        av.logging.set_level(av.logging.INFO)
+        try:
+            with av.logging.Capture() as messages:
+                for _ in _filtered(chunks, filters):
+                    pass
+        finally:
+            av.logging.set_level(previous)
     return "".join(message for _, _, message in messages)
 
 

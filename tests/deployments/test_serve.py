@@ -4,12 +4,7 @@ form through `run_deployment`, the schedule's next runs, and the form's schema."
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,62 +21,10 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments import DEPLOYMENTS
-from reelflow.prefect_server import PID_FILE, ensure_local_server
-from reelflow.sandbox import RunningSandbox
-from tests.conftest import free_port
+from tests.deployments.conftest import CRON, ZONE
 from tests.media import probe_video
-
-CRON, ZONE = "30 7 * * 1-5", "Europe/Berlin"
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """`prefect server start` (SQLite) on a loopback port of its own."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    ensure_local_server(api, port, home)
-    yield api, home
-    os.kill(int((home / PID_FILE).read_text()), signal.SIGTERM)
-
-
-@pytest.fixture(scope="module")
-def served(prefect_server: tuple[str, Path], sandbox: RunningSandbox,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`reelflow serve` in a subprocess, its provider the test sandbox; yields the API URL."""
-    api, home = prefect_server
-    folder = tmp_path_factory.mktemp("served")
-    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home), "OPENAI_API_KEY": sandbox.api_key,
-           "OPENAI_BASE_URL": sandbox.base_url, "REELFLOW_PROVIDER": "sandbox", "REELFLOW_SCHEDULE_CRON": CRON,
-           "REELFLOW_SCHEDULE_TIMEZONE": ZONE, "REELFLOW_POLL_MIN_SECONDS": "0.1"}
-    process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "serve"], env=env, cwd=folder,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        with temporary_settings({PREFECT_API_URL: api}):
-            asyncio.run(wait_for_deployments(process))
-            yield api
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, errors = process.communicate(timeout=60)
-        assert "Traceback" not in errors, errors
-
-
-async def wait_for_deployments(process: subprocess.Popen[str], seconds: float = 240) -> None:
-    deadline = time.monotonic() + seconds
-    async with get_client() as client:
-        for name in DEPLOYMENTS.values():
-            while True:
-                try:
-                    await client.read_deployment_by_name(name)
-                    break
-                except ObjectNotFound:
-                    assert process.poll() is None, process.communicate()
-                    assert time.monotonic() < deadline, f"reelflow serve never registered {name}"
-                    await asyncio.sleep(0.5)
 
 
 def test_a_plan_entered_in_the_form_renders_through_run_deployment(served: str, tmp_path: Path) -> None:
