@@ -102,3 +102,20 @@ def test_defaults_fill_in_what_scenes_leave_out() -> None:
     a, b = validate_plan(plan, SORA)
     assert (a.model, a.size, a.total_seconds, a.fit) == ("sora-2", "1280x720", 4, "pad")
     assert b.size == "720x1280"
+
+
+def test_takes_are_scenes_of_their_own_with_the_next_seeds() -> None:
+    plan = {"name": "p", "defaults": {"model": "veo-3.1-generate-001"},
+            "scenes": [{"id": "dawn", "prompt": "a harbour", "takes": 3, "seed": 4_294_967_294}]}
+    takes = validate_plan(parse_plan(plan), load_profile("google-vertex"))
+    assert [(t.id, t.shot_id, t.take, t.seed) for t in takes] == [
+        ("dawn", "dawn", 1, 4_294_967_294), ("dawn.take2", "dawn", 2, 4_294_967_295), ("dawn.take3", "dawn", 3, 0)]
+
+
+def test_a_take_may_not_have_the_id_of_another_scene() -> None:
+    plan = {"name": "p", "scenes": [{"id": "dawn.take2", "prompt": "x"}, {"id": "dawn", "prompt": "y", "takes": 2}]}
+    assert problems(plan) == ["plan.yaml: scene 'dawn': takes: its take 'dawn.take2' has the id of another scene"]
+
+
+def test_takes_are_at_least_one_and_at_most_eight() -> None:
+    assert problems(scene(takes=9)) == ["plan.yaml: scene 'opening': takes: Input should be less than or equal to 8"]
