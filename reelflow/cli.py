@@ -323,11 +323,13 @@ def _print_result(result: PlanResult) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.plan} on {result.provider}")
-    for column in ("scene", "status", "seconds", "video"):
+    chosen = any(scene.choice for scene in result.scenes)
+    for column in ("scene", "status", "seconds", *(("choice",) if chosen else ()), "video"):
         table.add_column(column)
     for scene in result.scenes:
         video = scene.files.get("video.mp4")
-        table.add_row(scene.id, scene.status, str(scene.seconds), video.url if video else "-")
+        choice = (scene.choice.describe() if scene.choice else "-",) if chosen else ()
+        table.add_row(scene.id, scene.status, str(scene.seconds), *choice, video.url if video else "-")
     console = Console(stderr=False, soft_wrap=True)
     console.print(table)
     for scene in result.scenes:
