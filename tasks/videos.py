@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from PIL import Image
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 from prefect.runtime import task_run as current_task_run
 
 from reelflow import Settings
@@ -31,6 +33,7 @@ from .fleet import Fleet, job_slot, turn_to_create
 FILENAMES: dict[Variant, str] = {"video": "video.mp4", "thumbnail": "thumbnail.webp",
                                  "spritesheet": "spritesheet.jpg"}
 VIDEO = FILENAMES["video"]
+_OUTSIDE_A_RUN = logging.getLogger("reelflow.tasks")
 
 
 @dataclass(frozen=True)
@@ -169,8 +172,17 @@ async def _told(gateway: Gateway, job: JobState, policy: WaitPolicy, watch: Watc
 def _logged(before: JobState, now: JobState) -> JobState:
     """`now`, its change of status (if any) logged to the run."""
     if now.status != before.status:
-        get_run_logger().info("%s: %s -> %s", now.id, before.status, now.status)
+        run_log().info("%s: %s -> %s", now.id, before.status, now.status)
     return now
+
+
+def run_log() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger, whose lines reach the Prefect UI; outside a run (waiting or downloading called on its
+    own, from Python), reelflow's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return _OUTSIDE_A_RUN
 
 
 def _still_running(job: JobState, watch: Watch | None, deadline: float, policy: WaitPolicy) -> None:
@@ -243,7 +255,7 @@ async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene_id: 
         await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}", expected)
         await asyncio.to_thread(storage.publish, local, scene_id, name)
         record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256)
-        get_run_logger().info("scene %r: downloaded %s of %s (%d bytes)", scene_id, name, video.id, got.bytes)
+        run_log().info("scene %r: downloaded %s of %s (%d bytes)", scene_id, name, video.id, got.bytes)
         return await asyncio.to_thread(described, record, local) if variant == "video" else record
 
 

@@ -236,11 +236,11 @@ class Sandbox:
 
     def _varied(self, recipe: Recipe) -> Recipe:
         """A generation is not repeatable: the same request made again looks and sounds different, as on a real
-        provider (the first keeps the look its prompt gives)."""
+        provider (the first keeps the look its prompt gives); with a seed, it is the same again."""
         made = self.looks[recipe.model_dump_json()]
         self.looks[recipe.model_dump_json()] += 1
         last = recipe.segments[-1]
-        if not made or last.kind == "upload":
+        if not made or last.kind == "upload" or last.seeded:
             return recipe
         varied = last.model_copy(update={"seed": f"{last.seed}#{made + 1}"})
         return recipe.model_copy(update={"segments": [*recipe.segments[:-1], varied]})

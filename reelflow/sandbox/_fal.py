@@ -181,7 +181,8 @@ class FalPose:
         last = await self._image(endpoint, "last_image", given("last_image"))
         size = self._size(limits, endpoint, given, first)
         look = json.dumps([prompt, given("seed"), given("negatives")])
-        segment = Segment(seconds=seconds, seed=look, reference=first, last_reference=last)
+        segment = Segment(seconds=seconds, seed=look, reference=first, last_reference=last,
+                          seeded=given("seed") is not None)
         return Recipe(size=size, segments=[segment], audio=limits.audio and given("audio") is not False), prompt
 
     def _decoded(self, endpoint: Endpoint, quantity: Quantity, value: Any, offered: list[Any]) -> Any:

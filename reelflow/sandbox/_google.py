@@ -160,7 +160,8 @@ class GooglePose:
             raise invalid("lastFrame is not supported for this model.")
         subjects = await self._subjects(instance, seconds, ratio)
         look = json.dumps([prompt or "image", parameters.get("seed"), parameters.get("negativePrompt"), subjects])
-        segment = Segment(seconds=seconds, seed=look, reference=first, last_reference=last)
+        segment = Segment(seconds=seconds, seed=look, reference=first, last_reference=last,
+                          seeded=parameters.get("seed") is not None)
         return Recipe(size=size, segments=[segment], audio=limits.audio and audio is not False)
 
     def _choice(self, parameters: dict[str, Any], name: str, offered: list[str], default: str) -> str:

@@ -46,6 +46,8 @@ class Segment(BaseModel):
     reference: str | None = Field(default=None, description="Blob key of the first-frame image.")
     last_reference: str | None = Field(default=None, description="Blob key of the image its last frame is.")
     tint: list[str] = Field(default_factory=list, description="Edit/remix prompts, each a colour wash.")
+    seeded: bool = Field(default=False, description="Made from a seed the request gave: the same request makes "
+                         "the same video again.")
 
 
 class Recipe(BaseModel):
