@@ -21,9 +21,9 @@ from prefect.deployments import run_deployment
 from prefect.flow_runs import wait_for_flow_run
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.review import PausedReview, paused_review
 from reelflow.sandbox import RunningSandbox
-from tests.media import psnr, video_frames
+from reelflow.storage import Storage
+from tests.pipeline.test_takes import frame_psnr, waiting_review
 from tests.pipeline.test_what_users_see import CHROMIUM, CHROMIUM_FLAGS
 
 ARTIFACTS = Path(os.environ.get("REELFLOW_TEST_ARTIFACTS", "test-artifacts"))
@@ -76,8 +76,8 @@ def test_a_review_answered_the_way_the_ui_answers_it(served: str, sandbox: Runni
     with temporary_settings({PREFECT_API_URL: served}):
         run: FlowRun = run_deployment("render-plan-form/manual",  # type: ignore[assignment]
                                       parameters={"plan": plan, "output": f"file://{tmp_path}"}, timeout=0)
-        review = waiting_review("ui-review")
-        assert review.flow_run_id == run.id
+        review = waiting_review("ui-review", lambda: True, seconds=180)
+        assert review is not None and review.flow_run_id == run.id
         assert [(q.scene, q.options) for q in review.questions] == [
             ("dawn", ["take 1", "take 2", "redo", "drop"]), ("gulls", ["take 1", "take 2", "redo", "drop"])]
         shown = form_in_the_ui(served.removesuffix("/api"), run)
@@ -87,26 +87,13 @@ def test_a_review_answered_the_way_the_ui_answers_it(served: str, sandbox: Runni
     assert finished.state is not None and finished.state.is_completed(), finished.state
     assert shown == [["take 1", "take 2", "redo", "drop"]] * 2
     assert paid - start == 4 and sandbox.stats()["jobs"] - paid == 1  # the takes, then the redo only
-    folder = tmp_path / "ui-review"
-    manifest = json.loads((folder / "manifest.json").read_text())
+    folder = Storage(f"file://{tmp_path}").child("ui-review")
+    manifest = json.loads(folder.read_bytes("manifest.json"))
     assert [(s["take"], s["choice"]["kind"], s["choice"]["by"]) for s in manifest["scenes"]] == [
         ("dawn.take2", "keep", "review"), ("gulls.redo", "redo", "review")]
     assert manifest["scenes"][1]["choice"]["prompt"] == "gulls over a stormy pier"
-    reel = video_frames((folder / "reel.mp4").read_bytes())
     for frame, chosen, other in ((30, "dawn.take2", "dawn"), (130, "gulls.redo", "gulls")):
-        take = video_frames((folder / chosen / "video.mp4").read_bytes())[frame % 96]
-        passed_over = video_frames((folder / other / "video.mp4").read_bytes())[frame % 96]
-        assert psnr(reel[frame], take) > 35 > psnr(reel[frame], passed_over)
-
-
-def waiting_review(plan: str, seconds: float = 180) -> PausedReview:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        review = paused_review(plan)
-        if review is not None:
-            return review
-        time.sleep(0.5)
-    raise AssertionError(f"no run of {plan!r} paused for a review within {seconds} s")
+        assert frame_psnr(folder, frame, (chosen, "video.mp4")) > 35 > frame_psnr(folder, frame, (other, "video.mp4"))
 
 
 def form_in_the_ui(ui: str, run: FlowRun) -> list[list[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def reviewed(plan: dict[str, Any], answer: Any) -> PlanResult:
 
     worker = threading.Thread(target=run)
     worker.start()
-    review = waiting_review(plan["name"], worker)
+    review = waiting_review(plan["name"], worker.is_alive)
     if review is not None:
         answer(review)
     worker.join(timeout=300)
@@ -75,9 +76,10 @@ def reviewed(plan: dict[str, Any], answer: Any) -> PlanResult:
     return outcome["result"]  # type: ignore[no-any-return]
 
 
-def waiting_review(plan: str, worker: threading.Thread, seconds: float = 120) -> PausedReview | None:
+def waiting_review(plan: str, running: Callable[[], bool], seconds: float = 120) -> PausedReview | None:
+    """The run of `plan` paused for its review, read from the API; None when `running` says it ended first."""
     deadline = time.monotonic() + seconds
-    while worker.is_alive() and time.monotonic() < deadline:
+    while running() and time.monotonic() < deadline:
         review = paused_review(plan)
         if review is not None:
             return review
