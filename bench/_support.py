@@ -21,6 +21,7 @@ from reelflow.sandbox import SANDBOX_API_KEY
 @dataclass(frozen=True)
 class SandboxProcess:
     base_url: str
+    pid: int
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.base_url.removesuffix('/v1')}/_sandbox/stats", timeout=30) as answer:
@@ -43,7 +44,7 @@ def sandbox_process(*switches: str) -> Iterator[SandboxProcess]:
         announced = process.stderr.readline()  # "reelflow sandbox serving http://127.0.0.1:PORT/v1 (...)"
         if "serving" not in announced:
             raise RuntimeError(f"the sandbox did not start: {announced}{process.stderr.read()}")
-        yield SandboxProcess(base_url=announced.split()[3])
+        yield SandboxProcess(base_url=announced.split()[3], pid=process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -58,7 +58,8 @@ def assemble_reel(storage: Storage, scene_ids: list[str], spec: ReelSpec, video:
         joined = join_clips([stack.enter_context(storage.open(scene, video)) for scene in scene_ids], target, options)
         get_run_logger().info("reel of %d scenes: picture by %s, %s", len(scene_ids), joined.picture,
                               "with sound" if joined.sound else "silent")
-        return _published(target, storage, REEL)
+        record, info = _published(target, storage, REEL), probe(target)
+        return described(record, target, info) if info else record
 
 
 @task(name="stitch", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
@@ -79,9 +80,10 @@ def _stitched(storage: Storage, scene: ResolvedScene, clips: list[str], crossfad
         join_clips([stack.enter_context(storage.open(scene.id, clip)) for clip in clips], target, options)
         info = probe(target)
         frame_seconds = 1 / info.rate if info and info.rate else 0.0
-        verify(target, "video", f"scene {scene.id!r}: the stitched video", Expected(
+        read = verify(target, "video", f"scene {scene.id!r}: the stitched video", Expected(
             scene.dimensions, scene.total_seconds, 0.5 + (len(clips) - 1) * frame_seconds))
-        records = {VIDEO: _published(target, storage, scene.id, VIDEO)}
+        assert read is not None  # a video's verification reads it
+        records = {VIDEO: described(_published(target, storage, scene.id, VIDEO), target, read)}
         records.update(_pictures(target, storage, scene.id, ["thumbnail", "spritesheet"]))
         return records
 
@@ -115,6 +117,5 @@ def _published(local: Path, storage: Storage, *parts: str) -> FileRecord:
     with local.open("rb") as written:
         digest = hashlib.file_digest(written, "sha256").hexdigest()
     storage.publish(local, *parts)
-    record = FileRecord(url=storage.location(*parts), bytes=local.stat().st_size, sha256=digest)
-    return described(record, local) if local.suffix == ".mp4" else record
+    return FileRecord(url=storage.location(*parts), bytes=local.stat().st_size, sha256=digest)
 

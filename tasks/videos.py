@@ -20,7 +20,7 @@ from prefect.runtime import task_run as current_task_run
 from reelflow import Settings
 from reelflow.errors import NoAnswerError, TransientApiError, UnknownJobError, VideoFailedError
 from reelflow.media.sound import loudness_of
-from reelflow.media.video import probe
+from reelflow.media.video import VideoInfo, probe
 from reelflow.progress import Watch
 from reelflow.providers import Gateway, JobSpec, JobState, Reference, Variant, action_of
 from reelflow.results import FileRecord
@@ -252,35 +252,36 @@ async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene_id: 
         got = await gateway.download(video, variant, local)
         if got.truncated:
             raise TransientApiError(f"{name} of {video.id}: got {got.received_bytes} of {got.declared_bytes} bytes")
-        await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}", expected)
+        info = await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}", expected)
         await asyncio.to_thread(storage.publish, local, scene_id, name)
         record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256)
         run_log().info("scene %r: downloaded %s of %s (%d bytes)", scene_id, name, video.id, got.bytes)
-        return await asyncio.to_thread(described, record, local) if variant == "video" else record
+        return record if info is None else await asyncio.to_thread(described, record, local, info)
 
 
-def described(record: FileRecord, video: Path) -> FileRecord:
+def described(record: FileRecord, video: Path, info: VideoInfo) -> FileRecord:
     """A video's record with what a player would report of it: its length, whether it has sound, how loud."""
-    info = probe(video)
-    loudness = loudness_of(video) if info is not None and info.audio else None
+    loudness = loudness_of(video) if info.audio else None
     return record.model_copy(update={
-        "seconds": round(info.seconds, 3) if info else None, "audio": info.audio if info else None,
+        "seconds": round(info.seconds, 3), "audio": info.audio,
         "loudness_lufs": round(loudness.integrated_lufs, 1) if loudness and loudness.integrated_lufs > -70 else None})
 
 
-def verify(local: Path, variant: Variant, what: str, expected: Expected) -> None:
-    """Decode what arrived: a truncated or corrupt body is a transient failure, so it is fetched again."""
+def verify(local: Path, variant: Variant, what: str, expected: Expected) -> VideoInfo | None:
+    """Read what arrived: a truncated or corrupt body is a transient failure, so it is fetched again. A video's
+    size, length and sound as read."""
     if variant == "video":
-        info = probe(local, decode_all=True)
-        shown = info.frames / info.rate if info and info.rate else 0.0  # what decoded, not what the header says
+        info = probe(local, read_all=True)
+        shown = info.frames / info.rate if info and info.rate else 0.0  # what was read, not what the header says
         if info is None or info.size != expected.size or max(abs(info.seconds - expected.seconds), abs(
                 shown - expected.seconds)) > expected.tolerance_seconds:
             found = "undecodable" if info is None else f"{info.size[0]}x{info.size[1]}, {info.seconds:.2f} s"
             raise TransientApiError(f"{what} is {found}; expected {expected.size[0]}x{expected.size[1]}, "
                                     f"{expected.seconds:g} s")
-        return
+        return info
     try:
         with Image.open(io.BytesIO(local.read_bytes())) as image:
             image.load()
     except (OSError, SyntaxError) as e:
         raise TransientApiError(f"{what} does not decode: {e}") from e
+    return None

@@ -167,7 +167,8 @@ def _logged(chunks: Iterable[Samples], filters: list[tuple[str, str]]) -> str:
 
 
 def loudness_of(video: Path) -> Loudness | None:
-    """The loudness of a video's sound track; None when it has none (or it does not decode)."""
+    """The loudness of a video's sound track, without its true peak (oversampling costs twice the rest); None
+    when it has none (or it does not decode)."""
     try:
         with av.open(str(video), "r") as container:
             if not container.streams.audio:
@@ -176,13 +177,13 @@ def loudness_of(video: Path) -> Loudness | None:
             sound = decoded(container, length)
     except av.FFmpegError:
         return None
-    return measure([sound]) if sound is not None else None
+    return measure([sound], true_peak=False) if sound is not None else None
 
 
-def measure(chunks: Iterable[Samples]) -> Loudness:
-    """Integrated loudness (LUFS), true peak (dBTP) and loudness range, by FFmpeg's ebur128 (EBU R 128,
-    ITU-R BS.1770)."""
-    said = _logged(chunks, [("ebur128", "peak=true")])
+def measure(chunks: Iterable[Samples], true_peak: bool = True) -> Loudness:
+    """Integrated loudness (LUFS), true peak (dBTP; -inf when not asked for) and loudness range, by FFmpeg's
+    ebur128 (EBU R 128, ITU-R BS.1770)."""
+    said = _logged(chunks, [("ebur128", "peak=true" if true_peak else "")])
     summary = said[said.rindex("Summary:"):] if "Summary:" in said else ""
     found = {name: re.search(pattern, summary) for name, pattern in (
         ("I", r"I:\s+(-?[\d.]+|-inf) LUFS"), ("threshold", r"Threshold:\s+(-?[\d.]+|-inf) LUFS"),
