@@ -12,7 +12,7 @@ from yaml.nodes import MappingNode
 _MERGE = "tag:yaml.org,2002:merge"
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # LibYAML's parser
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
@@ -26,9 +26,10 @@ class _StrictLoader(yaml.SafeLoader):
             if duplicate:
                 raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def load_yaml(text: str) -> Any:
     """The document in `text`; raises `yaml.YAMLError` (with the line) for malformed text or a repeated key."""
-    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
+    return yaml.load(text, Loader=_StrictLoader)  # a safe loader's subclass: safe

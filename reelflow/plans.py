@@ -13,7 +13,6 @@ from ._names import SAFE_NAME_RULE, is_safe_name
 from ._yamlfile import load_yaml
 from .errors import ImageError, PlanError
 from .media.images import Crop, read_info
-from .media.video import probe, sound_in
 from .profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, Quantity, dimensions_of, frame_of
 from .prompts import PromptFields, StyleBlock, compose, continuation, drift, negatives_of
 from .storage import unreadable
@@ -588,6 +587,8 @@ def _character_problems(plan: Plan, profile: ProviderProfile) -> list[str]:
 
 
 def _clip_problems(url: str, profile: ProviderProfile) -> list[str]:
+    from .media.video import probe  # PyAV, only for a plan with characters
+
     try:
         with fsspec.open(url, "rb") as handle:
             info = probe(handle.read())
@@ -602,6 +603,8 @@ def _clip_problems(url: str, profile: ProviderProfile) -> list[str]:
 
 
 def _music_problems(url: str) -> list[str]:
+    from .media.video import sound_in  # PyAV, only for a plan with music
+
     try:
         with fsspec.open(url, "rb") as handle:
             has_sound = sound_in(handle)

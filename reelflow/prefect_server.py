@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -68,6 +67,8 @@ def ensure_local_server(url: str, port: int, home: Path) -> bool:
 
 
 def healthy(url: str) -> bool:
+    import urllib.request  # (http.client: a tenth of a second that commands without a run do not need)
+
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
             return bool(answer.status == 200)

@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+if TYPE_CHECKING:  # rich is imported when a run shows its progress: other commands do without it
+    from rich.console import Console
+    from rich.progress import TaskID
 
 FINAL_STAGES = ("done", "failed")
 
@@ -106,6 +107,8 @@ class LiveBars:
     """A terminal: one line per scene with its stage, and an overall bar of finished scenes."""
 
     def __init__(self, scenes: list[str], console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[stage]}"), console=console, transient=False)
         self.overall = self.progress.add_task("all scenes", total=len(scenes), stage="")
@@ -134,6 +137,8 @@ class LiveBars:
 @contextlib.contextmanager
 def showing_progress(scenes: list[str], stream: TextIO | None = None) -> Iterator[None]:
     """Show every scene's stage on `stream` (stderr) for the duration of the block."""
+    from rich.console import Console
+
     stream = stream or sys.stderr
     console = Console(file=stream)
     if console.is_terminal:

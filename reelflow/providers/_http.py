@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ..errors import (
     ApiError,
@@ -17,6 +16,9 @@ from ..errors import (
     TransientApiError,
 )
 from ._base import Body
+
+if TYPE_CHECKING:
+    import httpx
 
 MAY_PASS = frozenset({408, 409})  # a timeout, a conflict (not ready yet)
 

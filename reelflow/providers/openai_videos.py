@@ -15,11 +15,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
-
-import httpx2
-import openai
-from openai import AsyncOpenAI
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import (
     ApiError,
@@ -46,6 +42,10 @@ from ._base import (
     action_of,
 )
 from ._http import retry_after, transport_error
+
+if TYPE_CHECKING:  # the SDK itself is imported once a client is made: checking a profile against this
+    import openai  # dialect's capabilities (`reelflow validate`) needs none of it, and it takes about a second
+    from openai import AsyncOpenAI
 
 # Every client.videos.* call carries this notice in openai 3.x: expected, so not shown to users.
 warnings.filterwarnings("ignore", message="The Sora API is scheduled to permanently shut down",
@@ -84,8 +84,10 @@ class OpenAIVideos:
         self.key_variable = config.profile.credentials.api_key
         self.profile = config.profile
         assert config.api_key is not None and config.base_url is not None  # (the connection makes sure)
-        self.client = AsyncOpenAI(api_key=config.api_key.get_secret_value(), base_url=config.base_url,
-                                  max_retries=config.retries, timeout=config.timeout_seconds)
+        import openai
+
+        self.client = openai.AsyncOpenAI(api_key=config.api_key.get_secret_value(), base_url=config.base_url,
+                                         max_retries=config.retries, timeout=config.timeout_seconds)
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -207,6 +209,8 @@ class OpenAIVideos:
 
     async def batch_results(self, batch: BatchState) -> dict[str, JobState | str]:
         """Each request of a finished batch by its custom_id: the job it created, or why it was refused."""
+        import openai
+
         results: dict[str, JobState | str] = {}
         for file_id in filter(None, (batch.output_file_id, batch.error_file_id)):
             async with self._translated(f"read {file_id} of batch {batch.id}"):
@@ -227,6 +231,9 @@ class OpenAIVideos:
 
     @contextlib.asynccontextmanager
     async def _translated(self, action: str) -> AsyncIterator[None]:
+        import httpx2
+        import openai
+
         try:
             yield
         except openai.APIError as e:
@@ -235,6 +242,9 @@ class OpenAIVideos:
             raise TransientApiError(f"{action}: the connection broke ({type(e).__name__})") from e
 
     def _translate(self, action: str, error: openai.APIError) -> ApiError:
+        import httpx2
+        import openai
+
         if isinstance(error, openai.AuthenticationError):
             return AuthenticationError(f"{action}: the provider rejected the API key (401); check "
                                        f"{self.key_variable}", status=401, code=error.code)
@@ -258,6 +268,8 @@ class OpenAIVideos:
 
 
 def _send(client: AsyncOpenAI, request: WireRequest) -> Awaitable[openai.types.Video]:
+    import openai
+
     fields = dict(request.fields)
     for name, reference in request.files.items():
         fields[name] = (reference.filename, reference.data, reference.media_type)
