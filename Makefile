@@ -50,6 +50,7 @@ bench: $(STAMP)
 	-$(BIN)/python -m bench.download_memory
 	-$(BIN)/python -m bench.overhead
 	-$(BIN)/python -m bench.reel
+	-$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) $(LITELLM_VENV) out .pytest_cache .mypy_cache .ruff_cache
