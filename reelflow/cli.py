@@ -240,16 +240,16 @@ def prepare(
     pad_color: Annotated[str, typer.Option(help="Background for pad.")] = "#000000",
     image_format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = "JPEG",
 ) -> None:
-    """Make every image exactly SIZE, e.g. for use as reference images."""
+    """Make every image exactly SIZE, e.g. for use as reference images (on every core, here: no Prefect run;
+    the prepare-images flow and deployment do the same with one)."""
     if not SIZE.fullmatch(size):
         raise fail(f"--size: {size!r} is not WIDTHxHEIGHT")
-    quiet_prefect()
-    from flows.prepare_images import prepare_images
+    from .image_batch import Batch, prepare_all
 
-    keep_run_logs_off_the_console()
     try:
-        with stopped_by_signals(), prefect_api(Settings(), announce):
-            results = prepare_images(sources, size, out, fit=mode, pad_color=pad_color, output_format=image_format)
+        results = prepare_all(Batch(sources, size, out, mode, pad_color, image_format).jobs(Settings()))
+    except KeyboardInterrupt:
+        raise fail("stopped (Ctrl-C); the images already written are kept", 128 + signal.SIGINT) from None
     except ReelflowError as e:
         raise fail(str(e), 1) from None
     for item in results:
