@@ -23,24 +23,13 @@ from pathlib import Path
 import openai
 
 from bench._support import SandboxProcess, free_port, sandbox_process
-from bench.throughput import VARIANTS
+from bench.throughput import anchor_scene
 from reelflow.prefect_server import PID_FILE
 from reelflow.sandbox import SANDBOX_API_KEY
 
 SIZES, JOB_SECONDS, CONCURRENT, GOAL_RATIO = (40, 160, 1000), 2, 32, 1.10
 SANDBOX = ("--job-seconds", str(JOB_SECONDS))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-async def anchor_scene(client: openai.AsyncOpenAI, slots: asyncio.Semaphore, index: int, folder: Path) -> None:
-    async with slots:
-        video = await client.videos.create_and_poll(prompt=f"shot {index}", size="1280x720", seconds="4",
-                                                    poll_interval_ms=1000)
-        if video.status != "completed":
-            raise RuntimeError(f"anchor job {video.id} {video.status}")
-        for variant in VARIANTS:
-            content = await client.videos.download_content(video.id, variant=variant)
-            (folder / f"{index}.{variant}").write_bytes(content.content)
 
 
 async def anchor(sandbox: SandboxProcess, scenes: int, folder: Path) -> float:
