@@ -32,7 +32,7 @@ from bench._support import free_port
 from reelflow import ResolvedScene, Settings, load_profile, parse_plan, validate_plan
 from reelflow.providers import Connection, Gateway, JobState, open_gateway
 from reelflow.storage import Storage
-from tasks.videos import Expected, download
+from tasks.videos import Delivery, Expected, download
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 GOAL_MB = 64
@@ -119,8 +119,8 @@ def measure(base_url: str, storage: Storage) -> tuple[float, float]:
     async def ours() -> None:
         client = gateway()
         big = scene()
-        await download.fn(client, JobState(id=VIDEO_ID, status="completed"), {"video.mp4": "video"}, big.id, storage,
-                          Expected(big.dimensions, big.total_seconds))
+        delivery = Delivery(big.id, storage, {"video.mp4": "video"}, Expected(big.dimensions, big.total_seconds))
+        await download.fn(client, JobState(id=VIDEO_ID, status="completed"), delivery)
         await client.close()
 
     async def anchor() -> None:

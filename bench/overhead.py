@@ -24,7 +24,7 @@ from reelflow.quiet import keep_run_logs_off_the_console, quiet_prefect
 quiet_prefect()
 
 import flows.render_scene  # noqa: E402
-from bench._support import sandbox_process  # noqa: E402
+from bench._support import pointed_at, sandbox_process  # noqa: E402
 from flows.render_plan import render_plan  # noqa: E402
 from reelflow import Settings, parse_plan  # noqa: E402
 from reelflow.prefect_server import prefect_api  # noqa: E402
@@ -60,7 +60,7 @@ def wall_seconds(output: str, plain: bool) -> float:
 
 def main() -> int:
     with sandbox_process("--job-seconds", str(JOB_SECONDS)) as sandbox, tempfile.TemporaryDirectory() as root:
-        os.environ.update(sandbox.environment(max_concurrent=str(CONCURRENT)))
+        os.environ.update(pointed_at(sandbox, max_concurrent=str(CONCURRENT)))
         with prefect_api(Settings(), lambda line: None):
             timings: dict[bool, list[float]] = {True: [], False: []}
             for index in range(ROUNDS * 2):

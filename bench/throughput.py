@@ -16,45 +16,30 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import openai
 
-from bench._support import SandboxProcess, reelflow_run, sandbox_process
+from bench._support import SandboxProcess, pointed_at, reelflow_run, sandbox_process, scenes_plan
+from bench.hand_loop import loop
 from reelflow.sandbox import SANDBOX_API_KEY
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 SCENES, JOB_SECONDS, RPM, CONCURRENT = 50, 10, 25, 10
 GOAL_RATIO = 1.15
 LIMITS = ("--job-seconds", str(JOB_SECONDS), "--rpm", str(RPM), "--max-concurrent", str(CONCURRENT))
-VARIANTS: tuple[Literal["video", "thumbnail", "spritesheet"], ...] = ("video", "thumbnail", "spritesheet")
-
-
-async def anchor_scene(client: openai.AsyncOpenAI, slots: asyncio.Semaphore, index: int, folder: Path) -> None:
-    async with slots:
-        video = await client.videos.create_and_poll(prompt=f"shot {index}", size="1280x720", seconds="4",
-                                                    poll_interval_ms=1000)
-        if video.status != "completed":
-            raise RuntimeError(f"anchor job {video.id} {video.status}")
-        for variant in VARIANTS:
-            content = await client.videos.download_content(video.id, variant=variant)
-            (folder / f"{index}.{variant}").write_bytes(content.content)
 
 
 async def anchor(sandbox: SandboxProcess, folder: Path) -> float:
     started = time.monotonic()
-    async with openai.AsyncOpenAI(api_key=SANDBOX_API_KEY, base_url=sandbox.base_url, max_retries=20) as client:
-        slots = asyncio.Semaphore(CONCURRENT)
-        await asyncio.gather(*(anchor_scene(client, slots, i, folder) for i in range(SCENES)))
+    client = openai.AsyncOpenAI(api_key=SANDBOX_API_KEY, base_url=sandbox.base_url, max_retries=20)
+    await loop(client, SCENES, CONCURRENT, folder)
     return time.monotonic() - started
 
 
 def ours(sandbox: SandboxProcess, folder: Path) -> tuple[float, float]:
     """Wall seconds of `reelflow run`, and when (sandbox uptime) it started."""
-    plan = folder / "plan.yaml"
-    plan.write_text("name: throughput\ndefaults: {size: 1280x720, seconds: 4}\nscenes:\n" + "".join(
-        f"  - {{id: shot-{i}, prompt: shot {i}}}\n" for i in range(SCENES)))
-    environment = sandbox.environment(requests_per_minute=str(RPM), max_concurrent=str(CONCURRENT))
+    plan = scenes_plan(folder, "throughput", SCENES)
+    environment = pointed_at(sandbox, requests_per_minute=str(RPM), max_concurrent=str(CONCURRENT))
     began_at = sandbox.stats()["uptime_seconds"]
     started = time.monotonic()
     reelflow_run(plan, folder / "out", environment)
@@ -66,7 +51,7 @@ def warm_up(folder: Path) -> None:
     with sandbox_process("--job-seconds", "0") as sandbox:
         plan = folder / "warm.yaml"
         plan.write_text("name: warm\nscenes:\n  - {id: one, prompt: warm up}\n")
-        reelflow_run(plan, folder / "warm", sandbox.environment())
+        reelflow_run(plan, folder / "warm", pointed_at(sandbox))
 
 
 def refusals_after_first_minute(sandbox: SandboxProcess, began_at: float) -> tuple[int, int]:
