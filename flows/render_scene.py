@@ -51,7 +51,6 @@ from reelflow.providers import (
     JobState,
     Reference,
     RevisionJob,
-    Variant,
     check_images,
     check_settings,
     connect_provider,
@@ -60,11 +59,11 @@ from reelflow.providers import (
 from reelflow.results import FileRecord, SceneResult
 from reelflow.reuse import Reuse, clip_name, kept_in, reuse_of
 from reelflow.storage import Storage
-from tasks._retry import tuned
+from tasks._retry import tuned, unexamined
 from tasks.fleet import Fleet
 from tasks.images import last_frame_of, transform, validate_dimensions
-from tasks.reel import make_pictures, stitch
-from tasks.videos import FILENAMES, VIDEO, Attempt, Expected, Fetched, WaitPolicy, download, generate
+from tasks.reel import stitch
+from tasks.videos import FILENAMES, PICTURES, VIDEO, Attempt, Delivery, Expected, Order, WaitPolicy, download, generate
 
 from ._stoppable import run_stoppable
 
@@ -153,7 +152,7 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     try:
         reuse = await _rendered(Chain(scene, images, entry, warnings), run, reuse)
         entry.status = "completed"
-        get_run_logger().info("scene %r: rendered", scene.id)
+        _log_rendered(scene, entry)
         report(scene.id, "done")
     except AuthenticationError:
         raise
@@ -170,6 +169,15 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
         run.ledger.save(entry)
     return _result(scene, entry, warnings, reuse.from_earlier_runs)
+
+
+def _log_rendered(scene: ResolvedScene, entry: SceneEntry) -> None:
+    """One line for the scene's outcome, naming its jobs and files (each log line costs the Prefect server a
+    write: the downloads do not log one of their own)."""
+    outputs = [name for name in FILENAMES.values() if name in entry.files]
+    get_run_logger().info("scene %r: rendered by %s (%s: %d bytes)", scene.id,
+                          ", ".join(job.id for job in entry.chain() if job.id), ", ".join(outputs),
+                          sum(entry.files[name].bytes for name in outputs))
 
 
 async def render_concurrently(scenes: list[ResolvedScene], run: SceneRun, limit: int) -> list[SceneResult]:
@@ -217,18 +225,16 @@ async def _rendered(chain: Chain, run: SceneRun, reuse: Reuse) -> Reuse:
 
 async def _render_chain(chain: Chain, run: SceneRun) -> None:
     scene, entry = chain.scene, chain.entry
-    signatures = request_signatures(scene)
-    cost, extensions = run.estimate.cost_of(scene.id), len(scene.segments) - 1
     video: JobState | None = None
-    for step, segment in enumerate(scene.segments):
-        request = _request_of(step, segment, video, scene, chain.images, entry, run, chain.warnings)
-        video = await _step(step, signatures[step], entry, run, request, cost.segment_usd(segment.seconds),
-                            Watch(scene.id, f"extending {step}/{extensions}" if step else "rendering"))
-        if scene.stitched_locally:
-            await _keep_video(clip_name(step), segment.seconds, video, scene, entry, run)
+    for number, segment in enumerate(scene.segments):
+        request = _request_of(number, segment, video, scene, chain.images, entry, run, chain.warnings)
+        video = await _step(Step(number, scene, entry, run), request)
     assert video is not None  # a chain has at least its create
-    video = await _revised(video, scene, signatures, entry, run)
-    entry.files.update(await _finished_files(scene, video, run))
+    await _revised(video, scene, entry, run)
+    if scene.stitched_locally:
+        report(scene.id, "stitching")
+        clips = [clip_name(step) for step in range(len(scene.segments))]
+        entry.files.update(await tuned(stitch, run.settings)(run.storage, scene, clips, run.settings.crossfade_seconds))
     if scene.revisions:
         _keep_copy(VIDEO, revision_name(len(scene.revisions)), scene.id, entry, run)
 
@@ -290,21 +296,75 @@ def entry_of(scene: ResolvedScene, images: SceneImages, run: SceneRun) -> SceneE
     return entry.restamped(expected, steps)
 
 
-async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRun,
-                request: Callable[[], Awaitable[JobSpec]], usd: float, watch: Watch) -> JobState:
-    """One paid job of the chain: reuse the ledger's job when there is one, else create and record it.
+@dataclass(frozen=True)
+class Step:
+    """One paid step of a scene's chain in this run: its clip, an extension or continuation, or a revision."""
+
+    number: int
+    scene: ResolvedScene
+    entry: SceneEntry
+    run: SceneRun
+
+    @property
+    def signature(self) -> Signature:
+        return request_signatures(self.scene)[self.number]
+
+    @property
+    def usd(self) -> float:
+        segments = self.scene.segments
+        seconds = segments[self.number].seconds if self.number < len(segments) else self.scene.total_seconds
+        return self.run.estimate.cost_of(self.scene.id).segment_usd(seconds)
+
+    @property
+    def watch(self) -> Watch:
+        segments, revision = len(self.scene.segments), self.number - len(self.scene.segments) + 1
+        if revision > 0:
+            return Watch(self.scene.id, f"revising {revision}/{len(self.scene.revisions)}")
+        return Watch(self.scene.id, f"extending {self.number}/{segments - 1}" if self.number else "rendering")
+
+    def delivery(self) -> Delivery | None:
+        """What the step's video leaves in the scene's folder, if anything: a clip to stitch, the video a revision
+        starts from (when that revision is to be made), or, from the last step, the scene's files."""
+        scene, run = self.scene, self.run
+        revision = self.number - len(scene.segments) + 1  # the revisions made before this step's video
+        if scene.stitched_locally:
+            return self._kept_video(clip_name(self.number), scene.segments[self.number].seconds)
+        if revision == len(scene.revisions):
+            offered = run.gateway.profile.variants
+            return Delivery(scene.id, run.storage, {FILENAMES[variant]: variant for variant in offered},
+                            Expected(scene.dimensions, scene.total_seconds),
+                            tuple(variant for variant in PICTURES if variant not in offered))
+        if revision >= 0 and needs_new_job(self.entry.current(self.number + 1), run.retry_failed):
+            return self._kept_video(revision_name(revision), scene.total_seconds)
+        return None
+
+    def _kept_video(self, name: str, seconds: int) -> Delivery | None:
+        """A video of the chain kept in the scene's folder (a clip to stitch, a video before a revision), once."""
+        if kept_in(self.entry, self.run.storage)(name):
+            return None
+        return Delivery(self.scene.id, self.run.storage, {name: "video"}, Expected(self.scene.dimensions, seconds))
+
+
+async def _step(step: Step, request: Callable[[], Awaitable[JobSpec]]) -> JobState:
+    """One paid job of the chain: reuse the ledger's job when there is one, else create and record it; then
+    what its video leaves in the scene's folder.
 
     The intent to create is recorded first, so a crash between the create and its record is found
     again (by listing the provider's recent jobs) instead of being paid for twice. Each new job is
     committed against the budget before that."""
+    entry, run, delivery = step.entry, step.run, step.delivery()
     attempts_left = run.settings.generation_attempts
     while True:
-        record = entry.current(step)
+        record = entry.current(step.number)
         if record is not None and record.status == "completed" and record.id:
-            return JobState(id=record.id, status="completed")
+            job = JobState(id=record.id, status="completed")
+            if delivery is not None:
+                _delivered(await tuned(download, run.settings)(run.gateway, job, delivery), entry, run)
+            return job
         if record is None or needs_new_job(record, run.retry_failed):
-            run.spend.commit(usd, f"scene {entry.scene!r}: " + (f"job {step + 1} of its chain" if step else "the clip"))
-            record, fresh = entry.intend(step), True
+            run.spend.commit(step.usd, f"scene {entry.scene!r}: " + (
+                f"job {step.number + 1} of its chain" if step.number else "the clip"))
+            record, fresh = entry.intend(step.number), True
             run.ledger.save(entry)
         elif record.status == "failed":
             raise VideoFailedError(record.error or f"{record.id} failed")
@@ -313,10 +373,10 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
         else:
             fresh = False
         outgoing = await request() if record.id is None else None
+        order = Order(outgoing, Booked(record, entry, run), run.attempt(record, step.signature, not fresh),
+                      step.watch, delivery)
         try:
-            done = await tuned(generate, run.settings)(
-                run.gateway, outgoing, lambda job=record: job.id, partial(_created, record, entry, run),
-                run.attempt(record, signature, answer_may_be_lost=not fresh), run.policy, watch, run.fleet)
+            made = await tuned(generate, run.settings)(run.gateway, unexamined(order), run.policy, run.fleet)
         except VideoFailedError as e:
             record.status, record.error, record.transient = "failed", str(e), e.cause_may_pass
             run.ledger.save(entry)
@@ -328,9 +388,36 @@ async def _step(step: int, signature: Signature, entry: SceneEntry, run: SceneRu
             record.status, record.error = "unknown", str(e)
             run.ledger.save(entry)
             raise
-        record.status, record.expires_at = "completed", done.expires_at
-        run.ledger.save(entry)
-        return done
+        _delivered(made.files, entry, run)
+        return made.job
+
+
+def _delivered(files: dict[str, FileRecord], entry: SceneEntry, run: SceneRun) -> None:
+    entry.files.update(files)
+    run.ledger.save(entry)
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A job's ledger record, written as the job goes (see `JobBook`)."""
+
+    record: JobRecord
+    entry: SceneEntry
+    run: SceneRun
+
+    def recorded_id(self) -> str | None:
+        return self.record.id
+
+    def created(self, job: JobState) -> None:
+        """Record a new job's id before any waiting: it is paid for."""
+        self.record.id, self.record.status = job.id, "created"
+        self.run.known_ids.add(job.id)
+        self.run.ledger.save(self.entry)
+
+    def finished(self, job: JobState) -> None:
+        """Kept with what the job leaves here, in one write (a run that stops before it asks the provider once
+        more, and is told the job is finished)."""
+        self.record.status, self.record.expires_at = "completed", job.expires_at
 
 
 def needs_new_job(record: JobRecord | None, retry_failed: bool) -> bool:
@@ -338,13 +425,6 @@ def needs_new_job(record: JobRecord | None, retry_failed: bool) -> bool:
     again)."""
     return record is None or record.status == "expired" or (
         record.status == "failed" and (record.transient or retry_failed))
-
-
-def _created(record: JobRecord, entry: SceneEntry, run: SceneRun, job: JobState) -> None:
-    """Record a new job's id before any waiting: it is paid for."""
-    record.id, record.status = job.id, "created"
-    run.known_ids.add(job.id)
-    run.ledger.save(entry)
 
 
 def _request_of(step: int, segment: Segment, previous: JobState | None, scene: ResolvedScene,
@@ -438,52 +518,18 @@ def _keep(data: bytes, name: str, scene_id: str, entry: SceneEntry, run: SceneRu
                                    sha256=hashlib.sha256(data).hexdigest())
 
 
-async def _revised(video: JobState, scene: ResolvedScene, signatures: list[Signature], entry: SceneEntry,
-                   run: SceneRun) -> JobState:
+async def _revised(video: JobState, scene: ResolvedScene, entry: SceneEntry, run: SceneRun) -> JobState:
     """Each revision made by the provider from the video before it, which is kept (video.rev<k>.mp4)."""
-    usd = run.estimate.cost_of(scene.id).segment_usd(scene.total_seconds)
-    for number, revision in enumerate(scene.revisions, start=1):
-        step = len(scene.segments) + number - 1
-        if needs_new_job(entry.current(step), run.retry_failed):  # kept when its revision was made
-            await _keep_video(revision_name(number - 1), scene.total_seconds, video, scene, entry, run)
+    for number, revision in enumerate(scene.revisions, start=len(scene.segments)):
         request = partial(_ready, RevisionJob(kind=revision.kind, source=video.id, prompt=revision.prompt,
                                               size=scene.size, total_seconds=scene.total_seconds))
-        video = await _step(step, signatures[step], entry, run, request, usd,
-                            Watch(scene.id, f"revising {number}/{len(scene.revisions)}"))
+        video = await _step(Step(number, scene, entry, run), request)
     return video
-
-
-async def _keep_video(name: str, seconds: int, video: JobState, scene: ResolvedScene, entry: SceneEntry,
-                      run: SceneRun) -> None:
-    """Keep a video of the chain in the scene's folder (a clip to stitch, a video before a revision), once."""
-    if kept_in(entry, run.storage)(name):
-        return
-    entry.files.update(await tuned(download, run.settings)(
-        run.gateway, video, {name: "video"}, scene.id, run.storage, Expected(scene.dimensions, seconds), Fetched()))
-    run.ledger.save(entry)
 
 
 def _keep_copy(source: str, name: str, scene_id: str, entry: SceneEntry, run: SceneRun) -> None:
     run.storage.copy((scene_id, source), (scene_id, name))
     entry.files[name] = entry.files[source].model_copy(update={"url": run.storage.location(scene_id, name)})
-
-
-async def _finished_files(scene: ResolvedScene, video: JobState, run: SceneRun) -> dict[str, FileRecord]:
-    """The scene's video, thumbnail and spritesheet: from the provider, or made here from its clips."""
-    if scene.stitched_locally:
-        report(scene.id, "stitching")
-        return await tuned(stitch, run.settings)(run.storage, scene, [clip_name(step)
-                                                                     for step in range(len(scene.segments))],
-                                                 run.settings.crossfade_seconds)
-    report(scene.id, "downloading")
-    offered = run.gateway.profile.variants
-    files = await tuned(download, run.settings)(
-        run.gateway, video, {FILENAMES[variant]: variant for variant in offered}, scene.id, run.storage,
-        Expected(scene.dimensions, scene.total_seconds), Fetched())
-    missing: list[Variant] = [variant for variant in ("thumbnail", "spritesheet") if variant not in offered]
-    if missing:
-        files.update(await tuned(make_pictures, run.settings)(run.storage, scene.id, missing))
-    return files
 
 
 def _result(scene: ResolvedScene, entry: SceneEntry, warnings: list[str] | None = None,

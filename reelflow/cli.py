@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import json
 import re
 import signal
@@ -31,6 +33,9 @@ SIZE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
 
 app = typer.Typer(help="Turn scene plans into finished videos.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
+# Registered first, so run last: the interpreter's last collection at exit skips what the command's imports made
+# (about 0.4 s of a command that ran a flow).
+atexit.register(gc.freeze)
 
 
 @app.callback()
@@ -527,6 +532,8 @@ def sandbox(
     port: Annotated[int, typer.Option(help="Port on loopback (0: a free one).")] = 8765,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     profile: Annotated[str, typer.Option(help="Provider profile to pose as: its dialect and limits.")] = "sandbox",
+    providers_file: Annotated[Path | None, typer.Option(help="Profiles of your own, beside the built-in ones "
+                                                        "(default: REELFLOW_PROVIDERS_FILE).")] = None,
     job_seconds: Annotated[float, typer.Option(help="Wall seconds each job takes.")] = 2.0,
     rpm: Annotated[int | None, typer.Option(help="Job-creating requests per minute.")] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="Unfinished jobs at once.")] = None,
@@ -545,7 +552,8 @@ def sandbox(
 
     try:
         config = SandboxConfig(
-            host=host, port=port, profile=profile, providers_file=Settings().providers_file, job_seconds=job_seconds,
+            host=host, port=port, profile=profile, providers_file=providers_file or Settings().providers_file,
+            job_seconds=job_seconds,
             rpm=rpm,
             max_concurrent=max_concurrent, faults=Faults.parse(faults), fault_scope=fault_scope,
             slow_seconds=slow_seconds, seed=seed, state_dir=state_dir, webhook_url=webhook_url,

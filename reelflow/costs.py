@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .errors import ProfileError, UserError
 from .plans import Plan, ResolvedScene
@@ -46,13 +46,17 @@ class Estimate(BaseModel):
     provider: str
     scenes: list[SceneCost]
     budget_usd: float | None = None
+    _by_id: tuple[list[SceneCost], dict[str, SceneCost]] | None = PrivateAttr(default=None)  # for which list
 
     @property
     def total_usd(self) -> float:
         return round(sum(s.usd for s in self.scenes), 4)
 
     def cost_of(self, scene_id: str) -> SceneCost:
-        return next(s for s in self.scenes if s.id == scene_id)
+        """By id, in constant time: every scene of a long plan asks for its own."""
+        if self._by_id is None or self._by_id[0] is not self.scenes:
+            self._by_id = (self.scenes, {scene.id: scene for scene in self.scenes})
+        return self._by_id[1][scene_id]
 
     def check(self, source: str = "plan") -> None:
         """Refuse before any paid call when the whole plan costs more than the budget."""

@@ -40,8 +40,8 @@ def prefect_api(settings: Settings, announce: Callable[[str], None]) -> Iterator
     if current.api.url or settings.prefect_server == "temporary":
         yield
         return
-    url = f"http://127.0.0.1:{settings.prefect_port}/api"
-    if ensure_local_server(url, settings.prefect_port, Path(current.home)):
+    url = local_server_url(settings)
+    if ensure_local_server(settings, Path(current.home)):
         announce(f"Started a Prefect server for reelflow's runs: UI at {url.removesuffix('/api')} "
                  "(it keeps running for the next commands; `prefect server stop` stops it).")
     os.environ["PREFECT_API_URL"] = url  # for the processes Prefect starts (served flow runs)
@@ -52,9 +52,14 @@ def prefect_api(settings: Settings, announce: Callable[[str], None]) -> Iterator
         del os.environ["PREFECT_API_URL"]
 
 
-def ensure_local_server(url: str, port: int, home: Path) -> bool:
-    """Make sure a Prefect server answers at `url`; True when this call had to start it. Concurrent
+def local_server_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.prefect_port}/api"
+
+
+def ensure_local_server(settings: Settings, home: Path) -> bool:
+    """Make sure the local Prefect server answers; True when this call had to start it. Concurrent
     commands take turns, so only one of them starts the server."""
+    url = local_server_url(settings)
     if healthy(url):
         return False
     home.mkdir(parents=True, exist_ok=True)
@@ -62,7 +67,7 @@ def ensure_local_server(url: str, port: int, home: Path) -> bool:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if healthy(url):
             return False
-        _wait_until_healthy(url, home, _start(port, home))
+        _wait_until_healthy(url, home, _start(settings, home))
     return True
 
 
@@ -76,15 +81,19 @@ def healthy(url: str) -> bool:
         return False
 
 
-def _start(port: int, home: Path) -> subprocess.Popen[bytes]:
+def _start(settings: Settings, home: Path) -> subprocess.Popen[bytes]:
+    """`prefect server start`, detached, at the CPU priority of a background service (a few threads it starts
+    in its first milliseconds may keep ours: they do not record runs)."""
+    port = str(settings.prefect_port)
     environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_API_HOST": "127.0.0.1",
-                   "PREFECT_SERVER_API_PORT": str(port), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+                   "PREFECT_SERVER_API_PORT": port, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     environment.pop("PREFECT_API_URL", None)
     with (home / LOG_FILE).open("ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
             env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
+    os.setpriority(os.PRIO_PROCESS, server.pid, settings.prefect_server_niceness)
     (home / PID_FILE).write_text(str(server.pid))
     _OUTLIVING_US.append(server)
     return server

@@ -104,17 +104,26 @@ class PlainLines:
 
 
 class LiveBars:
-    """A terminal: one line per scene with its stage, and an overall bar of finished scenes."""
+    """A terminal: an overall bar of finished scenes and a line per scene with its stage; for a plan longer than
+    the screen, only the scenes under way (every line shown is drawn again ten times a second), and a line above
+    the bars for each scene that fails."""
 
     def __init__(self, scenes: list[str], console: Console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[stage]}"), console=console, transient=False)
+        self.every_scene = len(scenes) < console.size.height - 2
         self.overall = self.progress.add_task("all scenes", total=len(scenes), stage="")
-        self.rows: dict[str, TaskID] = {s: self.progress.add_task(s, total=100, stage="waiting") for s in scenes}
+        self.rows: dict[str, TaskID] = {}
+        for scene in scenes:
+            self._add(scene)
         self.finished: set[str] = set()
         self.trouble: TaskID | None = None
+
+    def _add(self, scene: str) -> TaskID:
+        self.rows[scene] = self.progress.add_task(scene, total=100, stage="waiting", visible=self.every_scene)
+        return self.rows[scene]
 
     def provider(self, trouble: str | None) -> None:
         stage = trouble or "answering again"
@@ -124,14 +133,16 @@ class LiveBars:
 
     def update(self, scene: str, stage: str, percent: int | None = None) -> None:
         if scene not in self.rows:  # decided on during the run: a review's redo
-            self.rows[scene] = self.progress.add_task(scene, total=100, stage="waiting")
+            self._add(scene)
             self.progress.update(self.overall, total=len(self.rows))
-        row = self.rows[scene]
-        self.progress.update(row, stage=stage if percent is None else f"{stage} {percent} %",
-                             completed=100 if stage.startswith(FINAL_STAGES) else (percent or 0))
-        if stage.startswith(FINAL_STAGES) and scene not in self.finished:
+        final = stage.startswith(FINAL_STAGES)
+        self.progress.update(self.rows[scene], stage=stage if percent is None else f"{stage} {percent} %",
+                             completed=100 if final else (percent or 0), visible=self.every_scene or not final)
+        if final and scene not in self.finished:
             self.finished.add(scene)
             self.progress.advance(self.overall)
+            if not self.every_scene and stage.startswith("failed"):
+                self.progress.console.print(f"scene {scene!r}: {stage}", markup=False, highlight=False)
 
 
 @contextlib.contextmanager

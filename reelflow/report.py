@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -46,7 +47,8 @@ def sound_of(scene: SceneResult) -> str:
 
 def thumbnails(result: PlanResult, storage: Storage) -> dict[str, str]:
     """Each finished scene's first frame, THUMBNAIL_WIDTH px wide, as a data: URL (so the report and the
-    Prefect artifact need no other file to show pictures). Side by side: decoding is most of it, and Pillow
+    Prefect artifact need no other file to show pictures). Those of thumbnails this process fetched or made are
+    at hand (see `remember_card`); the others are read side by side: decoding is most of it, and Pillow
     decodes outside the GIL."""
     with ThreadPoolExecutor() as pool:
         urls = pool.map(lambda scene: thumbnail_of(scene, storage), result.scenes)
@@ -61,17 +63,42 @@ def html_report(result: PlanResult, scenes: list[ResolvedScene], estimate: Estim
 
 
 def thumbnail_of(scene: SceneResult, storage: Storage) -> str | None:
-    if THUMBNAIL not in scene.files:
+    record = scene.files.get(THUMBNAIL)
+    if record is None:
         return None
+    if (known := _CARDS.get(record.sha256)) is not None:
+        return known
     try:
         with Image.open(io.BytesIO(storage.read_bytes(scene.folder, THUMBNAIL))) as image:
-            small = image.convert("RGB")
-            small.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH))
-            out = io.BytesIO()
-            small.save(out, "JPEG", quality=85)
+            return card_picture(image)
     except (StorageError, OSError):
         return None
+
+
+def card_picture(image: Image.Image) -> str:
+    """A thumbnail as the report shows it: THUMBNAIL_WIDTH px wide, a JPEG data: URL."""
+    scale = min(1.0, THUMBNAIL_WIDTH / max(image.size))
+    small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                         Image.Resampling.BICUBIC, reducing_gap=2.0)  # a new small picture: `image` stays
+    small = small if small.mode == "RGB" else small.convert("RGB")
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=85)
     return f"data:image/jpeg;base64,{base64.b64encode(out.getvalue()).decode()}"
+
+
+_CARDS: dict[str, str] = {}  # a thumbnail's sha256 -> its card picture, oldest first
+_CARDS_KEPT = 4096
+_CARDS_LOCK = threading.Lock()
+
+
+def remember_card(sha256: str, image: Image.Image) -> None:
+    """Keep the card picture of a thumbnail decoded anyway (to verify or make it), so the report at the end of
+    the run does not read and decode it again; by content, so it is never another file's picture."""
+    card = card_picture(image)
+    with _CARDS_LOCK:
+        _CARDS[sha256] = card
+        if len(_CARDS) > _CARDS_KEPT:
+            del _CARDS[next(iter(_CARDS))]
 
 
 def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]]:
@@ -83,6 +110,9 @@ def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]
             for r in result.scenes]
 
 
+ARTIFACT_PICTURES = 48  # the Prefect artifact's pictures at most: every one is in the Markdown itself
+
+
 def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str, str]) -> str:
     done = len(result.scenes) - len(result.failed)
     lines = [f"# {result.plan}", "",
@@ -90,7 +120,10 @@ def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str,
              f"**${estimate.total_usd:.2f}**. Files: `{result.output}` (see `report.html` there).", ""]
     if reused := result.reused_note():
         lines += [f"{reused}.", ""]
-    lines += [f"![{scene_id}]({url})" for scene_id, url in pictures.items()]
+    shown = list(pictures.items())[:ARTIFACT_PICTURES]
+    lines += [f"![{scene_id}]({url})" for scene_id, url in shown]
+    if len(pictures) > len(shown):
+        lines += ["", f"The first {len(shown)} of {len(pictures)} scenes' pictures; `report.html` shows every one."]
     lines += ["", *(f"- **{r.id}** failed: {r.error}" for r in result.failed)]
     if result.reel:
         lines.append(f"- The reel: `{result.reel.url}`")

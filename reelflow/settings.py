@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     ui_update_seconds: float = Field(default=2, gt=0, description="Least time between two updates of a run's "
                                      "progress and scene table in the Prefect UI.")
     prefect_port: int = Field(default=4200, ge=1, le=65535, description="Port of the local Prefect server.")
+    prefect_server_niceness: int = Field(
+        default=10, ge=0, le=19, description="CPU priority the local Prefect server gives up (`nice`), so that "
+        "recording runs yields to the work it records: it catches up when the machine is idle.",
+    )
     scene_deployment: str | None = Field(
         default=None, description="Render each scene as a run of this deployment (render-scene/scene, served "
         "by workers), so several workers share one plan under Prefect global limits; unset: in this process.",

@@ -15,7 +15,7 @@ from reelflow.media.video import last_frame
 from reelflow.plans import ResolvedScene
 from reelflow.storage import Storage
 
-from ._retry import DEFAULT_RETRIES, transient_only
+from ._retry import DEFAULT_RETRIES, quiet_when_done, transient_only
 
 
 @task(name="validate-dimensions", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
@@ -43,3 +43,6 @@ def _last_frame_fitted(storage: Storage, scene: ResolvedScene, clip: str, output
         storage.fetch(local, scene.id, clip)
         frame = last_frame(local)
     return fit_image(frame, scene.dimensions, fit=scene.fit, pad_color=scene.pad_color, output=output)
+
+
+quiet_when_done(validate_dimensions, transform, last_frame_of)

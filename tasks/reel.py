@@ -1,11 +1,10 @@
-"""Videos made here from the provider's clips: a scene stitched from its last-frame continuations, the
-pictures a provider does not serve, and the plan's final reel."""
+"""Videos made here from the provider's clips: a scene stitched from its last-frame continuations, and the
+plan's final reel."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,13 @@ from prefect.cache_policies import NO_CACHE
 from reelflow import Settings
 from reelflow.media.reel import DEFAULT_CROSSFADE_SECONDS, JoinOptions, Music, join_clips
 from reelflow.media.sound import LoudnessTarget
-from reelflow.media.video import probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
+from reelflow.media.video import probe
 from reelflow.plans import LoudnessGoal, MusicBed, Plan, ResolvedScene
-from reelflow.profiles import Variant
 from reelflow.results import FileRecord
 from reelflow.storage import Storage
 
 from ._retry import DEFAULT_RETRIES, transient_only
-from .videos import FILENAMES, VIDEO, Expected, described, verify
+from .videos import VIDEO, Expected, described, pictures_of, published, verify_video
 
 REEL = "reel.mp4"
 
@@ -58,7 +56,7 @@ def assemble_reel(storage: Storage, scene_ids: list[str], spec: ReelSpec, video:
         joined = join_clips([stack.enter_context(storage.open(scene, video)) for scene in scene_ids], target, options)
         get_run_logger().info("reel of %d scenes: picture by %s, %s", len(scene_ids), joined.picture,
                               "with sound" if joined.sound else "silent")
-        record, info = _published(target, storage, REEL), probe(target)
+        record, info = published(target, storage, REEL), probe(target)
         return described(record, target, info) if info else record
 
 
@@ -80,42 +78,8 @@ def _stitched(storage: Storage, scene: ResolvedScene, clips: list[str], crossfad
         join_clips([stack.enter_context(storage.open(scene.id, clip)) for clip in clips], target, options)
         info = probe(target)
         frame_seconds = 1 / info.rate if info and info.rate else 0.0
-        read = verify(target, "video", f"scene {scene.id!r}: the stitched video", Expected(
+        read = verify_video(target, f"scene {scene.id!r}: the stitched video", Expected(
             scene.dimensions, scene.total_seconds, 0.5 + (len(clips) - 1) * frame_seconds))
-        assert read is not None  # a video's verification reads it
-        records = {VIDEO: described(_published(target, storage, scene.id, VIDEO), target, read)}
-        records.update(_pictures(target, storage, scene.id, ["thumbnail", "spritesheet"]))
+        records = {VIDEO: described(published(target, storage, scene.id, VIDEO), target, read)}
+        records.update(pictures_of(target, storage, scene.id, ["thumbnail", "spritesheet"]))
         return records
-
-
-@task(name="make-pictures", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def make_pictures(storage: Storage, scene_id: str, variants: list[Variant]) -> dict[str, FileRecord]:
-    """The thumbnail and spritesheet the provider does not serve, made from the scene's video.mp4."""
-    return await asyncio.to_thread(_made_pictures, storage, scene_id, variants)
-
-
-def _made_pictures(storage: Storage, scene_id: str, variants: list[Variant]) -> dict[str, FileRecord]:
-    with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
-        local = Path(workdir) / VIDEO
-        storage.fetch(local, scene_id, VIDEO)
-        return _pictures(local, storage, scene_id, variants)
-
-
-def _pictures(video: Path, storage: Storage, scene_id: str, variants: list[Variant]) -> dict[str, FileRecord]:
-    tiles = sprite_tiles(video)  # the first tile is the first frame: the thumbnail
-    made = {"thumbnail": thumbnail_webp(tiles[0]), "spritesheet": spritesheet_jpeg(tiles)}
-    records = {}
-    for variant in variants:
-        name = FILENAMES[variant]
-        local = video.with_name(name)
-        local.write_bytes(made[variant])
-        records[name] = _published(local, storage, scene_id, name)
-    return records
-
-
-def _published(local: Path, storage: Storage, *parts: str) -> FileRecord:
-    with local.open("rb") as written:
-        digest = hashlib.file_digest(written, "sha256").hexdigest()
-    storage.publish(local, *parts)
-    return FileRecord(url=storage.location(*parts), bytes=local.stat().st_size, sha256=digest)
-

@@ -1,15 +1,18 @@
-"""Video-job tasks: generate (create or extend, then wait) and download, all through the gateway."""
+"""Video-job tasks: generate (create or extend, wait, then fetch what the job leaves here) and download, all
+through the gateway."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from PIL import Image
 from prefect import get_run_logger, task
@@ -20,19 +23,21 @@ from prefect.runtime import task_run as current_task_run
 from reelflow import Settings
 from reelflow.errors import NoAnswerError, TransientApiError, UnknownJobError, VideoFailedError
 from reelflow.media.sound import loudness_of
-from reelflow.media.video import VideoInfo, probe
-from reelflow.progress import Watch
+from reelflow.media.video import VideoInfo, probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
+from reelflow.progress import Watch, report
 from reelflow.providers import Gateway, JobSpec, JobState, Reference, Variant, action_of
+from reelflow.report import THUMBNAIL_WIDTH, remember_card
 from reelflow.results import FileRecord
 from reelflow.storage import Storage
 from reelflow.webhooks import Inbox
 
-from ._retry import DEFAULT_RETRIES, transient_only
+from ._retry import DEFAULT_RETRIES, quiet_when_done, transient_only
 from .fleet import Fleet, job_slot, turn_to_create
 
 FILENAMES: dict[Variant, str] = {"video": "video.mp4", "thumbnail": "thumbnail.webp",
                                  "spritesheet": "spritesheet.jpg"}
 VIDEO = FILENAMES["video"]
+PICTURES: tuple[Variant, ...] = ("thumbnail", "spritesheet")  # served by some providers, else made here
 _OUTSIDE_A_RUN = logging.getLogger("reelflow.tasks")
 
 
@@ -97,29 +102,76 @@ def _unknowable(gateway: Gateway, cause: str) -> str:
             "so it is not made again unasked: `reelflow jobs PLAN` shows it and how to resolve it")
 
 
-@task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def generate(gateway: Gateway, request: JobSpec | None, recorded_id: Callable[[], str | None],
-                   created: Callable[[JobState], None], attempt: Attempt, policy: WaitPolicy,
-                   watch: Watch | None = None, fleet: Fleet | None = None) -> JobState:
-    """One paid job, start to finish: create it (unless the ledger has it already, or an earlier create
-    whose answer was lost can be adopted), hand it to `created` to record before any waiting, then wait
-    until it finishes. A failed job raises (transient or permanent, by its error code); a retry after a
-    transient error waits for the recorded job rather than creating another. With a `fleet`, the job
-    holds one of its slots from create to finish, and the create waits for its turn."""
+class JobBook(Protocol):
+    """Where one job's life is written down (the ledger): read before anything is sent, written the moment the
+    provider names the job (before any waiting: it is paid for) and when it has finished."""
+
+    def recorded_id(self) -> str | None: ...
+
+    def created(self, job: JobState) -> None: ...
+
+    def finished(self, job: JobState) -> None: ...
+
+
+@dataclass(frozen=True)
+class Order:
+    """One paid job as a step asks for it: its request (None when the book has its id already), where it is
+    recorded, how its create was tried before, whose progress it is, and what it leaves in the scene's folder."""
+
+    request: JobSpec | None
+    book: JobBook
+    attempt: Attempt
+    watch: Watch
+    delivery: Delivery | None = None
+
+    @property
+    def label(self) -> str:
+        """The task run's name in the Prefect UI: the scene and the step."""
+        return f"{self.watch.scene}: {self.watch.stage}"
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A finished job, and the files it left in the scene's folder."""
+
+    job: JobState
+    files: dict[str, FileRecord]
+
+
+@task(name="generate", task_run_name="{order.label}", cache_policy=NO_CACHE, retry_condition_fn=transient_only,
+      **DEFAULT_RETRIES)
+async def generate(gateway: Gateway, order: Order, policy: WaitPolicy, fleet: Fleet | None = None) -> Generated:
+    """One paid job, start to finish, in one task run: create it (unless the book has it already, or an earlier
+    create whose answer was lost can be adopted), record it before any waiting, wait until it finishes, record
+    that, then fetch (and make) what it leaves in the scene's folder. A failed job raises (transient or
+    permanent, by its error code). A retry after a transient error waits for the recorded job rather than
+    creating another, and fetches only what is not in place yet. With a `fleet`, the job holds one of its slots
+    from create to finish, and the create waits for its turn."""
     async with job_slot(fleet):
-        known = recorded_id()
+        known = order.book.recorded_id()
         if known is None:
-            if request is None:
-                raise ValueError("nothing recorded and nothing to send")
-            job = await _adopted(gateway, request, attempt)
-            if job is None:
-                await turn_to_create(fleet)
-                job = await _sent(gateway, request)
-            get_run_logger().info("created %s (%s)", job.id, action_of(request))
-            created(job)
+            job = await _created(gateway, order, fleet)
         else:
             job = JobState(id=known, status="queued")
-        return await wait_for(gateway, job, policy, watch)
+        job = await wait_for(gateway, job, policy, order.watch)
+    order.book.finished(job)
+    files = await deliver(gateway, job, order.delivery) if order.delivery else {}
+    return Generated(job, files)
+
+
+quiet_when_done(generate)
+
+
+async def _created(gateway: Gateway, order: Order, fleet: Fleet | None) -> JobState:
+    if order.request is None:
+        raise ValueError("nothing recorded and nothing to send")
+    job = await _adopted(gateway, order.request, order.attempt)
+    if job is None:
+        await turn_to_create(fleet)
+        job = await _sent(gateway, order.request)
+    get_run_logger().info("created %s (%s)", job.id, action_of(order.request))
+    order.book.created(job)
+    return job
 
 
 @task(name="create-character", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
@@ -221,44 +273,93 @@ class Expected:
 
 
 class Fetched:
-    """The files one download has in place so far: a retry fetches only the others."""
+    """The files one delivery has in place so far: a retry fetches only the others."""
 
     def __init__(self) -> None:
         self.records: dict[str, FileRecord] = {}
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What a finished job leaves in its scene's folder: `files` (output name -> variant) fetched from the
+    provider and verified against `expected`, and `made`, the pictures the provider does not serve, made here
+    from its video. `fetched` holds what is in place so far, so a retry fetches only the rest."""
+
+    scene_id: str
+    storage: Storage
+    files: dict[str, Variant]
+    expected: Expected
+    made: tuple[Variant, ...] = ()
+    fetched: Fetched = field(default_factory=Fetched)
+
+
 @task(name="download", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
-async def download(gateway: Gateway, video: JobState, files: dict[str, Variant], scene_id: str, storage: Storage,
-                   expected: Expected, fetched: Fetched | None = None) -> dict[str, FileRecord]:
-    """Content variants of a finished video (`files`: output name in the scene's folder -> variant), fetched
-    side by side, verified and moved into place."""
-    fetched = fetched or Fetched()
-    missing = [name for name in files if name not in fetched.records]
-    outcomes = await asyncio.gather(*(_fetch(gateway, video, files[n], scene_id, n, storage, expected)
-                                      for n in missing), return_exceptions=True)
-    fetched.records.update({name: outcome for name, outcome in zip(missing, outcomes, strict=True)
-                            if not isinstance(outcome, BaseException)})
+async def download(gateway: Gateway, video: JobState, delivery: Delivery) -> dict[str, FileRecord]:
+    """What a job finished earlier leaves in the scene's folder (see `deliver`), on its own."""
+    return await deliver(gateway, video, delivery)
+
+
+quiet_when_done(download)
+
+
+async def deliver(gateway: Gateway, video: JobState, delivery: Delivery) -> dict[str, FileRecord]:
+    """Content variants of a finished video fetched side by side, verified and moved into place, and the
+    pictures it lacks made from the video."""
+    fetched = delivery.fetched
+    missing = [name for name in delivery.files if name not in fetched.records]
+    report(delivery.scene_id, "downloading")
+    outcomes = await asyncio.gather(*(_fetch(gateway, video, name, delivery) for name in missing),
+                                    return_exceptions=True)
+    for outcome in outcomes:
+        if not isinstance(outcome, BaseException):
+            fetched.records.update(outcome)
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if failures:
         raise failures[0]
-    if missing:  # one line for the lot: each log line costs the Prefect server a write
-        run_log().info("scene %r: downloaded %s of %s (%d bytes)", scene_id, ", ".join(missing), video.id,
-                       sum(fetched.records[name].bytes for name in missing))
     return dict(fetched.records)
 
 
-async def _fetch(gateway: Gateway, video: JobState, variant: Variant, scene_id: str, name: str, storage: Storage,
-                 expected: Expected) -> FileRecord:
-    """Stream one variant to a local file, verify it, and move it into place."""
+async def _fetch(gateway: Gateway, video: JobState, name: str, delivery: Delivery) -> dict[str, FileRecord]:
+    """Stream one variant to a local file, verify it, and move it into place; from the video, first make the
+    pictures the provider does not serve."""
+    variant, storage, scene_id = delivery.files[name], delivery.storage, delivery.scene_id
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
         local = Path(workdir) / "content"
         got = await gateway.download(video, variant, local)
         if got.truncated:
             raise TransientApiError(f"{name} of {video.id}: got {got.received_bytes} of {got.declared_bytes} bytes")
-        info = await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}", expected)
+        info = await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}",
+                                       delivery.expected, got.sha256)
+        made = (await asyncio.to_thread(pictures_of, local, storage, scene_id, delivery.made)
+                if variant == "video" and delivery.made else {})
         await asyncio.to_thread(storage.publish, local, scene_id, name)
         record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256)
-        return record if info is None else await asyncio.to_thread(described, record, local, info)
+        return {name: record if info is None else await asyncio.to_thread(described, record, local, info), **made}
+
+
+def pictures_of(video: Path, storage: Storage, scene_id: str, variants: Iterable[Variant]) -> dict[str, FileRecord]:
+    """The pictures (`variants`: thumbnail, spritesheet) made here from a local video, put in the scene's
+    folder."""
+    tiles = sprite_tiles(video)  # the first tile is the first frame: the thumbnail
+    made = {"thumbnail": thumbnail_webp(tiles[0]), "spritesheet": spritesheet_jpeg(tiles)}
+    records = {}
+    for variant in variants:
+        name = FILENAMES[variant]
+        local = video.with_name(name)
+        local.write_bytes(made[variant])
+        records[name] = published(local, storage, scene_id, name)
+        if variant == "thumbnail":
+            remember_card(records[name].sha256, tiles[0])
+    return records
+
+
+def published(local: Path, storage: Storage, *parts: str) -> FileRecord:
+    """A local file moved into place, as its record says it."""
+    with local.open("rb") as written:
+        digest = hashlib.file_digest(written, "sha256").hexdigest()
+    size = local.stat().st_size
+    storage.publish(local, *parts)
+    return FileRecord(url=storage.location(*parts), bytes=size, sha256=digest)
 
 
 def described(record: FileRecord, video: Path, info: VideoInfo) -> FileRecord:
@@ -269,21 +370,31 @@ def described(record: FileRecord, video: Path, info: VideoInfo) -> FileRecord:
         "loudness_lufs": round(loudness.integrated_lufs, 1) if loudness and loudness.integrated_lufs > -70 else None})
 
 
-def verify(local: Path, variant: Variant, what: str, expected: Expected) -> VideoInfo | None:
-    """Read what arrived: a truncated or corrupt body is a transient failure, so it is fetched again. A video's
-    size, length and sound as read."""
+def verify(local: Path, variant: Variant, what: str, expected: Expected, sha256: str) -> VideoInfo | None:
+    """Read what arrived (`sha256`: its digest): a truncated or corrupt body is a transient failure, so it is
+    fetched again. A video's size, length and sound as read; a thumbnail's card picture kept for the report."""
     if variant == "video":
-        info = probe(local, read_all=True)
-        shown = info.frames / info.rate if info and info.rate else 0.0  # what was read, not what the header says
-        if info is None or info.size != expected.size or max(abs(info.seconds - expected.seconds), abs(
-                shown - expected.seconds)) > expected.tolerance_seconds:
-            found = "undecodable" if info is None else f"{info.size[0]}x{info.size[1]}, {info.seconds:.2f} s"
-            raise TransientApiError(f"{what} is {found}; expected {expected.size[0]}x{expected.size[1]}, "
-                                    f"{expected.seconds:g} s")
-        return info
+        return verify_video(local, what, expected)
     try:
-        with Image.open(io.BytesIO(local.read_bytes())) as image:
-            image.load()
+        image = Image.open(io.BytesIO(local.read_bytes()))
+        # A JPEG decoded down to the report's size still reads every byte of it.
+        image.draft("RGB", (THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * image.height // max(image.width, 1)))
+        image.load()
     except (OSError, SyntaxError) as e:
         raise TransientApiError(f"{what} does not decode: {e}") from e
+    with image:
+        if variant == "thumbnail":
+            remember_card(sha256, image)
     return None
+
+
+def verify_video(local: Path, what: str, expected: Expected) -> VideoInfo:
+    """A video read whole, of the expected size and length (by its header and by its frames), as read."""
+    info = probe(local, read_all=True)
+    shown = info.frames / info.rate if info and info.rate else 0.0  # what was read, not what the header says
+    if info is None or info.size != expected.size or max(abs(info.seconds - expected.seconds), abs(
+            shown - expected.seconds)) > expected.tolerance_seconds:
+        found = "undecodable" if info is None else f"{info.size[0]}x{info.size[1]}, {info.seconds:.2f} s"
+        raise TransientApiError(f"{what} is {found}; expected {expected.size[0]}x{expected.size[1]}, "
+                                f"{expected.seconds:g} s")
+    return info

@@ -50,7 +50,7 @@ _KEPT = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "VIRTUAL_ENV", "SYSTEMROOT"
 _BASELINE = {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith("PREFECT_")}
 
 from reelflow import Settings, load_profile  # noqa: E402
-from reelflow.prefect_server import PID_FILE, ensure_local_server  # noqa: E402
+from reelflow.prefect_server import PID_FILE, ensure_local_server, local_server_url  # noqa: E402
 from reelflow.providers import Connection, Gateway, open_gateway  # noqa: E402
 from reelflow.sandbox import RunningSandbox, run_sandbox  # noqa: E402
 
@@ -69,9 +69,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def local_prefect_server() -> str:
     """The Prefect server that `reelflow` commands started by tests record their runs in, started up
     front so that no test's output includes the one-time "Started a Prefect server" line."""
-    url = f"http://127.0.0.1:{os.environ['REELFLOW_PREFECT_PORT']}/api"
-    ensure_local_server(url, int(os.environ["REELFLOW_PREFECT_PORT"]), Path(os.environ["PREFECT_HOME"]))
-    return url
+    ensure_local_server(Settings(), Path(os.environ["PREFECT_HOME"]))
+    return local_server_url(Settings())
 
 
 @pytest.fixture(scope="session", autouse=True)

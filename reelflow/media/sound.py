@@ -4,10 +4,11 @@ rate video providers deliver; other rates and layouts are resampled on the way i
 
 from __future__ import annotations
 
+import collections
 import itertools
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -137,20 +138,26 @@ def _filtered(chunks: Iterable[Samples], filters: list[tuple[str, str]]) -> Iter
 
 
 def _pulled(graph: av.filter.Graph) -> Iterator[Samples]:
+    for frame in _frames(graph):
+        yield frame.to_ndarray().astype(np.float32)
+
+
+def _frames(graph: av.filter.Graph) -> Iterator[av.AudioFrame]:
+    """What the graph gives until it waits for more, or ends."""
     while True:
         try:
             frame = graph.pull()
         except (av.BlockingIOError, av.EOFError):
             return
         assert isinstance(frame, av.AudioFrame)
-        yield frame.to_ndarray().astype(np.float32)
+        yield frame
 
 
 _LOG_LEVEL = threading.Lock()
 
 
-def _logged(chunks: Iterable[Samples], filters: list[tuple[str, str]]) -> str:
-    """What FFmpeg's filters say in its log (their measurements) after the whole of `chunks`.
+def _said(run: Callable[[], object]) -> str:
+    """What FFmpeg says in its log (its filters' measurements) while `run` runs.
 
     FFmpeg's log level is one for the process: one measurement at a time raises it and puts it back (two
     threads doing it at once could leave it unset while a message arrives, which PyAV's callback chokes on)."""
@@ -159,31 +166,46 @@ def _logged(chunks: Iterable[Samples], filters: list[tuple[str, str]]) -> str:
         av.logging.set_level(av.logging.INFO)
         try:
             with av.logging.Capture() as messages:
-                for _ in _filtered(chunks, filters):
-                    pass
+                run()
         finally:
             av.logging.set_level(previous)
     return "".join(message for _, _, message in messages)
 
 
 def loudness_of(video: Path) -> Loudness | None:
-    """The loudness of a video's sound track, without its true peak (oversampling costs twice the rest); None
-    when it has none (or it does not decode)."""
+    """The loudness of a video's sound track, measured as FFmpeg decodes it (no sample passes through Python),
+    without its true peak (oversampling costs twice the rest); None when it has none (or it does not decode)."""
     try:
-        with av.open(str(video), "r") as container:
-            if not container.streams.audio:
-                return None
-            length = round(float((container.duration or 0) / av.time_base) * RATE)
-            sound = decoded(container, length)
+        return _loudness(_said(lambda: _through_ebur128(video)))
     except av.FFmpegError:
         return None
-    return measure([sound], true_peak=False) if sound is not None else None
+
+
+def _through_ebur128(video: Path) -> None:
+    """The video's first sound track decoded into ebur128, which logs its summary as the graph goes."""
+    graph = av.filter.Graph()
+    chain = [graph.add("amovie", f"filename={_option_value(str(video))}"), graph.add("ebur128", ""),
+             graph.add("abuffersink")]
+    for before, after in itertools.pairwise(chain):
+        before.link_to(after)
+    graph.configure()
+    collections.deque(_frames(graph), maxlen=0)
+
+
+def _option_value(text: str) -> str:
+    """`text` as the value of a filter's option: its separators and quotes escaped."""
+    return re.sub(r"([\\':])", r"\\\1", text)
 
 
 def measure(chunks: Iterable[Samples], true_peak: bool = True) -> Loudness:
     """Integrated loudness (LUFS), true peak (dBTP; -inf when not asked for) and loudness range, by FFmpeg's
     ebur128 (EBU R 128, ITU-R BS.1770)."""
-    said = _logged(chunks, [("ebur128", "peak=true" if true_peak else "")])
+    filters = [("ebur128", "peak=true" if true_peak else "")]
+    return _loudness(_said(lambda: collections.deque(_filtered(chunks, filters), maxlen=0)))
+
+
+def _loudness(said: str) -> Loudness:
+    """The summary ebur128 logs at its end."""
     summary = said[said.rindex("Summary:"):] if "Summary:" in said else ""
     found = {name: re.search(pattern, summary) for name, pattern in (
         ("I", r"I:\s+(-?[\d.]+|-inf) LUFS"), ("threshold", r"Threshold:\s+(-?[\d.]+|-inf) LUFS"),

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from ..errors import ProfileError, UserError
 from ..plans import ResolvedScene
 from ..profiles import ProviderProfile, load_profile
+from ..sandbox_process import POSES, sandbox_process
 from ..settings import Settings
 from ..storage import Storage
 from ._base import ProviderConfig, VideoProvider
@@ -153,7 +154,7 @@ def check_settings(settings: Settings, profile: ProviderProfile) -> None:
 @contextlib.contextmanager
 def connect_provider(settings: Settings) -> Iterator[Connection]:
     """The provider for this run; without a key, a sandbox posing as it on loopback for as long as the block
-    lasts (a dialect the sandbox cannot pose as needs its key)."""
+    lasts, in a process of its own (a dialect the sandbox cannot pose as needs its key)."""
     profile = active_profile(settings)
     if not uses_embedded_sandbox(settings, profile):
         key, project = provider_key(settings, profile), _variable(profile.credentials.project)
@@ -168,13 +169,13 @@ def connect_provider(settings: Settings) -> Iterator[Connection]:
         yield Connection(base_url, key, profile, embedded_sandbox=False,
                          project=project if key is None else None, location=location if key is None else None)
         return
-    from ..sandbox import poses, run_sandbox
-
-    if profile.api not in poses():
+    if profile.api not in POSES:
         raise UserError(f"provider {profile.name!r}: set {' or '.join(key_variables(profile))} (the sandbox "
                         f"cannot pose as its dialect {profile.api!r})")
-    with run_sandbox(profile=profile.name, providers_file=settings.providers_file,
-                     job_seconds=settings.sandbox_job_seconds) as sandbox:
+    switches = ["--profile", profile.name, "--job-seconds", str(settings.sandbox_job_seconds)]
+    if settings.providers_file:
+        switches += ["--providers-file", str(settings.providers_file)]
+    with sandbox_process(*switches) as sandbox:
         yield Connection(sandbox.base_url, SecretStr(sandbox.api_key), profile, embedded_sandbox=True)
 
 

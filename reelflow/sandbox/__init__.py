@@ -1,9 +1,10 @@
 """A local server that poses as a provider's video API (OpenAI's, OpenRouter's), strict where the real one is strict."""
 
-from ._app import POSES, Sandbox
+from ..sandbox_process import POSES, SANDBOX_API_KEY
+from ._app import Sandbox
 from ._config import Faults, SandboxConfig
 from ._media import FPS, Recipe, Segment, render
-from ._server import SANDBOX_API_KEY, RunningSandbox, run_sandbox, serve_sandbox
+from ._server import RunningSandbox, run_sandbox, serve_sandbox
 
 
 def poses() -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..profiles import ProviderProfile, load_profile
+from ..sandbox_process import POSES
 from ._config import SandboxConfig
 from ._fetch import FetchFailed, fetch_image
 from ._limits import RequestBucket, check_concurrency
@@ -86,7 +87,6 @@ def _poses() -> dict[str, type[Pose]]:
     return {pose.dialect: pose for pose in (OpenAIPose, OpenRouterPose, GooglePose, FalPose)}
 
 
-POSES = ("openai-videos", "openrouter-videos", "google-genai", "fal-queue")  # the dialects it serves (`_poses()`)
 
 
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import uvicorn
 
+from ..sandbox_process import SANDBOX_API_KEY
 from ._app import ConnectionDropped, Sandbox
 from ._config import SandboxConfig
-
-SANDBOX_API_KEY = "sk-sandbox"
 
 
 class _HideDroppedConnections(logging.Filter):

@@ -18,7 +18,8 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments import DEPLOYMENTS
-from reelflow.prefect_server import PID_FILE, ensure_local_server
+from reelflow import Settings
+from reelflow.prefect_server import PID_FILE, ensure_local_server, local_server_url
 from reelflow.sandbox import RunningSandbox
 from tests.conftest import free_port
 
@@ -29,10 +30,9 @@ CRON, ZONE = "30 7 * * 1-5", "Europe/Berlin"
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`prefect server start` (SQLite) on a loopback port of its own."""
     home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    ensure_local_server(api, port, home)
-    yield api, home
+    settings = Settings(prefect_port=free_port())
+    ensure_local_server(settings, home)
+    yield local_server_url(settings), home
     os.kill(int((home / PID_FILE).read_text()), signal.SIGTERM)
 
 

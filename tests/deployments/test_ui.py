@@ -58,8 +58,10 @@ def test_a_run_from_the_form_tells_its_story_and_shows_its_progress(served: str,
         (job,) = scene["job_ids"]
         assert any(message.startswith(f"created {job}") for message in info), info
         assert f"{job}: running -> completed" in info
-        assert f"scene {scene['id']!r}: rendered" in info
+        assert any(message.startswith(f"scene {scene['id']!r}: rendered by {job} (video.mp4, thumbnail.webp, "
+                                      "spritesheet.jpg: ") for message in info), info
     assert any(message.startswith("plan 'ui-story': 3 scenes on sandbox") for message in info), info
+    assert info.count("Finished in state Completed()") == 1  # the flow run's; its jobs' task runs log none
     assert not any(sandbox.api_key in message for _, message in logs)
     (progress, *_) = artifacts(served, "ui-story-progress")
     assert (progress["type"], progress["data"]) == ("progress", 100.0)

@@ -21,7 +21,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from reelflow.prefect_server import PID_FILE, ensure_local_server
+from reelflow import Settings
+from reelflow.prefect_server import PID_FILE, ensure_local_server, local_server_url
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tests.conftest import free_port
 from tests.media import probe_video
@@ -62,12 +63,12 @@ def postgres() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def prefect_on_postgres(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
+    settings = Settings(prefect_port=free_port())
+    api = local_server_url(settings)
     previous = os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
     os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = postgres
     try:
-        ensure_local_server(api, port, home)
+        ensure_local_server(settings, home)
     finally:
         os.environ.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL")
         if previous is not None:
