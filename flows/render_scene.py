@@ -119,7 +119,7 @@ class SceneRun:
 
     def attempt(self, record: JobRecord, signature: Signature, answer_may_be_lost: bool) -> Attempt:
         return Attempt(since=record.recorded_at, answer_may_be_lost=answer_may_be_lost,
-                       adoptable=self.requests[signature] == 1, known_ids=frozenset(self.known_ids))
+                       adoptable=self.requests[signature] == 1, known_ids=self.known_ids)
 
     @property
     def ledger(self) -> Ledger:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from pydantic import ValidationError
 
-from .costs import Estimate
+from .costs import Estimate, SceneCost
 from .errors import ReelflowError, UserError
 from .media.images import Fit, OutputFormat
 from .plans import Plan, load_plan, plan_warnings, validate_plan
@@ -27,6 +27,8 @@ from .settings import Settings
 from .storage import DEFAULT_OUTPUT, Storage
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from .jobs import JobRow
 
 SIZE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
@@ -78,7 +80,7 @@ def estimate(
     output: Annotated[str | None, typer.Option(help=_ESTIMATED_OUTPUT)] = None,
 ) -> None:
     """Print what each scene and the whole plan would cost on the active provider, and exit."""
-    _estimated(plan, Settings(), output)
+    _estimated(plan, Settings(), output, every_scene=True)
 
 
 @app.command()
@@ -101,7 +103,7 @@ def run(
     from .providers import active_profile, sandbox_notice, uses_embedded_sandbox
 
     settings = Settings()
-    loaded, costs = _estimated(plan, settings, output)
+    loaded, costs = _estimated(plan, settings, output, every_scene=dry_run)
     if dry_run:
         _print_dry_run(plan, loaded, costs, settings, output)
         return
@@ -157,9 +159,9 @@ def review_command(plan: PlanArgument) -> None:
     typer.echo(f"answered: the run of {name!r} goes on")
 
 
-def _estimated(plan: str, settings: Settings, output: str | None) -> tuple[Plan, Estimate]:
-    """Load, validate and price the plan (less what earlier runs on `output` made), print the estimate, and
-    refuse it if it is over budget."""
+def _estimated(plan: str, settings: Settings, output: str | None, every_scene: bool) -> tuple[Plan, Estimate]:
+    """Load, validate and price the plan (less what earlier runs on `output` made), print the estimate (scene by
+    scene, or for a long plan unless `every_scene`, by kind of scene), and refuse it if it is over budget."""
     from .costs import BudgetExceeded, estimate
     from .providers import active_profile
     from .reuse import planned_reuse
@@ -175,7 +177,7 @@ def _estimated(plan: str, settings: Settings, output: str | None) -> tuple[Plan,
     except ReelflowError as e:  # the output cannot be read
         raise fail(str(e), 1) from None
     _warn(plan_warnings(loaded, source=plan))
-    _print_estimate(costs)
+    _print_estimate(costs, every_scene)
     try:
         costs.check(source=plan)
     except BudgetExceeded as e:
@@ -208,18 +210,15 @@ def printable(text: str) -> str:
                    else c for c in text)
 
 
-def _print_estimate(costs: Estimate) -> None:
+LISTED_SCENES = 40  # a run of a longer plan prints its estimate by kind of scene, and its outcome's exceptions
+
+
+def _print_estimate(costs: Estimate, every_scene: bool) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     reused = sum(s.reused for s in costs.scenes)
-    columns = ("scene", "model", "size", "seconds", "jobs", *(("reused",) if reused else ()), "cost")
-    table = Table(title=f"Estimate on {costs.provider} (USD per second of output)")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("scene", "model", "size") else "right")
-    for scene in costs.scenes:
-        table.add_row(scene.id, scene.model, scene.size, str(scene.seconds), str(scene.jobs),
-                      *((str(scene.reused),) if reused else ()), f"${scene.usd:.2f}")
+    table = (_scene_costs(costs, reused) if every_scene or len(costs.scenes) <= LISTED_SCENES
+             else _costs_by_kind(costs, reused))
     budget = f" (budget ${costs.budget_usd:.2f})" if costs.budget_usd is not None else ""
     earlier = f"; {reused} more made by earlier runs on this output, not paid again" if reused else ""
     console = Console(soft_wrap=True)
@@ -227,6 +226,39 @@ def _print_estimate(costs: Estimate) -> None:
     console.print(f"Estimated total: ${costs.total_usd:.2f} for {sum(s.seconds for s in costs.scenes)} s "
                   f"of video in {sum(s.jobs for s in costs.scenes)} jobs{budget}{earlier}", markup=False)
     _print_notes((s.id, s.notes) for s in costs.scenes)
+
+
+def _scene_costs(costs: Estimate, reused: int) -> Table:
+    table = _table(f"Estimate on {costs.provider} (USD per second of output)",
+                   ("scene", "model", "size", "seconds", "jobs", *(("reused",) if reused else ()), "cost"))
+    for scene in costs.scenes:
+        table.add_row(scene.id, scene.model, scene.size, str(scene.seconds), str(scene.jobs),
+                      *((str(scene.reused),) if reused else ()), f"${scene.usd:.2f}")
+    return table
+
+
+def _costs_by_kind(costs: Estimate, reused: int) -> Table:
+    """One row for the scenes alike in model, size and length: a long plan's estimate on one screen."""
+    kinds: dict[tuple[str, str, int], list[SceneCost]] = {}
+    for scene in costs.scenes:
+        kinds.setdefault((scene.model, scene.size, scene.seconds), []).append(scene)
+    table = _table(f"Estimate on {costs.provider} by kind of scene ({len(costs.scenes)} scenes; `reelflow estimate` "
+                   "lists each)", ("scenes", "model", "size", "seconds each", "jobs",
+                                   *(("reused",) if reused else ()), "cost"))
+    for (model, size, seconds), alike in kinds.items():
+        table.add_row(f"{len(alike)} ({alike[0].id} ... {alike[-1].id})" if len(alike) > 1 else alike[0].id,
+                      model, size, str(seconds), str(sum(s.jobs for s in alike)),
+                      *((str(sum(s.reused for s in alike)),) if reused else ()), f"${sum(s.usd for s in alike):.2f}")
+    return table
+
+
+def _table(title: str, columns: Iterable[str]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("scene", "scenes", "model", "size") else "right")
+    return table
 
 
 def _print_notes(scenes: Iterable[tuple[str, list[str]]]) -> None:
@@ -324,19 +356,26 @@ def _user_error(error: UserError) -> typer.Exit:
 
 
 def _print_result(result: PlanResult) -> None:
+    """Each scene's outcome; of a long plan, only the scenes that did not complete, and a count of the rest (the
+    manifest has each)."""
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{result.plan} on {result.provider}")
     chosen = any(scene.choice for scene in result.scenes)
-    for column in ("scene", "status", "seconds", *(("choice",) if chosen else ()), "video"):
-        table.add_column(column)
-    for scene in result.scenes:
+    listed = (result.scenes if len(result.scenes) <= LISTED_SCENES
+              else [scene for scene in result.scenes if scene.status != "completed"])
+    table = _table(f"{result.plan} on {result.provider}",
+                   ("scene", "status", "seconds", *(("choice",) if chosen else ()), "video"))
+    for scene in listed:
         video = scene.files.get("video.mp4")
         choice = (scene.choice.describe() if scene.choice else "-",) if chosen else ()
         table.add_row(scene.id, scene.status, str(scene.seconds), *choice, video.url if video else "-")
     console = Console(stderr=False, soft_wrap=True)
-    console.print(table)
+    if listed:
+        console.print(table)
+    if len(listed) < len(result.scenes):
+        done = sum(scene.status == "completed" for scene in result.scenes)
+        console.print(f"{result.plan} on {result.provider}: {done} of {len(result.scenes)} scenes completed (each "
+                      f"one in {result.output}/manifest.json)", markup=False)
     for scene in result.scenes:
         for note in scene.warnings:
             console.print(f"warning: {note}", markup=False)

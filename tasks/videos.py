@@ -10,6 +10,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -64,12 +65,14 @@ class WaitPolicy:
 class Attempt:
     """When the job's create was first tried, whether that create's answer may have been lost (a crash, a
     retry), and whether a lost job could be told apart from the plan's other jobs (an identical request
-    elsewhere in the plan makes adoption a guess: then paying twice is the lesser harm)."""
+    elsewhere in the plan makes adoption a guess: then paying twice is the lesser harm). `known_ids`: the jobs
+    the run knows to be others' (the run's own set, read when a lost job is looked for: not copied for each
+    job of a long plan)."""
 
     since: float
     answer_may_be_lost: bool
     adoptable: bool = True
-    known_ids: frozenset[str] = frozenset()
+    known_ids: AbstractSet[str] = frozenset()
 
 
 async def _adopted(gateway: Gateway, job: JobSpec, attempt: Attempt) -> JobState | None:
@@ -82,7 +85,7 @@ async def _adopted(gateway: Gateway, job: JobSpec, attempt: Attempt) -> JobState
         return None
     if not attempt.adoptable or not (attempt.answer_may_be_lost or current_task_run.run_count > 1):
         return None
-    found = await gateway.find_job(job, attempt.since, attempt.known_ids)
+    found = await gateway.find_job(job, attempt.since, frozenset(attempt.known_ids))
     if found is not None:
         get_run_logger().warning("adopted %s, created earlier but never recorded", found.id)
     return found

@@ -218,3 +218,32 @@ def test_the_sandbox_runs_in_the_foreground_until_stopped() -> None:
         _, rest = process.communicate(timeout=20)
     assert process.returncode in (0, 130)  # 130 is Ctrl-C's code, unless SIGINT was inherited as ignored
     assert "Traceback" not in rest
+
+
+def test_a_long_plan_is_estimated_by_kind_of_scene_in_a_run_and_scene_by_scene_on_request(tmp_path: Path) -> None:
+    plan = tmp_path / "long.yaml"
+    plan.write_text("name: long\nbudget_usd: 0.01\ndefaults: {size: 1280x720}\nscenes:\n" + "".join(
+        f"  - {{id: a{n}, prompt: shot {n}, seconds: {8 if n % 3 == 0 else 4}}}\n" for n in range(45)))
+    refused = reelflow("run", str(plan), "--output", f"file://{tmp_path}/out")
+    assert refused.returncode == 3  # over budget: nothing is sent, the estimate says why
+    assert "by kind of scene (45 scenes" in refused.stdout
+    assert re.search(r"│ 15 \(a0 \.\.\. a42\) +│ sora-2 │ 1280x720 │ +8 │ +15 │", refused.stdout), refused.stdout
+    assert re.search(r"│ 30 \(a1 \.\.\. a44\) +│ sora-2 │ 1280x720 │ +4 │ +30 │", refused.stdout), refused.stdout
+    assert "│ a7 " not in refused.stdout
+    listed = reelflow("estimate", str(plan))
+    assert all(f"│ a{n} " in listed.stdout for n in range(45))
+
+
+def test_a_long_plans_outcome_lists_only_the_scenes_that_did_not_complete(capsys: pytest.CaptureFixture[str]
+                                                                         ) -> None:
+    from reelflow.cli import LISTED_SCENES, _print_result
+    from reelflow.results import PlanResult, SceneResult
+
+    scenes = [SceneResult(id=f"s{n}", status="failed" if n == 7 else "completed", size="1280x720", seconds=4,
+                          error="moderation_blocked" if n == 7 else None) for n in range(LISTED_SCENES + 1)]
+    _print_result(PlanResult(plan="long", provider="sandbox", output="file:///out/long", scenes=scenes,
+                             estimate_usd=16.4))
+    printed = capsys.readouterr().out
+    assert re.search(r"│ s7 +│ failed", printed) and "│ s8 " not in printed
+    assert f"long on sandbox: {LISTED_SCENES} of {LISTED_SCENES + 1} scenes completed" in printed
+    assert "scene 's7' failed: moderation_blocked" in printed
