@@ -42,6 +42,7 @@ integration: $(STAMP)
 	$(BIN)/pytest -m postgres
 
 bench: $(STAMP)
+	$(BIN)/python -m compileall -q reelflow flows tasks deployments bench  # warm, as any install that ran once
 	-$(BIN)/python -m bench.sandbox_latency
 	-$(BIN)/python -m bench.prepare
 	-$(BIN)/python -m bench.waiting
