@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from prefect.utilities.annotations import BaseAnnotation
+
 from reelflow.quiet import keep_run_logs_off_the_console, quiet_prefect
 
 quiet_prefect()
@@ -37,11 +39,18 @@ PLAN = parse_plan({"name": "overhead", "defaults": {"size": "1280x720", "seconds
     for i in range(SCENES)]})
 
 
+def unwrapped(parameter: Any) -> Any:
+    return parameter.unwrap() if isinstance(parameter, BaseAnnotation) else parameter
+
+
 @contextlib.contextmanager
 def plain_functions() -> Iterator[None]:
-    """Every task of the scene chain called as its function, not as a task run."""
+    """Every task of the scene chain called as its function, not as a task run (with the parameters passed
+    unexamined unwrapped, as Prefect's task engine unwraps them)."""
     def plain(task: Any, settings: Settings) -> Any:
-        return task.fn
+        def call(*parameters: Any, **named: Any) -> Any:
+            return task.fn(*map(unwrapped, parameters), **{name: unwrapped(p) for name, p in named.items()})
+        return call
 
     original = vars(flows.render_scene)["tuned"]
     setattr(flows.render_scene, "tuned", plain)  # noqa: B010  # the module's own name for the task wrapper
