@@ -95,6 +95,19 @@ def start_worker(name: str, api: str, provider: RunningSandbox, folder: Path) ->
                                 cwd=folder, start_new_session=True)
 
 
+def stop_workers(workers: list[subprocess.Popen[str]]) -> None:
+    """SIGTERM to every worker's process group, then SIGKILL to any still there a minute later: a Prefect 3.9 worker
+    sometimes stays in its event loop after the SIGINT it sends itself on SIGTERM (its cancellation is lost)."""
+    for worker in workers:
+        os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
 def test_two_workers_share_a_plan_under_the_fleet_limits(prefect_on_postgres: str, limited_provider: RunningSandbox,
                                                          tmp_path: Path) -> None:
     api = prefect_on_postgres
@@ -110,9 +123,7 @@ def test_two_workers_share_a_plan_under_the_fleet_limits(prefect_on_postgres: st
                 "render-plan-form/manual", parameters={"plan": plan, "output": f"file://{tmp_path}/out"},
                 timeout=1500)
     finally:
-        for worker in workers:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=60)
+        stop_workers(workers)
     assert run.state is not None and run.state.is_completed(), run.state
     for index in range(SCENES):
         info = probe_video((tmp_path / "out" / "fleet" / f"shot-{index}" / "video.mp4").read_bytes())
