@@ -316,17 +316,21 @@ class Step:
         return self.run.estimate.cost_of(self.scene.id).segment_usd(seconds)
 
     @property
+    def revision(self) -> int:
+        """The revisions made before this step's video (negative while the chain is still being extended)."""
+        return self.number - len(self.scene.segments) + 1
+
+    @property
     def watch(self) -> Watch:
-        segments, revision = len(self.scene.segments), self.number - len(self.scene.segments) + 1
-        if revision > 0:
-            return Watch(self.scene.id, f"revising {revision}/{len(self.scene.revisions)}")
-        return Watch(self.scene.id, f"extending {self.number}/{segments - 1}" if self.number else "rendering")
+        if self.revision > 0:
+            return Watch(self.scene.id, f"revising {self.revision}/{len(self.scene.revisions)}")
+        extensions = len(self.scene.segments) - 1
+        return Watch(self.scene.id, f"extending {self.number}/{extensions}" if self.number else "rendering")
 
     def delivery(self) -> Delivery | None:
         """What the step's video leaves in the scene's folder, if anything: a clip to stitch, the video a revision
         starts from (when that revision is to be made), or, from the last step, the scene's files."""
-        scene, run = self.scene, self.run
-        revision = self.number - len(scene.segments) + 1  # the revisions made before this step's video
+        scene, run, revision = self.scene, self.run, self.revision
         if scene.stitched_locally:
             return self._kept_video(clip_name(self.number), scene.segments[self.number].seconds)
         if revision == len(scene.revisions):
@@ -518,13 +522,12 @@ def _keep(data: bytes, name: str, scene_id: str, entry: SceneEntry, run: SceneRu
                                    sha256=hashlib.sha256(data).hexdigest())
 
 
-async def _revised(video: JobState, scene: ResolvedScene, entry: SceneEntry, run: SceneRun) -> JobState:
+async def _revised(video: JobState, scene: ResolvedScene, entry: SceneEntry, run: SceneRun) -> None:
     """Each revision made by the provider from the video before it, which is kept (video.rev<k>.mp4)."""
     for number, revision in enumerate(scene.revisions, start=len(scene.segments)):
         request = partial(_ready, RevisionJob(kind=revision.kind, source=video.id, prompt=revision.prompt,
                                               size=scene.size, total_seconds=scene.total_seconds))
         video = await _step(Step(number, scene, entry, run), request)
-    return video
 
 
 def _keep_copy(source: str, name: str, scene_id: str, entry: SceneEntry, run: SceneRun) -> None:
