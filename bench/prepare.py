@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from bench._support import timed_command
 from reelflow.image_batch import PrepareJob, prepare_one
 from reelflow.media.images import prepare
 
@@ -145,12 +146,9 @@ def whole_command() -> bool:
         prepare_command = [sys.executable, "-m", "reelflow.cli", "prepare", str(photos), "--size", "1280x720",
                            "--out", f"file://{folder}/ours"]
         subprocess.run(prepare_command, check=True, capture_output=True)  # starts the Prefect server if need be
-        started = time.monotonic()
-        subprocess.run([sys.executable, "-c", NAIVE_LOOP, str(photos), str(naive_out)], check=True)
-        anchor = time.monotonic() - started
-        started = time.monotonic()
-        subprocess.run(prepare_command, check=True, capture_output=True)
-        ours_seconds = time.monotonic() - started
+        environment = dict(os.environ)
+        anchor = timed_command([sys.executable, "-c", NAIVE_LOOP, str(photos), str(naive_out)], environment).seconds
+        ours_seconds = timed_command(prepare_command, environment).seconds
     ratio = anchor / ours_seconds
     ok = ratio >= 3
     print(f"24 photos of 24 MP, whole command: naive loop {anchor:.1f} s, reelflow prepare {ours_seconds:.1f} s: "
