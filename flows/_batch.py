@@ -36,14 +36,14 @@ async def _new_batch(scenes: list[ResolvedScene], run: SceneRun) -> BatchRecord 
         entry = entry_of(scene, images, run)
         if not _wants_first_job(entry, run.retry_failed):
             continue
+        usd = run.estimate.cost_of(scene.id).segment_usd(scene.segments[0].seconds)
         try:
-            run.spend.commit(run.estimate.cost_of(scene.id).segment_usd(scene.segments[0].seconds),
-                             f"scene {scene.id!r}: the clip")
+            run.spend.commit(usd, f"scene {scene.id!r}: the clip")
         except BudgetExceeded:
             continue  # its own run reports the refusal
         job = await scene_request(scene, images, entry, run, run.warnings.setdefault(scene.id, []))
         entry.status = "rendering"
-        entry.intend(0)
+        run.made.append(entry.intend(0, usd))
         run.ledger.save(entry)
         jobs[scene.id] = job
     if not jobs:

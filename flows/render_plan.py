@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -22,10 +23,11 @@ from reelflow import (
     validate_plan,
 )
 from reelflow.costs import Estimate, estimate
+from reelflow.ledger import JobRecord, Ledger, paid_for
 from reelflow.progress import report
 from reelflow.providers import active_profile, check_images, check_settings, connect_provider
 from reelflow.report import html_report, markdown_summary, table_rows, thumbnails
-from reelflow.results import PlanResult, SceneResult
+from reelflow.results import Paid, PlanResult, SceneResult
 from reelflow.reuse import planned_reuse
 from reelflow.storage import DEFAULT_OUTPUT, Storage
 from tasks.fleet import set_up_fleet
@@ -75,12 +77,14 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
                               sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
         with on_the_run_page(plan.name, [s.id for s in scenes], settings.ui_update_seconds):
             if settings.scene_deployment:
+                started = time.time()
                 results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
+                paid = paid_for(job for scene in scenes for job in _jobs_since(scene, storage, started))
             else:
-                results = _render_here(plan, scenes, storage, settings, costs, retry_failed,
-                                       Review(plan.name, plan.review, plan.review_timeout_seconds))
+                results, paid = _render_here(plan, scenes, storage, settings, costs, retry_failed,
+                                             Review(plan.name, plan.review, plan.review_timeout_seconds))
         result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
-                            estimate_usd=costs.total_usd)
+                            estimate_usd=costs.total_usd, paid=paid)
         if plan.assemble:
             result = _with_reel(result, storage, ReelSpec.of(plan, settings))
         _publish(result, scenes, costs, storage)
@@ -90,21 +94,27 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
 
 
 def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, settings: Settings, costs: Estimate,
-                 retry_failed: bool, review: Review) -> list[SceneResult]:
+                 retry_failed: bool, review: Review) -> tuple[list[SceneResult], Paid]:
     """Every scene rendered by this process (each take), then one result per scene of the plan: the take chosen
-    for it, in `review` or by default."""
+    for it, in `review` or by default; and what the run paid for, every take and redo included."""
     with connect_provider(settings) as connection:
         get_run_logger().info(connection.describe())
 
-        async def render_all() -> list[SceneResult]:
+        async def render_all() -> tuple[list[SceneResult], Paid]:
             async with SceneRun.open(connection, storage, settings, scenes, costs, retry_failed) as run:
                 run.character_ids = await cast(plan.characters, scenes, run)
                 if plan.mode == "batch":
                     await batched(scenes, run)
                 takes = await render_concurrently(scenes, run, settings.max_concurrent)
-                return await chosen_takes(shots_of(scenes, takes), run, review)
+                return await chosen_takes(shots_of(scenes, takes), run, review), paid_for(run.made)
 
         return run_stoppable(render_all())
+
+
+def _jobs_since(scene: ResolvedScene, storage: Storage, started: float) -> list[JobRecord]:
+    """The jobs the scene's ledger entry records as sent since `started` (by the scene's own run, elsewhere)."""
+    entry = Ledger(storage).load(scene.id)
+    return [job for job in entry.jobs if job.recorded_at >= started] if entry else []
 
 
 def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storage, settings: Settings,

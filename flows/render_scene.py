@@ -17,6 +17,9 @@ from prefect.context import AsyncClientContext
 from reelflow import (
     AssetsExpiredError,
     AuthenticationError,
+    DeliveryError,
+    ImageError,
+    JobGoneError,
     ReelflowError,
     ResolvedScene,
     Scene,
@@ -101,6 +104,8 @@ class SceneRun:
     character_ids: dict[str, str] = field(default_factory=dict)
     fleet: Fleet | None = None
     warnings: dict[str, list[str]] = field(default_factory=dict)  # by scene, gathered before its own run
+    embedded_sandbox: bool = False  # the provider is the sandbox started for this run: its jobs cost nothing
+    made: list[JobRecord] = field(default_factory=list)  # every job this run sent (or is sending) a create for
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -113,7 +118,7 @@ class SceneRun:
             async with AsyncClientContext():
                 yield cls(gateway, storage, settings, costs, retry_failed,
                           Counter(signature for scene in scenes for signature in request_signatures(scene)),
-                          spend=Spend(costs.budget_usd))
+                          spend=Spend(costs.budget_usd), embedded_sandbox=connection.embedded_sandbox)
         finally:
             await gateway.close()
 
@@ -134,7 +139,12 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     """Render one scene, resuming whatever the ledger says was already paid for.
 
     The scene's own failure becomes a failed result; a rejected API key stops the whole run."""
-    images = await images_of(scene, run)
+    try:
+        images = await images_of(scene, run)
+    except ImageError as e:  # missing, unreadable, damaged: nothing is sent, nothing paid
+        get_run_logger().error("scene %r failed: %s", scene.id, e)
+        report(scene.id, f"failed: {e}")
+        return SceneResult(id=scene.id, status="failed", size=scene.size, seconds=scene.total_seconds, error=str(e))
     entry = entry_of(scene, images, run)
     reuse = _reuse(scene, entry, run)
     if reuse.rendered:
@@ -142,8 +152,8 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         report(scene.id, "done (rendered earlier)")
         return _result(scene, entry, reused=reuse.steps)
     if entry.status == "failed" and not entry.transient and not run.retry_failed:
-        unknown = any(job.status == "unknown" for job in entry.chain())
-        entry.error = f"{entry.error} (in an earlier run{'' if unknown else '; --retry-failed renders it again'})"
+        said = any(job.status in ("unknown", "gone") for job in entry.chain())  # its error says the way out
+        entry.error = f"{entry.error} (in an earlier run{'' if said else '; --retry-failed renders it again'})"
         report(scene.id, "failed in an earlier run")
         return _result(scene, entry)
     entry.status, entry.error, entry.transient = "rendering", None, False
@@ -168,7 +178,7 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         report(scene.id, f"failed: {e}")
     with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
         run.ledger.save(entry)
-    return _result(scene, entry, warnings, reuse.from_earlier_runs)
+    return _result(scene, entry, warnings, reuse.from_earlier_runs if entry.status == "completed" else 0)
 
 
 def _log_rendered(scene: ResolvedScene, entry: SceneEntry) -> None:
@@ -361,19 +371,23 @@ async def _step(step: Step, request: Callable[[], Awaitable[JobSpec]]) -> JobSta
     while True:
         record = entry.current(step.number)
         if record is not None and record.status == "completed" and record.id:
-            job = JobState(id=record.id, status="completed")
-            if delivery is not None:
-                _delivered(await tuned(download, run.settings)(run.gateway, job, delivery), entry, run)
-            return job
+            try:
+                return await _fetched(record.id, delivery, step)
+            except JobGoneError as e:
+                _gone(record, e, step)
+                continue
         if record is None or needs_new_job(record, run.retry_failed):
             run.spend.commit(step.usd, f"scene {entry.scene!r}: " + (
                 f"job {step.number + 1} of its chain" if step.number else "the clip"))
-            record, fresh = entry.intend(step.number), True
+            record, fresh = entry.intend(step.number, step.usd), True
+            run.made.append(record)
             run.ledger.save(entry)
         elif record.status == "failed":
             raise VideoFailedError(record.error or f"{record.id} failed")
         elif record.status == "unknown":
             raise UnknownJobError(record.error or "its create's answer was lost")
+        elif record.status == "gone":
+            raise JobGoneError(_way_out(record.error or f"the provider no longer knows job {record.id}", step))
         else:
             fresh = False
         outgoing = await request() if record.id is None else None
@@ -381,6 +395,9 @@ async def _step(step: Step, request: Callable[[], Awaitable[JobSpec]]) -> JobSta
                       step.watch, delivery)
         try:
             made = await tuned(generate, run.settings)(run.gateway, unexamined(order), run.policy, run.fleet)
+        except JobGoneError as e:
+            _gone(record, e, step)
+            continue
         except VideoFailedError as e:
             record.status, record.error, record.transient = "failed", str(e), e.cause_may_pass
             run.ledger.save(entry)
@@ -394,6 +411,34 @@ async def _step(step: Step, request: Callable[[], Awaitable[JobSpec]]) -> JobSta
             raise
         _delivered(made.files, entry, run)
         return made.job
+
+
+async def _fetched(job_id: str, delivery: Delivery | None, step: Step) -> JobState:
+    """A job finished in an earlier run (or try): what it leaves in the scene's folder, fetched again. Files that
+    cannot be fetched are no verdict on the job unless the provider no longer knows it (then JobGoneError)."""
+    job, run = JobState(id=job_id, status="completed"), step.run
+    if delivery is None:
+        return job
+    try:
+        _delivered(await tuned(download, run.settings)(run.gateway, job, delivery), step.entry, run)
+    except DeliveryError:
+        await run.gateway.retrieve(job_id)  # gone: JobGoneError; else the fetch itself failed, and says so
+        raise
+    return job
+
+
+def _gone(record: JobRecord, error: JobGoneError, step: Step) -> None:
+    """The provider no longer knows the step's job: on the embedded sandbox (which forgets its jobs when it stops,
+    and costs nothing) it is made again; elsewhere only when the user says so (`--retry-failed`), as it is paid."""
+    record.status, record.error = ("expired" if step.run.embedded_sandbox else "gone"), str(error)
+    step.run.ledger.save(step.entry)
+    if record.status == "gone" and not step.run.retry_failed:
+        raise JobGoneError(_way_out(str(error), step), status=404) from error
+
+
+def _way_out(cause: str, step: Step) -> str:
+    return (f"{cause}; `reelflow run --retry-failed` makes it again (${step.usd:.2f} at list price), or "
+            f"`reelflow jobs PLAN --adopt {step.entry.scene}=JOB_ID` attaches the job it should be")
 
 
 def _delivered(files: dict[str, FileRecord], entry: SceneEntry, run: SceneRun) -> None:
@@ -413,22 +458,31 @@ class Booked:
         return self.record.id
 
     def created(self, job: JobState) -> None:
-        """Record a new job's id before any waiting: it is paid for."""
+        """Record a new job's id before any waiting: it is paid for. One that cannot be recorded (a full disk) is
+        said at once, with the way to attach it later, and the scene stops: its job is not lost, nor paid twice."""
         self.record.id, self.record.status = job.id, "created"
         self.run.known_ids.add(job.id)
-        self.run.ledger.save(self.entry)
+        try:
+            self.run.ledger.save(self.entry)
+        except StorageError as e:
+            said = (f"{e}: job {job.id} was made (and is paid for) but is not in the ledger; once the ledger can be "
+                    f"written, `reelflow jobs PLAN --adopt {self.entry.scene}={job.id}` attaches it")
+            get_run_logger().error("scene %r: %s", self.entry.scene, said)
+            report(self.entry.scene, f"failed: {said}")
+            raise StorageError(said, transient=e.transient) from e
 
     def finished(self, job: JobState) -> None:
         """Kept with what the job leaves here, in one write (a run that stops before it asks the provider once
-        more, and is told the job is finished)."""
+        more, and is told the job is finished), with what the provider says it billed."""
         self.record.status, self.record.expires_at = "completed", job.expires_at
+        self.record.billed_usd = job.billed_usd
 
 
 def needs_new_job(record: JobRecord | None, retry_failed: bool) -> bool:
     """No job yet, its job's files are gone, or it failed for a reason that may pass (or the user asked to pay
-    again)."""
+    again, also for a job the provider no longer knows)."""
     return record is None or record.status == "expired" or (
-        record.status == "failed" and (record.transient or retry_failed))
+        record.status == "failed" and (record.transient or retry_failed)) or (record.status == "gone" and retry_failed)
 
 
 def _request_of(step: int, segment: Segment, previous: JobState | None, scene: ResolvedScene,

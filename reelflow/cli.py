@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from .costs import Estimate, SceneCost
 from .errors import ReelflowError, UserError
 from .media.images import Fit, OutputFormat
-from .plans import Plan, load_plan, plan_warnings, validate_plan
+from .plans import Plan, ResolvedScene, load_plan, plan_warnings, validate_plan
 from .prefect_server import prefect_api
 from .quiet import keep_run_logs_off_the_console, quiet_prefect
 from .results import PlanResult
@@ -62,12 +62,31 @@ def validate(plan: PlanArgument) -> None:
     try:
         loaded = load_plan(plan)
         scenes = validate_plan(loaded, active_profile(Settings()), source=plan)
+        _check_images(scenes, plan)
     except UserError as e:
         raise _user_error(e) from None
+    except ReelflowError as e:  # an image that cannot be reached (an object store without credentials, say)
+        raise fail(str(e), 1) from None
     _warn(plan_warnings(loaded, source=plan))
     _print_notes((s.id, s.notes) for s in scenes)
     seconds = sum(s.total_seconds for s in scenes)
     typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video: valid")
+
+
+def _check_images(scenes: list[ResolvedScene], source: str) -> None:
+    """Every image of the plan read whole, as a run reads it before any paid request: each missing, unreadable,
+    damaged or cut-short image is one problem."""
+    from .errors import ImageError, PlanError
+    from .media.references import SceneImages
+
+    problems = []
+    for scene in scenes:
+        try:
+            SceneImages.read(scene)
+        except ImageError as e:
+            problems.append(f"{source}: {e}")
+    if problems:
+        raise PlanError(problems)
 
 
 _ESTIMATED_OUTPUT = ("The output a run would write to (fsspec URL): what earlier runs made there is not paid "
@@ -385,6 +404,7 @@ def _print_result(result: PlanResult) -> None:
         console.print(f"warning: {note}", markup=False)
     if reused := result.reused_note():
         console.print(reused, markup=False)
+    console.print(f"{result.plan}: {result.paid.describe(result.estimate_usd)}", markup=False)
     if result.reel:
         console.print(f"The reel: {result.reel.url}", markup=False)
     console.print(f"Videos are in {result.output}; the report: {result.output}/report.html", markup=False)
@@ -412,22 +432,32 @@ def jobs(
         profile = active_profile(settings)
         scenes = validate_plan(loaded, profile, source=plan)
         folder = _plan_folder(loaded, settings, output)
-        for spec in adopt or []:
-            scene, _, job_id = spec.partition("=")
-            if not job_id:
-                raise UserError(f"--adopt {spec!r}: write SCENE=JOB_ID")
-            typer.echo(ledger_jobs.adopt(folder, scene, job_id))
-        for line in ledger_jobs.pay_again(folder, [s.id for s in scenes]) if retry_unknown else []:
-            typer.echo(line)
-        rows = ledger_jobs.job_rows(scenes, folder)
-        if rows and not uses_embedded_sandbox(settings, profile):
-            with connect_provider(settings) as connection:
+        live = not uses_embedded_sandbox(settings, profile)  # (the embedded sandbox knows no earlier run's jobs)
+        with connect_provider(settings) if live else contextlib.nullcontext() as connection:
+            for spec in adopt or []:
+                adoption = ledger_jobs.Adoption(*_adopted_scene(spec, scenes),
+                                                ledger_jobs.known_to(connection, settings) if connection else None)
+                typer.echo(ledger_jobs.adopt(folder, adoption, scenes, settings))
+            for line in ledger_jobs.pay_again(folder, [s.id for s in scenes]) if retry_unknown else []:
+                typer.echo(line)
+            rows = ledger_jobs.job_rows(scenes, folder)
+            if rows and connection:
                 rows = ledger_jobs.asked(rows, connection, settings)
     except UserError as e:
         raise _user_error(e) from None
     except ReelflowError as e:
         raise fail(str(e), 1) from None
     _print_jobs(rows, folder.location())
+
+
+def _adopted_scene(spec: str, scenes: list[ResolvedScene]) -> tuple[ResolvedScene, str]:
+    """SCENE=JOB_ID of `--adopt`: the plan's scene and the id as given."""
+    scene_id, _, job_id = spec.partition("=")
+    scene = next((s for s in scenes if s.id == scene_id), None)
+    if not job_id.strip() or scene is None:
+        known = "" if scene is not None or not job_id else f" (the plan has no scene {scene_id!r})"
+        raise UserError(f"--adopt {spec[:80]!r}: write SCENE=JOB_ID{known}")
+    return scene, job_id
 
 
 def _print_jobs(rows: list[JobRow], where: str) -> None:
@@ -585,6 +615,8 @@ def sandbox(
     webhook_url: Annotated[str | None, typer.Option(help="POST signed video events here.")] = None,
     webhook_secret: Annotated[str | None, typer.Option(help="whsec_... secret that signs events.")] = None,
     api_key: Annotated[list[str] | None, typer.Option(help="Accept only this key (repeatable).")] = None,
+    with_parent: Annotated[bool, typer.Option(help="Stop when standard input closes (for a program that starts the "
+                                              "sandbox and may end without stopping it).")] = False,
 ) -> None:
     """Serve a provider's video API locally (the dialect of --profile), for demos, tests and benchmarks."""
     from .sandbox import Faults, Sandbox, SandboxConfig, serve_sandbox
@@ -606,7 +638,7 @@ def sandbox(
     except (ValueError, UserError) as e:
         raise fail(str(e)) from None
     serve_sandbox(sandbox, lambda url: typer.echo(
-        f"reelflow sandbox serving {url} (profile {profile}, any key); Ctrl-C stops it", err=True))
+        f"reelflow sandbox serving {url} (profile {profile}, any key); Ctrl-C stops it", err=True), with_parent)
 
 
 def _one_line(error: ValueError) -> str:

@@ -78,6 +78,16 @@ class AssetsExpiredError(PermanentApiError):
     a new job can bring them back."""
 
 
+class JobGoneError(PermanentApiError):
+    """The provider does not know a job that was recorded as made (it answers 404 for it, again and again): it
+    expired, it was made with another account or on another server (an embedded sandbox started afresh)."""
+
+
+class DeliveryError(TransientApiError):
+    """A finished, paid job's file could not be fetched (the provider refused, cut or lost the download): asked for
+    again, never paid for again."""
+
+
 class AuthenticationError(PermanentApiError):
     """The provider rejected the API key: stop the whole run at once."""
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from .errors import ReelflowError, UserError
+from ._dry_run import scene_jobs
+from .errors import JobGoneError, ReelflowError, UserError
 from .lease import Holder, Lease, holding
 from .ledger import JobRecord, Ledger, SceneEntry
 from .plans import ResolvedScene
-from .providers import Connection, Gateway, open_gateway
+from .providers import Connection, Gateway, active_profile, dialect, open_gateway
 from .settings import Settings
 from .storage import Storage
 
@@ -67,6 +69,27 @@ def asked(rows: list[JobRow], connection: Connection, settings: Settings) -> lis
     return asyncio.run(ask_all())
 
 
+def known_to(connection: Connection, settings: Settings) -> Callable[[str], None]:
+    """A check that the provider of `connection` knows a job (UserError when it does not, or cannot say)."""
+    def check(job_id: str) -> None:
+        async def ask() -> None:
+            gateway = open_gateway(connection, settings)
+            try:
+                await gateway.retrieve(job_id)
+            finally:
+                await gateway.close()
+
+        try:
+            asyncio.run(ask())
+        except JobGoneError:
+            raise UserError(f"{connection.profile.name} does not know job {job_id} (404): check the id, and that the "
+                            "key is the account's that made it") from None
+        except ReelflowError as e:
+            raise UserError(f"cannot ask {connection.profile.name} about job {job_id}: {e}") from None
+
+    return check
+
+
 async def _status(gateway: Gateway, job_id: str) -> str:
     try:
         state = await gateway.retrieve(job_id)
@@ -75,15 +98,54 @@ async def _status(gateway: Gateway, job_id: str) -> str:
     return state.status
 
 
-def adopt(storage: Storage, scene_id: str, job_id: str) -> str:
-    """Attach `job_id` to the scene's step left unknown; the next run waits for that job. Returns what was done."""
-    ledger = Ledger(storage)
+@dataclass(frozen=True)
+class Adoption:
+    """`reelflow jobs --adopt SCENE=JOB_ID`: the job a user found for a scene's step left unknown (or whose job the
+    provider no longer knows), as the provider's dashboard shows its id; `checked` asks the provider whether it
+    knows the job (None: nothing to ask, the embedded sandbox)."""
+
+    scene: ResolvedScene
+    given: str
+    checked: Callable[[str], None] | None = None
+
+
+def adopt(storage: Storage, adoption: Adoption, scenes: list[ResolvedScene], settings: Settings) -> str:
+    """Attach the job to the scene's step left unknown, once its id has the provider's shape, is no other step's,
+    and (where the provider can be asked) is known to the provider; the next run waits for that job. Nothing is
+    written before all of that holds. Returns what was done."""
+    ledger, scene = Ledger(storage), adoption.scene
     with _editing(storage):
-        entry, record = _unknown_step(ledger, scene_id)
+        entry, record = _open_step(ledger, scene.id)
+        job_id = _adoptable(adoption, record.step, settings)
+        _not_held(job_id, ledger, scenes, (scene.id, record.step))
+        if adoption.checked is not None:
+            adoption.checked(job_id)
         record.id, record.status, record.error, record.recorded_at = job_id, "created", None, time.time()
         entry.status, entry.error, entry.transient = "rendering", None, True
         ledger.save(entry)
-    return f"scene {scene_id!r}: step {record.step + 1} is job {job_id}; the next run waits for it"
+    return f"scene {scene.id!r}: step {record.step + 1} is job {job_id}; the next run waits for it"
+
+
+def _adoptable(adoption: Adoption, step: int, settings: Settings) -> str:
+    """The provider's id of the job the user gave, in the shape its dialect records (fal's bare request id gets the
+    endpoint the step's request goes to)."""
+    profile = active_profile(settings)
+    job = scene_jobs(adoption.scene, profile, settings)[step][0]
+    request = dialect(profile.api).describe(job, profile)
+    try:
+        return dialect(profile.api).adopted_id(adoption.given, request)
+    except ValueError as e:
+        raise UserError(f"--adopt {adoption.scene.id}={adoption.given[:80]}: {e}") from None
+
+
+def _not_held(job_id: str, ledger: Ledger, scenes: list[ResolvedScene], step: tuple[str, int]) -> None:
+    """A job is one step's: refuse one the ledger already holds for another scene, or another step."""
+    for scene in scenes:
+        entry = ledger.load(scene.id)
+        for record in entry.jobs if entry else []:
+            if record.id == job_id and (scene.id, record.step) != step:
+                raise UserError(f"job {job_id} is already scene {scene.id!r}'s step {record.step + 1} in the ledger: "
+                                "a job makes one step's video")
 
 
 def pay_again(storage: Storage, scene_ids: list[str]) -> list[str]:
@@ -103,12 +165,15 @@ def pay_again(storage: Storage, scene_ids: list[str]) -> list[str]:
     return done
 
 
-def _unknown_step(ledger: Ledger, scene_id: str) -> tuple[SceneEntry, JobRecord]:
+def _open_step(ledger: Ledger, scene_id: str) -> tuple[SceneEntry, JobRecord]:
+    """The scene's step whose job is for the user to find: left unknown, gone from the provider, or whose create's
+    answer never reached the ledger (`submitting`: no run is sending it, as this holds the output)."""
     entry = ledger.load(scene_id)
-    unknown = [job for job in entry.jobs if job.status == "unknown"] if entry else []
-    if entry is None or not unknown:
-        raise UserError(f"scene {scene_id!r} has no step left unknown in {ledger.storage.location()}")
-    return entry, unknown[-1]
+    open_steps = [job for job in entry.chain() if job.status in ("unknown", "gone", "submitting")] if entry else []
+    if entry is None or not open_steps:
+        raise UserError(f"scene {scene_id!r} has no step left unknown, or whose job the provider no longer knows, in "
+                        f"{ledger.storage.location()}")
+    return entry, open_steps[-1]
 
 
 def _editing(storage: Storage) -> AbstractContextManager[Lease]:

@@ -2,7 +2,9 @@
 
 The lease is a numbered object under `ledger/lease/`, each made with an atomic create-if-absent (a hard link
 on a local disk, `If-None-Match: *` on S3), so of two runs that find the same lease free exactly one makes the
-next number and holds the output. The holder rewrites its object every third of the lease's length. A lease
+next number and holds the output; on an object store the winner also reads its lease back before it counts on it
+(some S3-compatible stores ignore the condition, and then the last writer wins), and every renewal checks it again.
+The holder rewrites its object every third of the lease's length. A lease
 not renewed by its expiry (its owner was killed, its machine lost) is taken over by the next run, which makes
 the next number; on the holder's own machine, a holder whose process has ended is taken over at once. Runs
 compare their own clocks with the holder's expiry: a fleet's clocks must agree to well within a lease."""
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import threading
 import time
@@ -24,6 +27,10 @@ from .ledger import LEDGER_FOLDER
 from .storage import Storage
 
 LEASE_FOLDER = "lease"
+# An object store's create-if-absent is trusted only once the lease reads back as this run's own, this long after
+# it was written: a store that ignores If-None-Match lets the last of several writers win, and every writer that
+# made its write within this time reads back the winner's.
+SETTLE_SECONDS = 1.0
 
 
 class OutputBusy(UserError):
@@ -40,6 +47,8 @@ class Holder(BaseModel):
     started_at: float = Field(description="When the holder took the lease (epoch seconds).")
     expires_at: float = Field(description="Unless renewed before then (epoch seconds, by the holder's clock).")
     released: bool = False
+    token: str = Field(default_factory=lambda: secrets.token_hex(8), description="This holding's own mark: what it "
+                       "reads back to know the lease is its own.")
 
     @classmethod
     def me(cls, flow_run_id: str | None, flow_run_name: str | None, seconds: float) -> Holder:
@@ -85,7 +94,7 @@ class Lease:
     def _renew(self) -> None:
         while not self._stop.wait(self.seconds / 3):
             with contextlib.suppress(StorageError):  # a missed renewal is made up by the next one
-                if _latest(self.storage) != self.generation:
+                if _latest(self.storage) != self.generation or not _ours(self.storage, self.generation, self.holder):
                     self.lost = True
                     return
                 self.holder = self.holder.model_copy(update={"expires_at": time.time() + self.seconds})
@@ -120,7 +129,7 @@ def acquire(storage: Storage, holder: Holder, seconds: float, wait: bool) -> Lea
                                  "let it end (`reelflow run --wait` waits for it), or stop it")
             time.sleep(min(2.0, seconds / 3))
             continue
-        if _create(storage, generation + 1, holder):
+        if _create(storage, generation + 1, holder) and _confirmed(storage, generation + 1, holder):
             _forget_before(storage, generation)
             taken_over = current if current is not None and not current.released else None
             return Lease(storage, generation + 1, holder, seconds, taken_over)
@@ -143,6 +152,20 @@ def _read(storage: Storage, generation: int) -> Holder | None:
 
 def _create(storage: Storage, generation: int, holder: Holder) -> bool:
     return storage.create(holder.model_dump_json().encode(), *_parts(generation))
+
+
+def _confirmed(storage: Storage, generation: int, holder: Holder) -> bool:
+    """Whether the lease just created is this holder's: on an object store, read back after `SETTLE_SECONDS` (a
+    store that ignored the condition shows the last writer's), else as the create said."""
+    if storage.creates_atomically:
+        return True
+    time.sleep(SETTLE_SECONDS)
+    return _ours(storage, generation, holder)
+
+
+def _ours(storage: Storage, generation: int, holder: Holder) -> bool:
+    held = _read(storage, generation)
+    return held is not None and held.token == holder.token
 
 
 def _write(storage: Storage, generation: int, holder: Holder) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .errors import StorageError
 from .plans import ResolvedScene
-from .results import Choice, FileRecord
+from .results import Choice, FileRecord, Paid
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ LEDGER_FOLDER = "ledger"
 Record = TypeVar("Record", bound=BaseModel)
 
 
-JobStatus = Literal["submitting", "created", "completed", "failed", "expired", "unknown"]
+JobStatus = Literal["submitting", "created", "completed", "failed", "expired", "unknown", "gone"]
 
 
 class JobRecord(BaseModel):
@@ -36,11 +37,15 @@ class JobRecord(BaseModel):
     id: str | None = Field(default=None, description="None while `submitting`: the answer has not arrived yet.")
     status: JobStatus = Field(default="submitting", description="expired: completed, but its files are gone "
                               "from the provider; unknown: its create's answer was lost and the provider cannot "
-                              "be asked, so it may exist (and be paid).")
+                              "be asked, so it may exist (and be paid); gone: the provider answers 404 for it "
+                              "(expired, or made with another account), so only a new, paid job brings it back.")
     error: str | None = None
     transient: bool = Field(default=False, description="A failed job whose cause may pass: created again.")
     recorded_at: float = Field(default_factory=time.time)
     expires_at: float | None = Field(default=None, description="When the provider deletes its files, if it says.")
+    list_usd: float | None = Field(default=None, description="What the job costs at the profile's list price.")
+    billed_usd: float | None = Field(default=None, description="What the provider says it billed for the job "
+                                     "(OpenRouter's usage.cost), once finished, where it says.")
 
     def alive(self, now: float, margin: float = 120) -> bool:
         """Its files can still be fetched from (or built on at) the provider, as far as it said."""
@@ -64,9 +69,10 @@ class SceneEntry(BaseModel):
         wanted = self.steps[step] if step < len(self.steps) else None
         return next((j for j in reversed(self.jobs) if j.step == step and j.fingerprint == wanted), None)
 
-    def intend(self, step: int) -> JobRecord:
-        """A new job for `step`, recorded before its create is sent."""
-        record = JobRecord(step=step, fingerprint=self.steps[step] if step < len(self.steps) else None)
+    def intend(self, step: int, list_usd: float | None = None) -> JobRecord:
+        """A new job for `step` (costing `list_usd` at list price), recorded before its create is sent."""
+        record = JobRecord(step=step, fingerprint=self.steps[step] if step < len(self.steps) else None,
+                           list_usd=list_usd)
         self.jobs.append(record)
         return record
 
@@ -90,6 +96,18 @@ class SceneEntry(BaseModel):
             return self.model_copy(update={"steps": steps})
         return self.model_copy(update={"fingerprint": fingerprint, "steps": steps, "status": "rendering",
                                        "error": None, "transient": False})
+
+
+def paid_for(made: Iterable[JobRecord]) -> Paid:
+    """What the jobs a run sent creates for cost: those the provider named were paid for (at list price; billed as
+    the provider says, where it does); those whose answer was lost may have been; a create never sent cost
+    nothing."""
+    made = list(made)
+    named = [job for job in made if job.id is not None]
+    billed = [job.billed_usd for job in named if job.billed_usd is not None]
+    return Paid(jobs=len(named), list_usd=round(sum(job.list_usd or 0.0 for job in named), 4),
+                billed_usd=round(sum(billed), 4) if billed else None, billed_jobs=len(billed),
+                unknown_jobs=sum(1 for job in made if job.id is None and job.status == "unknown"))
 
 
 class CharacterRecord(BaseModel):

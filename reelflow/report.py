@@ -117,7 +117,8 @@ def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str,
     done = len(result.scenes) - len(result.failed)
     lines = [f"# {result.plan}", "",
              f"{done} of {len(result.scenes)} scenes rendered on **{result.provider}**, estimated "
-             f"**${estimate.total_usd:.2f}**. Files: `{result.output}` (see `report.html` there).", ""]
+             f"**${estimate.total_usd:.2f}**. Files: `{result.output}` (see `report.html` there).", "",
+             f"This run {result.paid.describe(None)}.", ""]
     if reused := result.reused_note():
         lines += [f"{reused}.", ""]
     shown = list(pictures.items())[:ARTIFACT_PICTURES]

@@ -14,6 +14,7 @@ class FileRecord(BaseModel):
     seconds: float | None = Field(default=None, description="A video's length, as a player sees it.")
     audio: bool | None = Field(default=None, description="Whether a video has a sound track.")
     loudness_lufs: float | None = Field(default=None, description="A video's integrated loudness (EBU R 128).")
+    job: str | None = Field(default=None, description="The provider's job whose video it is, or was made from.")
 
 
 class Choice(BaseModel):
@@ -56,12 +57,34 @@ class SceneResult(BaseModel):
         return self.take or self.id
 
 
+class Paid(BaseModel):
+    """What a run paid for: every job it made (takes, redos and retries included), at list price, and what the
+    providers said they billed for those that said."""
+
+    jobs: int = 0
+    list_usd: float = Field(default=0.0, description="The jobs' cost at the profiles' list prices.")
+    billed_usd: float | None = Field(default=None, description="What the providers billed, summed over the jobs "
+                                     "that say (`billed_jobs` of them).")
+    billed_jobs: int = 0
+    unknown_jobs: int = Field(default=0, description="Creates whose answer was lost: they may have been paid.")
+
+    def describe(self, estimate_usd: float | None) -> str:
+        """`paid 3 jobs, $1.20 at list price (billed $1.10 for 3 of them); estimated $1.20`."""
+        line = f"paid {self.jobs} {'job' if self.jobs == 1 else 'jobs'}, ${self.list_usd:.2f} at list price"
+        if self.billed_usd is not None:
+            line += f" (billed ${self.billed_usd:.2f} for {self.billed_jobs} of them)"
+        if self.unknown_jobs:
+            line += f"; {self.unknown_jobs} more may have been made (their answers were lost)"
+        return line + (f"; estimated ${estimate_usd:.2f}" if estimate_usd is not None else "")
+
+
 class PlanResult(BaseModel):
     plan: str
     provider: str
     output: str = Field(description="URL of the plan's output folder.")
     scenes: list[SceneResult]
     estimate_usd: float | None = Field(default=None, description="The plan's cost at list prices.")
+    paid: Paid = Field(default_factory=Paid, description="What this run paid for.")
     reel: FileRecord | None = Field(default=None, description="The scenes joined in order, when the plan asks.")
     warnings: list[str] = Field(default_factory=list)
 

@@ -79,8 +79,17 @@ def _on_provider(job: JobRecord, now: float) -> bool:
 
 
 def kept_in(entry: SceneEntry, storage: Storage) -> Callable[[str], bool]:
-    """Whether a file of the scene's folder (`storage` is the plan's) is there as its entry recorded it."""
-    return lambda name: name in entry.files and verifies(entry.files[name], storage, entry.scene, name)
+    """Whether a file of the scene's folder (`storage` is the plan's) is there as its entry recorded it, and, when it
+    was made from a job's video, from a job of the scene's chain as it is now (a plan edited A -> B -> A keeps B's
+    clip under A's name: it verifies, and is not A's)."""
+    chain = {job.id for job in entry.chain()}
+
+    def kept(name: str) -> bool:
+        record = entry.files.get(name)
+        return (record is not None and (record.job is None or record.job in chain)
+                and verifies(record, storage, entry.scene, name))
+
+    return kept
 
 
 def verifies(record: FileRecord, storage: Storage, scene_id: str, name: str) -> bool:

@@ -47,14 +47,18 @@ def sandbox_process(*switches: str) -> Iterator[SandboxProcess]:
     """`reelflow sandbox --port 0 SWITCHES...` (its options: `--profile`, `--job-seconds`, ...), from when it
     announces its address until the end of the block, when it is stopped. Its environment is this process's;
     what it prints goes to a temporary file, read for its address (and its last words, should it not start).
-    It runs in a session of its own, so a Ctrl-C on the terminal reaches this process, which stops it."""
+    It runs in a session of its own, so a Ctrl-C on the terminal reaches this process, which stops it; and it
+    stops by itself when this process ends in any way (a SIGKILL too): its standard input is a pipe only this
+    process holds, whose end it waits for (`--with-parent`)."""
     with tempfile.TemporaryFile("w+") as said:
-        process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "sandbox", "--port", "0", *switches],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=said,
+        process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "sandbox", "--port", "0", "--with-parent",
+                                    *switches], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=said,
                                    start_new_session=True)  # a Ctrl-C meant for us is ours to pass on
         try:
             yield SandboxProcess(base_url=_announced(process, said), pid=process.pid)
         finally:
+            if process.stdin is not None:
+                process.stdin.close()
             process.terminate()
             try:
                 process.wait(timeout=STOP_SECONDS)

@@ -118,6 +118,12 @@ class Storage:
                     Path(partial).unlink(missing_ok=True)
                 raise
 
+    @property
+    def creates_atomically(self) -> bool:
+        """Whether `create` is atomic by this machine's own doing (a hard link on a local disk), rather than by the
+        store's word (an object store's conditional put, which some S3-compatible stores ignore)."""
+        return isinstance(self.fs, LocalFileSystem)
+
     def create(self, data: bytes, *parts: str) -> bool:
         """Write a new file whole, only if there is none by that name (atomically: of two writers, one
         wins); False if there was one."""

@@ -1,4 +1,4 @@
-"""Reference-image tasks: check dimensions from the header, then make the image exactly the video size."""
+"""Reference-image tasks: read the image and check that all of it decodes, then make it exactly the video size."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ._retry import DEFAULT_RETRIES, quiet_when_done, transient_only
 
 @task(name="validate-dimensions", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
 async def validate_dimensions(url: str, name: str) -> SourceImage:
-    """Read the reference image and its header (dimensions, format, mode) without decoding pixels."""
+    """Read the reference image, its header (dimensions, format, mode), and check that all of it decodes."""
     return await asyncio.to_thread(read_reference, url, name)
 
 

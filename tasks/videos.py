@@ -22,11 +22,20 @@ from prefect.exceptions import MissingContextError
 from prefect.runtime import task_run as current_task_run
 
 from reelflow import Settings
-from reelflow.errors import NoAnswerError, TransientApiError, UnknownJobError, VideoFailedError
+from reelflow.errors import (
+    ApiError,
+    AssetsExpiredError,
+    AuthenticationError,
+    DeliveryError,
+    NoAnswerError,
+    TransientApiError,
+    UnknownJobError,
+    VideoFailedError,
+)
 from reelflow.media.sound import loudness_of
 from reelflow.media.video import VideoInfo, probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
 from reelflow.progress import Watch, report
-from reelflow.providers import Gateway, JobSpec, JobState, Reference, Variant, action_of
+from reelflow.providers import Downloaded, Gateway, JobSpec, JobState, Reference, Variant, action_of
 from reelflow.report import THUMBNAIL_WIDTH, remember_card
 from reelflow.results import FileRecord
 from reelflow.storage import Storage
@@ -324,25 +333,39 @@ async def deliver(gateway: Gateway, video: JobState, delivery: Delivery) -> dict
 
 async def _fetch(gateway: Gateway, video: JobState, name: str, delivery: Delivery) -> dict[str, FileRecord]:
     """Stream one variant to a local file, verify it, and move it into place; from the video, first make the
-    pictures the provider does not serve."""
+    pictures the provider does not serve. Each file records the job it comes from."""
     variant, storage, scene_id = delivery.files[name], delivery.storage, delivery.scene_id
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
         local = Path(workdir) / "content"
-        got = await gateway.download(video, variant, local)
+        got = await _downloaded(gateway, video, variant, local)
         if got.truncated:
-            raise TransientApiError(f"{name} of {video.id}: got {got.received_bytes} of {got.declared_bytes} bytes")
+            raise DeliveryError(f"{name} of {video.id}: got {got.received_bytes} of {got.declared_bytes} bytes")
         info = await asyncio.to_thread(verify, local, variant, f"scene {scene_id!r}: downloaded {name}",
                                        delivery.expected, got.sha256)
-        made = (await asyncio.to_thread(pictures_of, local, storage, scene_id, delivery.made)
+        made = (await asyncio.to_thread(pictures_of, local, storage, scene_id, delivery.made, video.id)
                 if variant == "video" and delivery.made else {})
         await asyncio.to_thread(storage.publish, local, scene_id, name)
-        record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256)
+        record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256, job=video.id)
         return {name: record if info is None else await asyncio.to_thread(described, record, local, info), **made}
 
 
-def pictures_of(video: Path, storage: Storage, scene_id: str, variants: Iterable[Variant]) -> dict[str, FileRecord]:
-    """The pictures (`variants`: thumbnail, spritesheet) made here from a local video, put in the scene's
-    folder."""
+async def _downloaded(gateway: Gateway, video: JobState, variant: Variant, local: Path) -> Downloaded:
+    """A finished job's file, fetched: a refusal or a broken download is no verdict on the job (it is paid and
+    finished), so it is fetched again, on a retry or by the next run; only its files being gone for good
+    (`AssetsExpiredError`) or a refused key end it."""
+    try:
+        return await gateway.download(video, variant, local)
+    except (AuthenticationError, AssetsExpiredError, DeliveryError):
+        raise
+    except ApiError as e:
+        raise DeliveryError(f"{e} (the job is finished and paid: its files are fetched again, never paid again)",
+                            status=e.status, code=e.code) from e
+
+
+def pictures_of(video: Path, storage: Storage, scene_id: str, variants: Iterable[Variant],
+                job_id: str | None = None) -> dict[str, FileRecord]:
+    """The pictures (`variants`: thumbnail, spritesheet) made here from a local video (of job `job_id`), put in the
+    scene's folder."""
     tiles = sprite_tiles(video)  # the first tile is the first frame: the thumbnail
     made = {"thumbnail": thumbnail_webp(tiles[0]), "spritesheet": spritesheet_jpeg(tiles)}
     records = {}
@@ -350,7 +373,7 @@ def pictures_of(video: Path, storage: Storage, scene_id: str, variants: Iterable
         name = FILENAMES[variant]
         local = video.with_name(name)
         local.write_bytes(made[variant])
-        records[name] = published(local, storage, scene_id, name)
+        records[name] = published(local, storage, scene_id, name).model_copy(update={"job": job_id})
         if variant == "thumbnail":
             remember_card(records[name].sha256, tiles[0])
     return records

@@ -74,6 +74,23 @@ def _open(source: bytes | IO[bytes], name: str) -> Image.Image:
         raise ImageError(f"{name}: the image data is truncated or corrupt ({e})") from e
 
 
+def read_whole(data: bytes, name: str = "image") -> ImageInfo:
+    """The header, and every byte of the pixel data decoded (a JPEG at its smallest scale, which still reads all
+    of it): an image cut short or damaged whose header still says the right size is refused here, before it goes
+    out in a paid request."""
+    info = read_info(data, name)
+    image = _open(data, name)
+    try:
+        if image.format == "JPEG":
+            image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+        image.load()
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{name}: the image is damaged or cut short: {e}") from e
+    finally:
+        image.close()
+    return info
+
+
 def read_info(source: bytes | IO[bytes], name: str = "image") -> ImageInfo:
     """Dimensions and format from the header only (no pixel decoding; from a file, only the header is read)."""
     image = _open(source, name)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..plans import ResolvedScene
 from ..providers import Reference
 from ..storage import read_source
-from .images import EXTENSIONS, ImageInfo, OutputFormat, Prepared, prepare, read_info
+from .images import EXTENSIONS, ImageInfo, OutputFormat, Prepared, prepare, read_whole
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -20,9 +20,9 @@ class SourceImage:
 
 
 def read_reference(url: str, name: str) -> SourceImage:
-    """The image's bytes and header (dimensions, format, mode); pixels are not decoded."""
+    """The image's bytes and header (dimensions, format, mode), once all of its pixel data decodes."""
     data = read_source(url, name)
-    return SourceImage(url, data, read_info(data, name))
+    return SourceImage(url, data, read_whole(data, name))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Above this line nothing knows a route, a field name or a status word of any prov
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -88,6 +89,15 @@ class RevisionJob:
 JobSpec = ClipJob | ExtensionJob | RevisionJob
 
 
+def id_shaped(given: str, pattern: re.Pattern[str], shape: str) -> str:
+    """`given`, stripped, when the whole of it has the shape of a provider's job id; else ValueError naming the shape
+    (an id goes into the provider's URLs: no slash, dot-dot or space may slip in where the shape has none)."""
+    candidate = given.strip()
+    if len(candidate) > 512 or not pattern.fullmatch(candidate):
+        raise ValueError(f"{given[:80]!r} is not a job id of this provider ({shape})")
+    return candidate
+
+
 def action_of(job: JobSpec) -> str:
     """What the job does, in a few words, for messages."""
     if isinstance(job, ExtensionJob):
@@ -111,6 +121,7 @@ class JobState:
     outputs: tuple[str, ...] = ()  # URLs of the finished job's files, when the provider hands them out
     queue_position: int | None = None  # a queued job's place: how many jobs are ahead of it, when the provider says
     expires_at: float | None = None  # when the provider deletes a finished job's files (Unix time), if it says
+    billed_usd: float | None = None  # what the provider says it billed for the job, once finished, if it says
 
     @property
     def finished(self) -> bool:
@@ -209,6 +220,12 @@ class VideoProvider(Protocol):
     @classmethod
     def describe_followup(cls, variants: list[Variant]) -> str:
         """How a run waits for a job and fetches its files, in the dialect's routes (the dry run's last line)."""
+        ...
+
+    @classmethod
+    def adopted_id(cls, given: str, request: WireRequest) -> str:
+        """The provider's id of the job that `request` (its route tells the model or endpoint) made, from what a user
+        gives as its id (what the provider's dashboard shows); raises ValueError saying what an id looks like."""
         ...
 
     async def close(self) -> None: ...

@@ -14,13 +14,23 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .._bucket import TokenBucket
-from ..errors import ApiError, PermanentApiError, RateLimitedError
+from ..errors import (
+    ApiError,
+    JobGoneError,
+    NoAnswerError,
+    PermanentApiError,
+    RateLimitedError,
+    TransientApiError,
+)
 from ..profiles import ProviderProfile, Variant
 from ..progress import ProviderHealth
 from ..storage import storage_error
 from ._base import ClipJob, JobSpec, JobState, Reference, VideoProvider
 
 Created = TypeVar("Created")
+# A job just made may not be found for a moment, and a gateway may lose its way once: a 404 for a recorded job is
+# asked again after these pauses (seconds) before it counts as gone.
+GONE_AFTER = (0.5, 1.5, 3.0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,14 @@ class Downloaded:
     @property
     def truncated(self) -> bool:
         return self.declared_bytes is not None and self.received_bytes != self.declared_bytes
+
+
+def ambiguous(error: TransientApiError) -> bool:
+    """Whether a create that failed so may still have made its job: a 5xx or a 408 comes after the request reached
+    the provider or a gateway in front of it, which may have passed it on before failing (a gateway's 502 or 504
+    says nothing of what the provider did). A refused connection, a rate limit or a 409 made nothing (and a
+    `NoAnswerError` says so itself)."""
+    return error.status is not None and (error.status >= 500 or error.status == 408)
 
 
 class BatchState(Protocol):
@@ -98,8 +116,19 @@ class Gateway:
         return await self.creating(lambda: self.provider.submit(job))
 
     async def retrieve(self, job_id: str) -> JobState:
-        async with self._watched():
-            return await self.provider.poll(job_id)
+        """The job as the provider reports it; one it answers 404 for (again after `GONE_AFTER`) is gone."""
+        for pause in (*GONE_AFTER, None):
+            try:
+                async with self._watched():
+                    return await self.provider.poll(job_id)
+            except PermanentApiError as e:
+                if e.status != 404:
+                    raise
+                if pause is None:
+                    raise JobGoneError(f"the provider no longer knows job {job_id} (404: it expired, or was made with "
+                                       f"another account or on another server): {e}", status=404) from e
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # (the last pause raises)
 
     async def find_job(self, job: JobSpec, since: float, exclude: frozenset[str] = frozenset()) -> JobState | None:
         """The job a create whose answer never arrived made, if the provider can say (see `find_lost`)."""
@@ -135,7 +164,8 @@ class Gateway:
     async def creating(self, create: Callable[[], Awaitable[Created]]) -> Created:
         """A job-creating request, sent without blind retries: a retried create whose first answer was lost
         pays twice. A rate-limit refusal is safe to repeat (nothing was created), so it is, after the
-        provider's wait; anything else is left to the caller, who looks for the lost job first."""
+        provider's wait; anything else is left to the caller, who looks for the lost job first. A create
+        answered 5xx or 408 is one whose answer was lost (see `ambiguous`)."""
         refusals = 0
         while True:
             if self.pacer is not None:
@@ -148,6 +178,11 @@ class Gateway:
                 if refusals > self.create_retries:
                     raise
                 await asyncio.sleep(e.retry_after)
+            except TransientApiError as e:
+                if not ambiguous(e):
+                    raise
+                raise NoAnswerError(f"{e} (answered after the request reached the provider, or a gateway before "
+                                    "it: the job may have been made)", status=e.status, code=e.code) from e
 
     async def watched(self, call: Awaitable[Created]) -> Created:
         """Any other call to the provider, its outages reported like the rest."""

@@ -3,10 +3,12 @@
 A create is `POST {base}/{endpoint id}` with the model's own inputs, as the model's map in the profile writes
 them (`reelflow.profiles.Endpoint`); it answers a `request_id`. The request is then `IN_QUEUE` (with its
 `queue_position`), `IN_PROGRESS`, `COMPLETED`; a failed one completes too, and its result answers the error
-(a 422 listing each refused input, a 5xx for an infrastructure failure). Status and result are read through
-`fal-client`'s request handle (its retries of what is safe to repeat, its status parsing, its errors); the
-create is sent once by this module (`fal_client.AsyncClient.submit` retries on a lost connection, and a
-retried create may be paid twice), and results are downloaded from their CDN URL without the key. Images go
+(a 422 listing each refused input, a 5xx for an infrastructure failure). The request's URLs are `fal-client`'s
+(its request handle's, as `get_handle` makes them from the app and the request id), the result's the
+`response_url` the status answer gives; every call goes out over this module's own client, once (a refused
+connection is tried again: nothing was sent), because `fal_client` retries a create whose answer timed out or
+broke (client.py `_should_retry`), and a retried create may be paid twice. Results are downloaded from their CDN
+URL without the key. Images go
 as URLs: presigned ones when the output can sign them, else uploaded with `fal_client`'s `upload` to fal's
 storage (the sandbox's, when the queue is not fal's own). Sources: docs.fal.ai/model-endpoints/queue,
 fal.ai/docs/documentation/model-apis/errors and request-errors, and the `fal-client` 1.0.3 source."""
@@ -14,17 +16,22 @@ fal.ai/docs/documentation/model-apis/errors and request-errors, and the `fal-cli
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import fal_client
 import fal_client.client as fal_hosts
 import httpx
-from fal_client.client import AppId, AsyncRequestHandle, Completed, FalClientHTTPError, Queued
+from fal_client.client import AppId, AsyncRequestHandle, FalClientHTTPError
 
 from ..errors import (
     ApiError,
+    AuthenticationError,
+    DeliveryError,
     PermanentApiError,
+    RateLimitedError,
 )
 from ..profiles import Endpoint, ProviderProfile, Quantity, frame_of
 from ._base import (
@@ -38,10 +45,12 @@ from ._base import (
     Variant,
     WireRequest,
     action_of,
+    id_shaped,
 )
 from ._http import status_error, streamed, transport_error
 
 _REQUESTS = "/requests/"
+_REQUEST_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{7,63}")
 # Infrastructure failures that a new request may not meet (fal.ai/docs/documentation/model-apis/request-errors)
 _PASSING = {"request_timeout", "startup_timeout", "runner_scheduling_failure", "runner_connection_timeout",
             "runner_disconnected", "runner_connection_refused", "runner_connection_error",
@@ -62,7 +71,8 @@ class FalQueue:
         self.profile = config.profile
         self.key_variable = config.profile.credentials.api_key
         key = config.api_key.get_secret_value()
-        self.queue = httpx.AsyncClient(headers={"Authorization": f"Key {key}"}, timeout=config.timeout_seconds)
+        self.queue = httpx.AsyncClient(headers={"Authorization": f"Key {key}"}, timeout=config.timeout_seconds,
+                                       transport=httpx.AsyncHTTPTransport(retries=config.retries))  # connects only
         self.cdn = httpx.AsyncClient(timeout=config.timeout_seconds, follow_redirects=True)  # never the key
         self.storage = fal_client.AsyncClient(key=key, default_timeout=config.timeout_seconds)
         # fal's storage is its own host; a queue elsewhere (the sandbox, a proxy) serves the storage routes too
@@ -80,27 +90,49 @@ class FalQueue:
                         queue_position=answer.get("queue_position"))
 
     async def poll(self, job_id: str) -> JobState:
-        handle = self._handle(job_id)
-        async with self._translated(f"check {job_id}"):
-            status = await handle.status()
-            if isinstance(status, Queued):
-                return JobState(id=job_id, status="queued", queue_position=status.position)
-            if not isinstance(status, Completed):
-                return JobState(id=job_id, status="running")
-            try:
-                result = await handle.get()
-            except FalClientHTTPError as e:
-                if e.status_code in (401, 403, 429):
-                    raise
-                return _failed(job_id, e.status_code, e.message, e.error_type)
-        if status.error:
-            return _failed(job_id, 200, status.error, status.error_type)
+        """The request's status (`IN_QUEUE` with its place, `IN_PROGRESS`, `COMPLETED` with `error` and `error_type`
+        when it failed: fal_client 1.0.3 `_BaseRequestHandle._parse_status`); once completed, its result, from the
+        `response_url` the status answer gives (fal's docs: "Do not build these URLs yourself",
+        fal.ai/docs/api-reference/inference-api). A finished request whose result cannot be fetched (a 5xx, a
+        404, a broken connection) is no failure of the request: it is asked for again, never made again."""
+        action = f"check {job_id}"
+        async with self._translated(action):
+            answer = await self.queue.get(self._handle(job_id).status_url, params={"logs": 0})
+            _raise_for(answer)
+            status = answer.json()
+        if status["status"] == "IN_QUEUE":
+            return JobState(id=job_id, status="queued", queue_position=status.get("queue_position"))
+        if status["status"] != "COMPLETED":
+            return JobState(id=job_id, status="running")
+        try:
+            async with self._translated(f"fetch the result of {job_id}"):
+                result = await self.queue.get(self._result_url(job_id, status.get("response_url")))
+                if status.get("error") is None:
+                    _raise_for(result)
+        except (AuthenticationError, RateLimitedError):
+            raise
+        except ApiError as e:
+            raise DeliveryError(f"{e} (the request is finished: its result is asked for again, never made again)",
+                                status=e.status) from e
+        if status.get("error") is not None:  # the result answers the model's own error (fal's docs: queue/result)
+            detail = _detail(result) if result.status_code >= 400 else None
+            return _failed(job_id, result.status_code, detail or status["error"], status.get("error_type"))
+        return self._finished(job_id, result.json())
+
+    def _finished(self, job_id: str, result: Any) -> JobState:
         where = self._endpoint(job_id).video
         video = _found(result, where)
         if not isinstance(video, str):
             return JobState(id=job_id, status="failed", error_code="no_video",
                             error_message=f"the result has no video at {where}")
         return JobState(id=job_id, status="completed", progress=100, outputs=(video,))
+
+    def _result_url(self, job_id: str, given: Any) -> str:
+        """Where the request's result is: the `response_url` fal gave, on the queue's own origin (the key goes
+        with it), else the one fal_client's `get_handle` makes from the app (client.py, `from_request_id`)."""
+        if isinstance(given, str) and _origin(given) == _origin(self.base_url):
+            return given
+        return self._handle(job_id).response_url
 
     @contextlib.asynccontextmanager
     async def download(self, job: JobState, variant: Variant) -> AsyncIterator[Body]:
@@ -111,7 +143,9 @@ class FalQueue:
         async with self._translated(action):
             response = await self.cdn.send(self.cdn.build_request("GET", job.outputs[0]), stream=True)
             try:
-                _raise_for(response)
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for(response)
                 yield streamed(response)
             finally:
                 await response.aclose()
@@ -146,6 +180,18 @@ class FalQueue:
         return ("GET /{app}/requests/{request_id}/status until COMPLETED; GET /{app}/requests/{request_id}; GET "
                 "its video.url")
 
+    @classmethod
+    def adopted_id(cls, given: str, request: WireRequest) -> str:
+        """A request id as fal shows it (a UUID: `"request_id": "80e732af-660e-45cd-bd63-580e4f2a94cc"`,
+        docs.fal.ai/model-endpoints/queue), alone or after its endpoint or app and `/requests/`; kept with the
+        endpoint `request` goes to, whose map says where its result has the video."""
+        endpoint = request.route.removeprefix("POST /")
+        where, _, request_id = given.strip().rpartition(_REQUESTS)
+        app = AppId.from_endpoint_id(endpoint)
+        if where not in ("", endpoint, f"{app.owner}/{app.alias}"):
+            raise ValueError(f"{given[:80]!r} is a request of {where}, not of {endpoint}")
+        return f"{endpoint}{_REQUESTS}{id_shaped(request_id, _REQUEST_ID, 'a UUID, as fal shows a request id')}"
+
     async def close(self) -> None:
         await self.queue.aclose()
         await self.cdn.aclose()
@@ -154,7 +200,10 @@ class FalQueue:
         """The request's handle in `fal_client`, its URLs on this queue (`{owner}/{alias}/requests/{id}`: the
         endpoint's app, without the endpoint's path, as fal routes status and results)."""
         endpoint_id, _, request_id = job_id.rpartition(_REQUESTS)
-        app = AppId.from_endpoint_id(endpoint_id)
+        try:
+            app = AppId.from_endpoint_id(endpoint_id)
+        except (ValueError, IndexError) as e:  # fal_client's "Invalid app id" (client.py `_ensure_app_id_format`)
+            raise PermanentApiError(f"{job_id} is no request of fal's queue (<endpoint>/requests/<id>): {e}") from e
         base = "/".join(filter(None, [self.base_url, app.namespace, app.owner, app.alias])) + _REQUESTS + request_id
         return AsyncRequestHandle(request_id=request_id, response_url=base, status_url=f"{base}/status",
                                   cancel_url=f"{base}/cancel", client=self.queue)
@@ -214,14 +263,28 @@ def _raise_for(response: httpx.Response) -> None:
     """A queue or CDN answer that is an error, raised as `fal_client` raises it (`detail` as the message)."""
     if response.status_code < 400:
         return
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
+    body = _body(response)
     error_type = (body.get("error_type") if isinstance(body, dict) else None) or response.headers.get(
         "x-fal-error-type")
-    raise FalClientHTTPError(detail, response.status_code, dict(response.headers), response, error_type)
+    raise FalClientHTTPError(_detail(response), response.status_code, dict(response.headers), response, error_type)
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _detail(response: httpx.Response) -> Any:
+    """An error answer's `detail` (a message, or fal's list of refused inputs), else its text."""
+    body = _body(response)
+    return body.get("detail", response.text) if isinstance(body, dict) else response.text
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 def _said(detail: Any) -> str:

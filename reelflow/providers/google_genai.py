@@ -17,6 +17,7 @@ an API key (Vertex express mode). `GOOGLE_VERTEX_BASE_URL` moves the endpoint.""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -47,6 +48,7 @@ from ._base import (
     Variant,
     WireRequest,
     action_of,
+    id_shaped,
 )
 from ._http import transport_error
 
@@ -55,6 +57,9 @@ from ._http import transport_error
 _PASSING_CODES = {4, 8, 10, 13, 14}
 _PASSING_STATUS = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"}
 CREATE = "POST {model}:predictLongRunning"
+_OPERATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_OPERATION_NAME = re.compile(r"(projects/[A-Za-z0-9_-]+/locations/[a-z0-9-]+/)?publishers/google/models/"
+                             r"[A-Za-z0-9._-]+/operations/[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 class GoogleGenAI:
@@ -207,6 +212,18 @@ class GoogleGenAI:
                                       "generateAudio": job.audio}
         return WireRequest(CREATE.format(model=f"publishers/google/models/{job.model}"), {
             "instances": [instance], "parameters": {k: v for k, v in parameters.items() if v is not None}})
+
+    @classmethod
+    def adopted_id(cls, given: str, request: WireRequest) -> str:
+        """An operation's name as the SDK returns it (`projects/<p>/locations/<l>/publishers/google/models/<model>/
+        operations/<uuid>`: google-genai 3.6.1 tests/models/test_generate_videos.py), or its last part alone, named
+        here after the model `request` goes to (the SDK adds the project and region of a relative name)."""
+        name = given.strip()
+        if "/" not in name:
+            model = request.route.removeprefix("POST ").removesuffix(":predictLongRunning")
+            name = f"{model}/operations/{id_shaped(name, _OPERATION, 'an operation id')}"
+        return id_shaped(name, _OPERATION_NAME, "projects/.../publishers/google/models/.../operations/..., or its "
+                         "last part")
 
     @classmethod
     def describe_followup(cls, variants: list[Variant]) -> str:

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import math
+import re
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -40,6 +41,7 @@ from ._base import (
     Variant,
     WireRequest,
     action_of,
+    id_shaped,
 )
 from ._http import retry_after, transport_error
 
@@ -53,6 +55,7 @@ warnings.filterwarnings("ignore", message="The Sora API is scheduled to permanen
 _TRANSIENT_STATUS = {408, 409}
 _STATUSES: dict[str, Status] = {"queued": "queued", "in_progress": "running", "completed": "completed"}
 _TRANSIENT_FAILURES = {"internal_error", "server_error", "timeout", "rate_limit_exceeded", "service_unavailable"}
+_VIDEO_ID = re.compile(r"video_[A-Za-z0-9+/=_-]{1,500}")
 CREATE, EXTENSIONS, EDITS, REMIX = ("POST /v1/videos", "POST /v1/videos/extensions", "POST /v1/videos/edits",
                                     "POST /v1/videos/{id}/remix")
 
@@ -163,6 +166,12 @@ class OpenAIVideos:
     def describe_followup(cls, variants: list[Variant]) -> str:
         downloads = "; ".join(f"GET /v1/videos/{{id}}/content?variant={v}" for v in variants)
         return f"GET /v1/videos/{{id}} until it finishes; {downloads}"
+
+    @classmethod
+    def adopted_id(cls, given: str, request: WireRequest) -> str:
+        """`video_` and the rest of the id: OpenAI's own are hex (`video_68d7512d...`, its video guide), LiteLLM's
+        carry base64 of the provider's own id (`encode_video_id_with_provider`, litellm/types/videos/utils.py)."""
+        return id_shaped(given, _VIDEO_ID, "video_ followed by letters, digits, +, / or =")
 
     async def close(self) -> None:
         await self.client.close()

@@ -3,7 +3,8 @@
 A create is JSON: `model, prompt, duration` (an integer), `resolution` + `aspect_ratio` (the frame, from the
 plan's size), and `frame_images` for a first and a last frame, each an `image_url` the provider fetches (a
 presigned URL, else a data URL). A job is `pending`, `in_progress`, then `completed` (its files at signed
-`urls`, else the content route) or `failed` / `cancelled` / `expired`. There is no job list, so a create whose
+`urls` until `expires_at`, and always at the content route with the key; what it cost in `usage.cost`) or
+`failed` / `cancelled` / `expired`. There is no job list, so a create whose
 answer was lost cannot be found again, and nothing continues or revises a video: continuations are new clips
 from the last frame (the pipeline's fallback). Sources: OpenRouterTeam/docs openapi/openapi.yaml (2026-08-22)
 and the SDK 1.3.84's `video_generation`; see `reelflow/profiles/openrouter.yaml`."""
@@ -13,6 +14,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urljoin
@@ -41,6 +44,7 @@ from ._base import (
     Variant,
     WireRequest,
     action_of,
+    id_shaped,
 )
 from ._http import status_error, streamed, transport_error
 
@@ -51,6 +55,7 @@ _QUIET = logging.getLogger("reelflow.providers.openrouter")  # the SDK's debug l
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 CREATE = "POST /api/v1/videos"
+_JOB_ID = re.compile(r"gen-vid-[0-9]{1,20}-[A-Za-z0-9]{12,40}")
 
 
 class OpenRouterVideos:
@@ -85,21 +90,30 @@ class OpenRouterVideos:
 
     @contextlib.asynccontextmanager
     async def download(self, job: JobState, variant: Variant) -> AsyncIterator[Body]:
-        """From the job's signed URL when it has one (no key needed, the provider's stored copy), else from
-        the content route."""
+        """From the job's signed URL while it is valid (no key needed: "usable without an API key until
+        `expires_at`", SDK 1.3.84 `VideoGenerationResponse.urls`); else, or when it is refused (403, 410: a URL
+        expired or revoked early), from the content route with the key (`GET /videos/{id}/content?index=0`, the
+        job's `unsigned_urls`, which "keep working for as long as the output is available"). OpenRouter's
+        reference names both ways to download (openrouter.ai/docs/api/api-reference/videos)."""
         async with self._translated(f"download the {variant} of {job.id}"):
-            if job.outputs:
-                request = self.http.build_request("GET", urljoin(self.base_url + "/", job.outputs[0]))
-                response = await self.http.send(request, stream=True)
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise _http_error(f"download the {variant} of {job.id}", response)
-            else:
+            response = await self._signed(job) if job.outputs else None
+            if response is None:
                 response = await self.sdk.video_generation.get_video_content_async(job_id=job.id, index=0)
             try:
                 yield streamed(response)
             finally:
                 await response.aclose()
+
+    async def _signed(self, job: JobState) -> httpx.Response | None:
+        """The answer of the job's signed URL, streaming; None when it is past its expiry or refused."""
+        if job.expires_at is not None and job.expires_at <= time.time():
+            return None
+        response = await self.http.send(self.http.build_request("GET", urljoin(self.base_url + "/", job.outputs[0])),
+                                        stream=True)
+        if response.status_code < 400:
+            return response
+        await response.aclose()
+        return None
 
     async def find_lost(self, job: JobSpec, since: float, exclude: frozenset[str]) -> JobState | None:
         return None  # OpenRouter lists no jobs, and a create carries no client reference to look one up by
@@ -128,6 +142,12 @@ class OpenRouterVideos:
     def describe_followup(cls, variants: list[Variant]) -> str:
         return ("GET /api/v1/videos/{id} until it finishes; GET its signed urls[0] (else GET "
                 "/api/v1/videos/{id}/content?index=0)")
+
+    @classmethod
+    def adopted_id(cls, given: str, request: WireRequest) -> str:
+        """"The video job ID, in the `gen-vid-<timestamp>-<20 alphanumerics>` generation ID format" (SDK 1.3.84,
+        `VideoGenerationResponse.id`); a little leeway in the length, which is not promised."""
+        return id_shaped(given, _JOB_ID, "gen-vid-<timestamp>-<20 letters or digits>")
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -174,25 +194,24 @@ def _on_the_wire(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def _state(answer: VideoGenerationResponse) -> JobState:
     """A generation in reelflow's words: `expired` (the provider gave up on its upstream in time) may pass;
-    `failed` (a refusal, a policy block) and `cancelled` do not."""
+    `failed` (a refusal, a policy block) and `cancelled` do not. A finished one carries its signed `urls`, their
+    `expires_at` (Unix seconds) and `usage.cost`, what it was billed in USD (SDK 1.3.84 `VideoGenerationResponse`,
+    `VideoGenerationUsage`)."""
     status = str(answer.status)
     ours = _STATUSES.get(status, "failed")
-    signed = tuple(answer.urls or ()) if hasattr(answer, "urls") and answer.urls else ()
+    cost = answer.usage.cost if answer.usage is not None else None
     return JobState(id=answer.id, status=ours, progress=100 if ours == "completed" else 0,
                     error_code=status if ours == "failed" else None,
                     error_message=answer.error if isinstance(answer.error, str) else None,
-                    transient=status == "expired", outputs=signed)
+                    transient=status == "expired", outputs=tuple(answer.urls or ()),
+                    expires_at=float(answer.expires_at) if answer.expires_at else None,
+                    billed_usd=float(cost) if isinstance(cost, int | float) else None)
 
 
 def _said(error: errors.OpenRouterError) -> str:
     data = getattr(error, "data", None)
     message = getattr(getattr(data, "error", None), "message", None)
     return str(message or error.message or error.body or type(error).__name__)
-
-
-def _http_error(action: str, response: httpx.Response) -> ApiError:
-    return _error(action, response.status_code, response.text[:200] or response.reason_phrase, response.headers,
-                  None)
 
 
 def _error(action: str, status: int, said: str, headers: httpx.Headers, key_variable: str | None) -> ApiError:

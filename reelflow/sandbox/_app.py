@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import Any, ClassVar, Protocol
 
@@ -23,12 +23,13 @@ from starlette.routing import Route
 
 from ..profiles import ProviderProfile, load_profile
 from ..sandbox_process import POSES
+from ..testing._routes import Routes
 from ._config import SandboxConfig
 from ._fetch import FetchFailed, fetch_image
 from ._limits import RequestBucket, check_concurrency
 from ._media import Recipe, render
 from ._problems import ApiProblem, not_found
-from ._state import Job, JobKind, SandboxState, new_id, now
+from ._state import Job, JobKind, SandboxState, new_id, now, request_record
 
 log = logging.getLogger("reelflow.sandbox")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -56,6 +57,7 @@ class Pose(Protocol):
 
     dialect: ClassVar[str]
     base_path: ClassVar[str]  # where its API lives, e.g. /v1
+    fault_routes: ClassVar[Routes]  # its create, status, result and download, for the fault matrix's proxy
 
     def __init__(self, engine: Sandbox) -> None: ...
 
@@ -220,14 +222,15 @@ class Sandbox:
             return SERVER_ERROR
         return None
 
-    def start_job(self, kind: JobKind, model: str, prompt: str, recipe: Recipe, *, id_prefix: str = "video_",
-                  **extra: Any) -> Job:
-        """A new job on the sandbox's clock: queued, then in progress, done `job_seconds` later."""
+    def start_job(self, kind: JobKind, model: str, prompt: str, recipe: Recipe, *, job_id: str | None = None,
+                  request: Mapping[str, Any] | None = None, **extra: Any) -> Job:
+        """A new job on the sandbox's clock (its id `job_id`, in the pose's shape, else OpenAI's): queued, then in
+        progress, done `job_seconds` later; it keeps the fields of the `request` that made it."""
         created = now()
         job = Job(
-            id=new_id(id_prefix), kind=kind, seq=self.state.next_seq(), created_at=created,
+            id=job_id or new_id("video_"), kind=kind, seq=self.state.next_seq(), created_at=created,
             finishes_at=created + self.config.job_seconds, model=model, prompt=prompt, recipe=self._varied(recipe),
-            failure=self._failure_of(prompt), **extra,
+            failure=self._failure_of(prompt), request=request_record(request or {}), **extra,
         )
         self.state.save_job(job)
         self.jobs_created[kind] += 1

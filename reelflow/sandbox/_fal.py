@@ -24,6 +24,7 @@ import io
 import json
 import secrets
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,6 +43,7 @@ from ..profiles import (
     frame_of,
     load_profile,
 )
+from ..testing._routes import Routes
 from ._fetch import FetchFailed, image_format
 from ._media import Recipe, Segment
 from ._problems import ApiProblem
@@ -76,6 +78,9 @@ def refusal(field: str, message: str, kind: str, value: Any = None) -> dict[str,
 class FalPose:
     dialect: ClassVar[str] = "fal-queue"
     base_path: ClassVar[str] = ""
+    fault_routes: ClassVar[Routes] = Routes(
+        create=("POST", r"^/fal-ai/"), status=("GET", r"/requests/[^/]+/status"), finished=b'"COMPLETED"',
+        result=("GET", r"/requests/[^/?]+$"), download=("GET", r"^/_storage/requests/"))
 
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
@@ -137,7 +142,8 @@ class FalPose:
             refused = None
         except Refused as e:
             recipe, prompt, refused = Recipe(size=(16, 16), segments=[Segment(seconds=1, seed="")]), "", e.detail
-        job = self.engine.start_job("create", model, prompt, recipe, id_prefix="", endpoint=endpoint_id)
+        job = self.engine.start_job("create", model, prompt, recipe, job_id=str(uuid.uuid4()), endpoint=endpoint_id,
+                                    request=inputs if isinstance(inputs, dict) else {})
         if refused is not None:
             job.failure = {"code": "unprocessable", "message": json.dumps(refused)}
             self.engine.state.save_job(job)

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import json
+import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from ..media.video import probe
 from ..profiles import ModelLimits, ProviderProfile, dimensions_of
+from ..testing._routes import Routes
 from ._fetch import MAX_IMAGE_BYTES, image_format
 from ._media import Recipe, Segment
 from ._problems import ApiProblem, bearer_key, read_fields
@@ -57,6 +59,8 @@ def invalid(message: str) -> ApiProblem:
 class GooglePose:
     dialect: ClassVar[str] = "google-genai"
     base_path: ClassVar[str] = ""  # the SDK adds the API version and the resource path itself
+    fault_routes: ClassVar[Routes] = Routes(  # (the video comes inside the finished operation: no download)
+        create=("POST", r":predictLongRunning$"), status=("POST", r":fetchPredictOperation$"), finished=b'"done":true')
 
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
@@ -122,7 +126,7 @@ class GooglePose:
         _known(parameters, PARAMETER_FIELDS, "parameters")
         recipe = await self._recipe(instance, parameters, model, limits)
         job = self.engine.start_job("extension" if "video" in instance else "create", model,
-                                    str(instance.get("prompt") or ""), recipe, id_prefix="",
+                                    str(instance.get("prompt") or ""), recipe, job_id=str(uuid.uuid4()), request=body,
                                     extension_count=len(recipe.segments) - 1)
         samples = _integer(parameters, "sampleCount", 1, 4, 1)
         self.state.put(f"google/{job.id}.json", json.dumps({"samples": samples}).encode())

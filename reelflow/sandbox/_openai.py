@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from ..media.video import probe
 from ..profiles import ProviderProfile
+from ..testing._routes import Routes
 from ._batches import Batches
 from ._config import SandboxConfig
 from ._fetch import FetchFailed
@@ -48,6 +49,9 @@ class OpenAIPose:
 
     dialect: ClassVar[str] = "openai-videos"
     base_path: ClassVar[str] = "/v1"
+    fault_routes: ClassVar[Routes] = Routes(
+        create=("POST", r"^/v1/videos$"), status=("GET", r"^/v1/videos/video_[^/?]+$"),
+        finished=b'"status":"completed"', download=("GET", r"^/v1/videos/video_[^/]+/content"))
 
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
@@ -124,8 +128,10 @@ class OpenAIPose:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def _new_job(self, kind: JobKind, model: str, prompt: str, recipe: Recipe, **extra: Any) -> Response:
-        return JSONResponse(self._as_submitted(self.engine.start_job(kind, model, prompt, recipe, **extra)),
+    def _new_job(self, kind: JobKind, model: str, prompt: str, recipe: Recipe, fields: dict[str, Any],
+                 **extra: Any) -> Response:
+        return JSONResponse(self._as_submitted(self.engine.start_job(kind, model, prompt, recipe, request=fields,
+                                                                     **extra)),
                             headers=self._poll_hint())
 
     def _as_submitted(self, job: Job) -> dict[str, Any]:
@@ -165,7 +171,7 @@ class OpenAIPose:
         reference = await self._reference(fields.get("input_reference"), size)
         recipe = Recipe(size=_dimensions(size), segments=[Segment(seconds=seconds, seed=prompt, reference=reference)],
                         audio=limits.audio)
-        return self.engine.start_job("create", model, prompt, recipe)
+        return self.engine.start_job("create", model, prompt, recipe, request=fields)
 
     def _model(self, fields: dict[str, Any]) -> tuple[str, Any]:
         model = optional_text(fields, "model", self.profile.default_model)
@@ -314,7 +320,8 @@ class OpenAIPose:
                              param="seconds", code="extension_limit_exceeded")
         recipe = source.recipe.model_copy(
             update={"segments": [*source.recipe.segments, Segment(seconds=seconds, seed=prompt)]})
-        return self._new_job("extension", source.model, prompt, recipe, extension_count=source.extension_count + 1)
+        return self._new_job("extension", source.model, prompt, recipe, fields,
+                             extension_count=source.extension_count + 1)
 
     async def edit(self, request: Request) -> Response:
         fields = await read_fields(request)
@@ -327,7 +334,7 @@ class OpenAIPose:
         else:
             source = self._completed_source(_video_id(fields))
             recipe, model = source.recipe, source.model
-        return self._new_job("edit", model, prompt, _tinted(recipe, prompt))
+        return self._new_job("edit", model, prompt, _tinted(recipe, prompt), fields)
 
     def _uploaded_recipe(self, data: bytes) -> Recipe:
         clip = probe(data)
@@ -346,7 +353,7 @@ class OpenAIPose:
         check_known(fields, ("prompt",))
         prompt = required_text(fields, "prompt", self.profile.prompt_max_chars)
         source = self._completed_source(request.path_params["id"], "video_id")
-        return self._new_job("remix", source.model, prompt, _tinted(source.recipe, prompt),
+        return self._new_job("remix", source.model, prompt, _tinted(source.recipe, prompt), fields,
                              remixed_from_video_id=source.id)
 
     # -- endpoints: characters and files -----------------------------------------------------

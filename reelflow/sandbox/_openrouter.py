@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, dimensions_of, frame_of
+from ..testing._routes import Routes
 from ._fetch import FetchFailed, image_format
 from ._media import Recipe, Segment
 from ._problems import ApiProblem, bearer_key, read_fields
@@ -46,6 +47,9 @@ def bad_request(message: str, param: str | None = None) -> ApiProblem:
 class OpenRouterPose:
     dialect: ClassVar[str] = "openrouter-videos"
     base_path: ClassVar[str] = BASE
+    fault_routes: ClassVar[Routes] = Routes(
+        create=("POST", r"^/api/v1/videos$"), status=("GET", r"^/api/v1/videos/gen-[^/?]+$"),
+        finished=b'"status":"completed"', download=("GET", r"^/_storage/videos/"))
 
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
@@ -111,8 +115,9 @@ class OpenRouterPose:
         first, last = await self._frames(fields.get("frame_images"), size)
         segment = Segment(seconds=seconds, seed=prompt, reference=first, last_reference=last)
         recipe = Recipe(size=_dimensions(size), segments=[segment], audio=limits.audio and audio is not False)
-        job = self.engine.start_job("create", model, prompt, recipe,
-                                    id_prefix=f"gen-vid-{int(now())}-")
+        # "in the `gen-vid-<timestamp>-<20 alphanumerics>` generation ID format" (SDK 1.3.84)
+        job = self.engine.start_job("create", model, prompt, recipe, request=fields,
+                                    job_id=f"gen-vid-{int(now())}-{secrets.token_hex(10)}")
         return JSONResponse({"id": job.id, "polling_url": f"{BASE}/videos/{job.id}", "status": "pending"},
                             status_code=202)
 

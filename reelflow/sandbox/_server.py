@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -77,10 +78,20 @@ def run_sandbox(config: SandboxConfig | None = None, **overrides: Any) -> Iterat
         sock.close()
 
 
-def serve_sandbox(sandbox: Sandbox, announce: Callable[[str], None]) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C); `announce` gets the base URL once bound."""
+def serve_sandbox(sandbox: Sandbox, announce: Callable[[str], None], with_parent: bool = False) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C), or, `with_parent`, until standard input closes (the
+    process that started it, holding the other end, has ended: even a SIGKILL closes it); `announce` gets the
+    base URL once bound."""
     server = _server(sandbox, "warning")
     sock = _bind(sandbox.config)
     host, port = sock.getsockname()[:2]
     announce(f"http://{host}:{port}{sandbox.base_path}")
+    if with_parent:
+        threading.Thread(target=_stop_at_end_of_input, args=(server,), name="reelflow-parent", daemon=True).start()
     server.run(sockets=[sock])
+
+
+def _stop_at_end_of_input(server: uvicorn.Server) -> None:
+    while sys.stdin.buffer.read(4096):
+        pass
+    server.should_exit = True

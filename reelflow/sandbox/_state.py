@@ -6,6 +6,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,22 @@ from ._media import Recipe
 
 JobKind = Literal["create", "extension", "remix", "edit"]
 _QUEUED_FRACTION = 0.1
+
+
+def request_record(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's fields as a job keeps them: texts up to 300 characters as they are, longer ones, bytes and uploads
+    by their SHA-256."""
+    def kept(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(key): kept(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [kept(item) for item in value]
+        if (isinstance(value, str) and len(value) <= 300) or value is None or isinstance(value, bool | int | float):
+            return value
+        data = value.encode() if isinstance(value, str) else getattr(value, "data", None)
+        return f"sha256:{hashlib.sha256(data).hexdigest()}" if isinstance(data, bytes) else repr(value)[:300]
+
+    return {str(key): kept(value) for key, value in fields.items()}
 
 
 def new_id(prefix: str) -> str:
@@ -39,6 +56,9 @@ class Job(BaseModel):
     endpoint: str | None = Field(default=None, description="The endpoint a queue request was submitted to (fal).")
     extension_count: int = 0
     webhook_sent: bool = False
+    request: dict[str, Any] = Field(default_factory=dict, description="The fields of the request that made it, as "
+                                    "the pose read them (an image or a long text by its SHA-256), so a test can "
+                                    "tell which request a delivered video answers.")
 
     @property
     def size(self) -> str:
