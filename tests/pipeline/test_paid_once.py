@@ -63,8 +63,9 @@ def test_a_chain_stitched_here_edited_a_b_a_starts_on_a_again(openrouter: Runnin
     assert first_colour(third)[0] > 150, "the third run stitched the blue run's clips under the red run's jobs"
 
 
-PLAN = {"name": "adopt", "defaults": {"size": "1280x720", "seconds": 4},
-        "scenes": [{"id": "a", "prompt": "a lighthouse"}, {"id": "b", "prompt": "a harbour"}]}
+PROMPTS = {"a": "a lighthouse", "b": "a harbour"}
+SCENES = [{"id": scene, "prompt": prompt} for scene, prompt in PROMPTS.items()]
+PLAN = {"name": "adopt", "defaults": {"size": "1280x720", "seconds": 4}, "scenes": SCENES}
 
 
 def lost_first_create(pose: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
@@ -99,8 +100,7 @@ def test_adopt_refuses_what_is_no_job_id_or_another_steps_and_writes_nothing(
         assert len(output_text.strip().splitlines()) == 1, output_text
     assert {s: ledger_of(output).load(s) for s in ("a", "b")} == before
 
-    made = next(job for job in openrouter.sandbox.state.jobs.values() if job.prompt == PLAN["scenes"][
-        "ab".index(unknown)]["prompt"])
+    made = next(job for job in openrouter.sandbox.state.jobs.values() if job.prompt == PROMPTS[unknown])
     code, said = run_cli(plan, "jobs", "--output", output, "--adopt", f"{unknown}={made.id}")
     assert code == 0 and "the next run waits for it" in said, said
     code, said = run_cli(plan, "run", "--output", output)
@@ -115,8 +115,7 @@ def test_fals_bare_request_id_is_adopted_with_the_scenes_endpoint(tmp_path: Path
             monkeypatch.setenv(name, value)
         plan, output = lost_first_create(fal, tmp_path, monkeypatch)
         unknown = next(s for s in ("a", "b") if ledger_of(output).load(s).chain()[0].status == "unknown")  # type: ignore[union-attr]
-        made = next(job for job in fal.sandbox.state.jobs.values()
-                    if job.prompt == PLAN["scenes"]["ab".index(unknown)]["prompt"])
+        made = next(job for job in fal.sandbox.state.jobs.values() if job.prompt == PROMPTS[unknown])
         code, said = run_cli(plan, "jobs", "--output", output, "--adopt", f"{unknown}={made.id}")  # a bare UUID
         assert code == 0 and f"{made.endpoint}/requests/{made.id}" in said, said
         code, said = run_cli(plan, "run", "--output", output)
@@ -127,7 +126,7 @@ def test_fals_bare_request_id_is_adopted_with_the_scenes_endpoint(tmp_path: Path
 def test_a_job_the_provider_no_longer_knows_is_said_with_a_way_out_and_its_price(
         openrouter: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan, output = tmp_path / "plan.json", f"file://{tmp_path / 'out'}"
-    plan.write_text(json.dumps({**PLAN, "scenes": PLAN["scenes"][:1]}))
+    plan.write_text(json.dumps({**PLAN, "scenes": SCENES[:1]}))
     assert run_cli(plan, "run", "--output", output)[0] == 0
     ledger = ledger_of(output)
     entry = ledger.load("a")
@@ -146,7 +145,7 @@ def test_a_job_the_provider_no_longer_knows_is_said_with_a_way_out_and_its_price
 def test_a_job_id_that_cannot_be_recorded_is_printed_and_adopted_later(
         openrouter: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan, output = tmp_path / "plan.json", f"file://{tmp_path / 'out'}"
-    plan.write_text(json.dumps({**PLAN, "scenes": PLAN["scenes"][:1]}))
+    plan.write_text(json.dumps({**PLAN, "scenes": SCENES[:1]}))
     saved = Ledger.save
 
     def full_disk(self: Ledger, entry: object) -> None:
