@@ -6,7 +6,7 @@ import asyncio
 from uuid import UUID
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import arun_deployment
 from prefect.flow_runs import wait_for_flow_run
@@ -73,7 +73,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
         get_run_logger().info("plan %r: %d scenes on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
                               len(scenes), profile.name, storage.location(), costs.total_usd,
                               sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
-        with on_the_run_page(plan.name, [s.id for s in scenes], settings.ui_update_seconds):
+        with on_the_run_page(plan.name, [s.id for s in scenes], settings.ui_update_seconds) as board:
             if settings.scene_deployment:
                 results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
             else:
@@ -83,6 +83,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
                             estimate_usd=costs.total_usd)
         if plan.assemble:
             result = _with_reel(result, storage, ReelSpec.of(plan, settings))
+        board.show_table(table_rows(result, costs))
         _publish(result, scenes, costs, storage)
     if result.failed:
         raise RenderFailed(result)
@@ -159,7 +160,5 @@ def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, s
     storage.write_json(result.model_dump(mode="json"), "manifest.json")
     pictures = thumbnails(result, storage)
     storage.write_bytes(html_report(result, scenes, costs, pictures).encode(), "report.html")
-    create_table_artifact(table_rows(result, costs), key=artifact_key(result.plan, "scenes"),
-                          description=f"Scenes of {result.plan}")
     create_markdown_artifact(markdown_summary(result, costs, pictures), key=artifact_key(result.plan, "summary"),
                              description=f"Run report of {result.plan}: thumbnails, failures")

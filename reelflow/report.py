@@ -102,11 +102,12 @@ def remember_card(sha256: str, image: Image.Image) -> None:
 
 
 def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]]:
-    return [{"scene": r.id, "status": r.status, "duration_s": r.seconds, "size": r.size,
+    """The scene table's rows: scene, status and error first (the columns a page shows before it scrolls)."""
+    return [{"scene": r.id, "status": r.status, "error": r.error or "",
+             "choice": r.choice.describe() if r.choice else "", "duration_s": r.seconds, "size": r.size,
              "audio": bool(r.video and r.video.audio),
              "loudness_lufs": r.video.loudness_lufs if r.video else None, "cost_usd": estimate.cost_of(r.id).usd,
-             "job_ids": ", ".join(r.job_ids), "reused_jobs": r.reused_jobs,
-             "choice": r.choice.describe() if r.choice else "", "error": r.error or ""}
+             "job_ids": ", ".join(r.job_ids), "reused_jobs": r.reused_jobs}
             for r in result.scenes]
 
 
