@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import NoReturn
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -48,6 +50,24 @@ class RenderFailed(ReelflowError):
         super().__init__(result.summary())
 
 
+class _ToldFailures(logging.Filter):
+    """Drops Prefect's records of a RenderFailed (its traceback): the run's own log has already said what
+    failed, one line per scene, and the flow run still ends Failed with the failure as its message.
+
+    Prefect 3.9 logs an exception that ends a flow run twice, each with its traceback, on the flow run's logger
+    (`prefect.flow_runs`, which sends it to the run's page): "Encountered exception during execution" in
+    `FlowRunEngine.run_context`, and, in a deployment's run, "Engine execution exited with unexpected exception"
+    in `run_flow`, given the run's logger as `error_logger` (prefect/flow_engine.py). Returning a `Failed` state
+    instead of raising avoids only the first: `run_flow_sync` ends with `engine.result()`, which raises the
+    state's exception for the second. A filter on that logger is what stops both, and only for this failure."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], RenderFailed))
+
+
+_TOLD_FAILURES = _ToldFailures()
+
+
 @flow(name="render-plan")
 def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False, wait: bool = False,
                 review: bool = False) -> PlanResult:
@@ -86,8 +106,16 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
         board.show_table(table_rows(result, costs))
         _publish(result, scenes, costs, storage)
     if result.failed:
-        raise RenderFailed(result)
+        _fail(result)
     return result
+
+
+def _fail(result: PlanResult) -> NoReturn:
+    """End the run with its failed scenes: one line each, last in its log, and no traceback."""
+    for scene in result.failed:
+        get_run_logger().error("scene %r failed: %s", scene.id, scene.error)
+    logging.getLogger("prefect.flow_runs").addFilter(_TOLD_FAILURES)  # the logger of flow_run_logger()
+    raise RenderFailed(result)
 
 
 def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, settings: Settings, costs: Estimate,
