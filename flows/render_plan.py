@@ -24,6 +24,7 @@ from reelflow import (
     validate_plan,
 )
 from reelflow.costs import Estimate, estimate
+from reelflow.plans import counted
 from reelflow.progress import report
 from reelflow.providers import active_profile, check_images, check_settings, connect_provider
 from reelflow.report import html_report, markdown_summary, table_rows, thumbnails
@@ -90,8 +91,8 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     with owning(storage, settings, wait):
         costs = estimate(plan, scenes, profile, settings, planned_reuse(plan, scenes, storage, profile.name, settings))
         costs.check()
-        get_run_logger().info("plan %r: %d scenes on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
-                              len(scenes), profile.name, storage.location(), costs.total_usd,
+        get_run_logger().info("plan %r: %s on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
+                              counted(scenes), profile.name, storage.location(), costs.total_usd,
                               sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
         with on_the_run_page(plan.name, [s.id for s in scenes], settings.ui_update_seconds) as board:
             if settings.scene_deployment:
