@@ -122,7 +122,8 @@ def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str,
     if reused := result.reused_note():
         lines += [f"{reused}.", ""]
     shown = list(pictures.items())[:ARTIFACT_PICTURES]
-    lines += [f"![{scene_id}]({url})" for scene_id, url in shown]
+    for scene_id, url in shown:  # each picture captioned with its scene
+        lines += [f"**{scene_id}**", "", f"![{scene_id}]({url})", ""]
     if len(pictures) > len(shown):
         lines += ["", f"The first {len(shown)} of {len(pictures)} scenes' pictures; `report.html` shows every one."]
     lines += ["", *(f"- **{r.id}** failed: {r.error}" for r in result.failed)]
