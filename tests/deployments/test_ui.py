@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 from playwright.sync_api import Page, sync_playwright
@@ -27,6 +28,7 @@ from prefect.deployments import run_deployment
 from prefect.flow_runs import wait_for_flow_run
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from reelflow import load_profile
 from reelflow.sandbox import RunningSandbox
 from reelflow.storage import Storage
 from tests.conftest import wait_until
@@ -189,6 +191,40 @@ def test_a_review_answered_the_way_the_ui_answers_it(served: str, sandbox: Runni
     assert manifest["scenes"][1]["choice"]["prompt"] == "gulls over a stormy pier"
     for frame, chosen, other in ((30, "dawn.take2", "dawn"), (130, "gulls.redo", "gulls")):
         assert frame_psnr(folder, frame, (chosen, "video.mp4")) > 35 > frame_psnr(folder, frame, (other, "video.mp4"))
+
+
+def test_the_run_form_reads_like_the_plan_and_an_empty_size_is_the_providers(served: str, tmp_path: Path) -> None:
+    with temporary_settings({PREFECT_API_URL: served}), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("render-plan-form/manual")
+        labels, notes, run_id = form_filled_in_the_ui(served.removesuffix("/api"), deployment.id, tmp_path)
+        finished: FlowRun = asyncio.run(wait_for_flow_run(run_id, timeout=300, poll_interval=1))
+    assert finished.state is not None and finished.state.is_completed(), finished.state
+    scene = labels[labels.index("Scenes") + 1:]
+    assert scene[:3] == ["Id", "Prompt", "Size (Optional)"]
+    assert [label for label in labels if label.lower().startswith("output")] == ["output (Optional)"]
+    assert notes == 2  # `Property is type "None"`: only under the two audio fields, whose None is the provider's
+    (rendered,) = json.loads((tmp_path / "form-test" / "manifest.json").read_text())["scenes"]
+    assert rendered["size"] == load_profile("sandbox").default_size
+
+
+def form_filled_in_the_ui(ui: str, deployment: UUID, output: Path) -> tuple[list[str], int, UUID]:
+    """The manual deployment's form (Run > Custom run) with a scene added: its field labels in order and the
+    type notes it shows; then a plan named, a scene given only its id and prompt, and the output, submitted."""
+    with browser_page() as page:
+        page.goto(f"{ui}/deployments/deployment/{deployment}/run")
+        page.get_by_role("button", name="Add item").first.click(timeout=60_000)  # the first list: scenes
+        labels = page.locator(".schema-form-property__label").all_inner_texts()
+        notes = page.get_by_text('Property is type "None"').count()
+        for label, value in (("Name", "form-test"), ("Id", "dawn"), ("Prompt", "a harbour at dawn"),
+                             ("output (Optional)", f"file://{output}")):
+            field = page.locator(".schema-form-property").filter(has=page.locator(
+                ".schema-form-property__label", has_text=re.compile(f"^{re.escape(label)}$"))).last
+            field.locator("textarea, input").first.fill(value)
+        page.screenshot(path=str(ARTIFACTS / "run-form.png"), full_page=True)
+        with page.expect_response(lambda answer: answer.url.endswith("/create_flow_run")) as created:
+            page.get_by_role("button", name="Submit").click()
+        run_id = UUID(created.value.json()["id"])
+    return labels, notes, run_id
 
 
 @contextlib.contextmanager
