@@ -64,6 +64,15 @@ def updates(api: str, artifact: dict[str, Any]) -> int:
     return int(answer.json()["total"])
 
 
+def form_run(api: str, plan: dict[str, Any], output: Path) -> tuple[FlowRun, list[tuple[int, str]]]:
+    """A run of the manual deployment, to its end, and its logs."""
+    with temporary_settings({PREFECT_API_URL: api}):
+        run: FlowRun = run_deployment("render-plan-form/manual",  # type: ignore[assignment]
+                                      parameters={"plan": plan, "output": f"file://{output}"}, timeout=600)
+        time.sleep(3)  # run logs reach the API in batches, every 2 s
+        return run, run_logs(run)
+
+
 def run_logs(run: FlowRun) -> list[tuple[int, str]]:
     with get_client(sync_client=True) as client:
         found = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200)
@@ -74,12 +83,8 @@ def test_a_run_from_the_form_tells_its_story_and_shows_its_progress(served: str,
                                                                    tmp_path: Path) -> None:
     plan = {"name": "ui-story", "defaults": {"size": "1280x720", "seconds": 4}, "scenes": [
         {"id": f"shot-{n}", "prompt": f"boats at the quay, take {n}"} for n in range(3)]}
-    with temporary_settings({PREFECT_API_URL: served}):
-        run: FlowRun = run_deployment("render-plan-form/manual",  # type: ignore[assignment]
-                                      parameters={"plan": plan, "output": f"file://{tmp_path}"}, timeout=600)
-        assert run.state is not None and run.state.is_completed(), run.state
-        time.sleep(3)  # run logs reach the API in batches, every 2 s
-        logs = run_logs(run)
+    run, logs = form_run(served, plan, tmp_path)
+    assert run.state is not None and run.state.is_completed(), run.state
     manifest = json.loads((tmp_path / "ui-story" / "manifest.json").read_text())
     info = [message for level, message in logs if level == 20]
     for scene in manifest["scenes"]:
@@ -101,12 +106,8 @@ def test_a_refused_scene_shows_its_error_and_ends_the_log_without_a_traceback(se
     plan = {"name": "ui-refused", "defaults": {"size": "1280x720", "seconds": 4}, "scenes": [
         *({"id": f"shot-{n}", "prompt": f"boats at the quay, take {n}"} for n in range(11)),
         {"id": "refused", "prompt": "[blocked] the sandbox's provider refuses this one"}]}
-    with temporary_settings({PREFECT_API_URL: served}):
-        run: FlowRun = run_deployment("render-plan-form/manual",  # type: ignore[assignment]
-                                      parameters={"plan": plan, "output": f"file://{tmp_path}"}, timeout=600)
-        assert run.state is not None and run.state.is_failed(), run.state
-        time.sleep(3)  # run logs reach the API in batches, every 2 s
-        logs = run_logs(run)
+    run, logs = form_run(served, plan, tmp_path)
+    assert run.state is not None and run.state.is_failed(), run.state
     manifest = json.loads((tmp_path / "ui-refused" / "manifest.json").read_text())
     (error,) = [scene["error"] for scene in manifest["scenes"] if scene["status"] == "failed"]
     assert "moderation_blocked" in error
