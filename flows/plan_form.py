@@ -37,8 +37,9 @@ def as_form(schema: dict[str, Any]) -> None:
     its None (the provider's own default): the form's switch has no third state and sends false unless set."""
     properties: dict[str, dict[str, Any]] = schema.get("properties", {})
     for field in properties.values():
-        options = [option for option in field.get("anyOf", []) if option != NULL]
-        if field.get("default", False) is None and len(options) < len(field["anyOf"]) and options != [BOOLEAN]:
+        given = field.get("anyOf", [])
+        options = [option for option in given if option != NULL]
+        if field.get("default", False) is None and len(options) < len(given) and options != [BOOLEAN]:
             del field["default"], field["anyOf"]
             field.update(options[0] if len(options) == 1 else {"anyOf": options})
     required = set(schema.get("required", []))
