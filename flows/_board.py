@@ -1,5 +1,5 @@
 """A plan run's page in the Prefect UI: a progress artifact of finished scenes and the scene table, both
-updated in place as scenes change stage.
+updated in place as scenes change stage: each is one card in the run's Artifacts tab, however often it changes.
 
 Updates are gathered and sent from a thread of the board's own at most every few seconds, the scene table
 less often the longer the plan, so a plan of a thousand scenes costs the API as little per scene as a plan of
@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from typing import cast
 from uuid import UUID
 
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    TableArtifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactUpdate
 
 from reelflow.progress import FINAL_STAGES, watching
 
@@ -23,6 +30,23 @@ from reelflow.progress import FINAL_STAGES, watching
 def artifact_key(plan: str, kind: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     return "".join(c if c.isalnum() else "-" for c in f"{plan}-{kind}".lower())
+
+
+def update_artifact(artifact_id: UUID, data: str, description: str) -> None:
+    """Change an artifact's data in place. Prefect 3.9 has a helper for progress artifacts only
+    (prefect/artifacts.py `update_progress_artifact`); what it calls works for any: the client's
+    `update_artifact` sends `PATCH /artifacts/{id}` with an `ArtifactUpdate` (data, description;
+    prefect/client/orchestration/_artifacts/client.py), and the server updates the artifact and, when it is its
+    key's latest, the key's collection too (prefect/server/models/artifacts.py `update_artifact`), so the same
+    card, on the run page and in the Artifacts page, shows the new data."""
+    with get_client(sync_client=True) as client:  # inside a run: the run's own client (prefect.context)
+        client.update_artifact(artifact_id, ArtifactUpdate(data=data, description=description))
+
+
+def scene_row(scene: str, stage: str) -> dict[str, object]:
+    """A scene's row as the table shows it while the run goes: its stage, and the reason apart if it failed."""
+    status, _, error = stage.partition(": ") if stage.startswith("failed: ") else (stage, "", "")
+    return {"scene": scene, "status": status, "error": error}
 
 
 ROWS_PER_SECOND = 20  # the scene table's rows sent to the API per second at most, however long the plan
@@ -39,9 +63,11 @@ class RunBoard:
         self.changed = threading.Event()
         self.lock = threading.Lock()
         self.shown: tuple[int, str | None] = (0, None)  # the progress artifact's finished scenes and trouble
-        created = create_progress_artifact(0.0, key=artifact_key(plan, "progress"),
-                                           description=self._description())
-        self.progress_id = cast(UUID, created)  # called outside an event loop: the sync call's id
+        # Called outside an event loop: the sync calls, and their ids.
+        self.progress_id = cast(UUID, create_progress_artifact(0.0, key=artifact_key(plan, "progress"),
+                                                               description=self._description()))
+        self.table_id = cast(UUID, create_table_artifact(self._rows(), key=artifact_key(plan, "scenes"),
+                                                         description=self._description()))
 
     def update(self, scene: str, stage: str, percent: int | None = None) -> None:
         with self.lock:
@@ -64,10 +90,18 @@ class RunBoard:
 
     def publish_table(self) -> None:
         with self.lock:
-            stages = dict(self.stages)
             self.changed.clear()
-        rows = [{"scene": scene, "stage": stage} for scene, stage in stages.items()]
-        create_table_artifact(rows, key=artifact_key(self.plan, "scenes"), description=self._description())
+            rows = self._rows()
+        self.show_table(rows)
+
+    def show_table(self, rows: list[dict[str, object]]) -> None:
+        """The scene table as `rows` (scene, status and error first: the columns a narrow page shows)."""
+        # As Prefect formats a new table (NaN as null); `_sync` picks the sync side of Prefect's async_dispatch.
+        table = TableArtifact(table=rows).format(_sync=True)  # type: ignore[call-arg]
+        update_artifact(self.table_id, cast(str, table), self._description())
+
+    def _rows(self) -> list[dict[str, object]]:
+        return [scene_row(scene, stage) for scene, stage in self.stages.items()]
 
     def _description(self) -> str:
         return f"Scenes of {self.plan}" + (f" ({self.trouble})" if self.trouble else "")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from typing import NoReturn
 from uuid import UUID
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import arun_deployment
 from prefect.flow_runs import wait_for_flow_run
@@ -24,6 +26,7 @@ from reelflow import (
 )
 from reelflow.costs import Estimate, estimate
 from reelflow.ledger import JobRecord, Ledger, paid_for
+from reelflow.plans import counted
 from reelflow.progress import report
 from reelflow.providers import active_profile, check_images, check_settings, connect_provider
 from reelflow.report import html_report, markdown_summary, table_rows, thumbnails
@@ -50,6 +53,24 @@ class RenderFailed(ReelflowError):
         super().__init__(result.summary())
 
 
+class _ToldFailures(logging.Filter):
+    """Drops Prefect's records of a RenderFailed (its traceback): the run's own log has already said what
+    failed, one line per scene, and the flow run still ends Failed with the failure as its message.
+
+    Prefect 3.9 logs an exception that ends a flow run twice, each with its traceback, on the flow run's logger
+    (`prefect.flow_runs`, which sends it to the run's page): "Encountered exception during execution" in
+    `FlowRunEngine.run_context`, and, in a deployment's run, "Engine execution exited with unexpected exception"
+    in `run_flow`, given the run's logger as `error_logger` (prefect/flow_engine.py). Returning a `Failed` state
+    instead of raising avoids only the first: `run_flow_sync` ends with `engine.result()`, which raises the
+    state's exception for the second. A filter on that logger is what stops both, and only for this failure."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], RenderFailed))
+
+
+_TOLD_FAILURES = _ToldFailures()
+
+
 @flow(name="render-plan")
 def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False, wait: bool = False,
                 review: bool = False) -> PlanResult:
@@ -72,10 +93,10 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     with owning(storage, settings, wait):
         costs = estimate(plan, scenes, profile, settings, planned_reuse(plan, scenes, storage, profile.name, settings))
         costs.check()
-        get_run_logger().info("plan %r: %d scenes on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
-                              len(scenes), profile.name, storage.location(), costs.total_usd,
+        get_run_logger().info("plan %r: %s on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
+                              counted(scenes), profile.name, storage.location(), costs.total_usd,
                               sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
-        with on_the_run_page(plan.name, [s.id for s in scenes], settings.ui_update_seconds):
+        with on_the_run_page(plan.name, [s.id for s in scenes], settings.ui_update_seconds) as board:
             if settings.scene_deployment:
                 started = time.time()
                 results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
@@ -87,10 +108,19 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
                             estimate_usd=costs.total_usd, paid=paid)
         if plan.assemble:
             result = _with_reel(result, storage, ReelSpec.of(plan, settings))
+        board.show_table(table_rows(result, costs))
         _publish(result, scenes, costs, storage)
     if result.failed:
-        raise RenderFailed(result)
+        _fail(result)
     return result
+
+
+def _fail(result: PlanResult) -> NoReturn:
+    """End the run with its failed scenes: one line each, last in its log, and no traceback."""
+    for scene in result.failed:
+        get_run_logger().error("scene %r failed: %s", scene.id, scene.error)
+    logging.getLogger("prefect.flow_runs").addFilter(_TOLD_FAILURES)  # the logger of flow_run_logger()
+    raise RenderFailed(result)
 
 
 def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, settings: Settings, costs: Estimate,
@@ -169,7 +199,5 @@ def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, s
     storage.write_json(result.model_dump(mode="json"), "manifest.json")
     pictures = thumbnails(result, storage)
     storage.write_bytes(html_report(result, scenes, costs, pictures).encode(), "report.html")
-    create_table_artifact(table_rows(result, costs), key=artifact_key(result.plan, "scenes"),
-                          description=f"Scenes of {result.plan}")
     create_markdown_artifact(markdown_summary(result, costs, pictures), key=artifact_key(result.plan, "summary"),
                              description=f"Run report of {result.plan}: thumbnails, failures")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -33,12 +34,13 @@ from pydantic import Field, create_model
 from reelflow import UserError
 from reelflow.costs import extended
 from reelflow.ledger import ChoiceRecord
-from reelflow.plans import ResolvedScene, redo_of
+from reelflow.plans import ResolvedScene, redo_of, scenes_and_takes
 from reelflow.progress import report
 from reelflow.report import thumbnail_of
 from reelflow.results import Choice, SceneResult
+from reelflow.storage import Storage
 
-from ._board import artifact_key
+from ._board import artifact_key, update_artifact
 from .render_scene import SceneRun, render_concurrently, request_signatures
 
 REDO, DROP = "redo", "drop"
@@ -138,27 +140,39 @@ def _picked(shot: Shot, choice: Choice | None, redone: SceneResult | None) -> Sc
 
 
 async def _asked(shots: list[Shot], review: Review, run: SceneRun) -> dict[str, Choice]:
-    """The run paused with the review form; each scene's answer, or its first take when nobody answers in time."""
-    logger = get_run_logger()
-    form = review_form(review.plan, shots, await _takes_page(shots, review.plan, run),
-                       run.gateway.profile.prompt_max_chars)
+    """The run paused with the review form, announced on its page (then what became of it); each scene's
+    answer, or its first take when nobody answers in time."""
+    announcement = Announcement.of(review, shots)
+    takes = _takes(shots, run.storage)
+    page = await acreate_markdown_artifact(announcement.page(takes), key=artifact_key(review.plan, "review"),
+                                           description=f"Review of {review.plan}: waiting for an answer")
+    form = review_form(review.plan, shots, announcement.form_description(page), run.gateway.profile.prompt_max_chars)
     for shot in shots:
         report(shot.id, "waiting for review")
-    logger.info("waiting up to %d s for a review of %d scenes (the form: Resume on this run's page, or `reelflow "
-                "review`)", review.timeout_seconds, len(shots))
+    get_run_logger().info("waiting for a review (Resume on this run's page, or `reelflow review`): %s",
+                          announcement.said)
+    choices, outcome = await _answered(form, shots, announcement)
+    await asyncio.to_thread(update_artifact, page, announcement.page(takes, outcome), f"Review of {review.plan}")
+    return choices
+
+
+async def _answered(form: type[RunInput], shots: list[Shot], announcement: Announcement
+                    ) -> tuple[dict[str, Choice], str]:
+    """Each scene's answer, or its first take when nobody answers in time; and how the review ended, in words."""
+    logger = get_run_logger()
     try:
         # Waited for in a thread, with Prefect's sync client: the run's loop has nothing else to do meanwhile.
-        answer = await asyncio.to_thread(pause_flow_run, wait_for_input=form, timeout=review.timeout_seconds,
+        answer = await asyncio.to_thread(pause_flow_run, wait_for_input=form, timeout=announcement.timeout_seconds,
                                          poll_interval=2, key="review")
     except FlowPauseTimeout:
-        logger.warning("nobody reviewed the takes within %d s: each scene keeps its first take",
-                       review.timeout_seconds)
+        logger.warning("nobody reviewed the takes by %s: each scene keeps its first take", announcement.deadline)
         await _running_again()
-        return {shot.id: shot.first_take("timeout") for shot in shots}
+        return ({shot.id: shot.first_take("timeout") for shot in shots},
+                f"**Nobody answered** by {announcement.deadline}: each scene kept its first take.")
     choices = choices_from(answer.model_dump(by_alias=True), shots)
     for shot in shots:
         logger.info("scene %r: %s", shot.id, choices[shot.id].describe())
-    return choices
+    return choices, "**Answered**: " + "; ".join(f"{shot.id}: {choices[shot.id].describe()}" for shot in shots) + "."
 
 
 async def _running_again() -> None:
@@ -195,20 +209,61 @@ def review_form(plan: str, shots: list[Shot], description: str, prompt_max_chars
     return form.with_initial_data(description=description)
 
 
-async def _takes_page(shots: list[Shot], plan: str, run: SceneRun) -> str:
-    """The takes' thumbnails as an artifact of the run; the form's description, linking to it."""
-    lines = [f"# Takes of {plan}", ""]
+@dataclass(frozen=True)
+class Announcement:
+    """What a paused review asks of a person, by when, and what happens if nobody answers: said at the top of
+    the run's page (an artifact, and the description of its Resume form) and in its log."""
+
+    plan: str
+    count: str  # `2 scenes (4 takes)`
+    deadline: str  # `2026-12-07 16:05 CET`
+    timeout_seconds: int
+
+    @classmethod
+    def of(cls, review: Review, shots: list[Shot]) -> Announcement:
+        deadline = datetime.now().astimezone() + timedelta(seconds=review.timeout_seconds)
+        return cls(review.plan, scenes_and_takes(len(shots), sum(len(shot.finished) for shot in shots)),
+                   deadline.strftime("%Y-%m-%d %H:%M %Z"), review.timeout_seconds)
+
+    @property
+    def decide(self) -> str:
+        return f"for each of {self.count}, keep a take, redo it with a changed prompt, or drop it"
+
+    @property
+    def unanswered(self) -> str:
+        return "if nobody answers by then, each scene keeps its first take and the run goes on"
+
+    @property
+    def said(self) -> str:
+        return f"{self.decide}, by {self.deadline}; {self.unanswered}"
+
+    def page(self, takes: list[str], outcome: str | None = None) -> str:
+        """The review's artifact: what to decide, by when and what happens unanswered (or, once over, what
+        became of it), then each scene's prompt and the thumbnails of its takes."""
+        lines = [f"# Review of {self.plan}", ""]
+        lines += [outcome] if outcome else [
+            f"**The run waits for a review**: {self.decide}.", "",
+            f"**Answer by {self.deadline}**: *Resume* at the top of this run's page, or `reelflow review` with the "
+            "plan on a terminal.", "", f"**{self.unanswered.capitalize()}**."]
+        return "\n".join([*lines, "", *takes])
+
+    def form_description(self, page: UUID) -> str:
+        """The Resume form's description, linking to the review's artifact."""
+        ui = PREFECT_UI_URL.value()
+        link = f"[the takes' thumbnails]({ui}/artifacts/artifact/{page})" if ui else "the artifact `review`"
+        return (f"**Review of {self.plan}**: {self.decide} (see {link}). **Answer by {self.deadline}**; "
+                f"{self.unanswered}.")
+
+
+def _takes(shots: list[Shot], storage: Storage) -> list[str]:
+    """Each scene's prompt and the thumbnails of its finished takes, as Markdown lines."""
+    lines = []
     for shot in shots:
         lines += [f"## {shot.id}", "", shot.scene.prompt, ""]
         lines += [f"**take {n}**: ![take {n}]({url})" for n in shot.finished
-                  if (url := thumbnail_of(shot.takes[n - 1], run.storage))]
+                  if (url := thumbnail_of(shot.takes[n - 1], storage))]
         lines.append("")
-    artifact = await acreate_markdown_artifact("\n".join(lines), key=artifact_key(plan, "takes"),
-                                               description=f"Takes of {plan} to review")
-    ui = PREFECT_UI_URL.value()
-    link = f"[the takes' thumbnails]({ui}/artifacts/artifact/{artifact})" if ui else "the artifact `takes`"
-    return (f"**Review of {plan}**: for each scene, keep a take, redo it with a changed prompt, or drop it. "
-            f"See {link}. Unanswered, each scene keeps its first take.")
+    return lines
 
 
 @dataclass(frozen=True)

@@ -461,6 +461,16 @@ def takes_of(scene: ResolvedScene, takes: int) -> list[ResolvedScene]:
         for number in range(2, takes + 1)]
 
 
+def counted(scenes: list[ResolvedScene]) -> str:
+    """How many scenes of the plan `scenes` (as `validate_plan` gives them) are, and their takes."""
+    return scenes_and_takes(len({scene.shot_id for scene in scenes}), len(scenes))
+
+
+def scenes_and_takes(scenes: int, takes: int) -> str:
+    """`3 scenes`, or `2 scenes (4 takes)` when there are more takes than scenes."""
+    return f"{scenes} scenes" + (f" ({takes} takes)" if takes > scenes else "")
+
+
 def redo_of(scene: ResolvedScene, prompt: str) -> ResolvedScene:
     """The scene made again as a reviewer asked: its first clip's prompt changed, in a folder of its own."""
     first = scene.segments[0].model_copy(update={"prompt": prompt})

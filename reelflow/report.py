@@ -102,11 +102,12 @@ def remember_card(sha256: str, image: Image.Image) -> None:
 
 
 def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]]:
-    return [{"scene": r.id, "status": r.status, "duration_s": r.seconds, "size": r.size,
+    """The scene table's rows: scene, status and error first (the columns a page shows before it scrolls)."""
+    return [{"scene": r.id, "status": r.status, "error": r.error or "",
+             "choice": r.choice.describe() if r.choice else "", "duration_s": r.seconds, "size": r.size,
              "audio": bool(r.video and r.video.audio),
              "loudness_lufs": r.video.loudness_lufs if r.video else None, "cost_usd": estimate.cost_of(r.id).usd,
-             "job_ids": ", ".join(r.job_ids), "reused_jobs": r.reused_jobs,
-             "choice": r.choice.describe() if r.choice else "", "error": r.error or ""}
+             "job_ids": ", ".join(r.job_ids), "reused_jobs": r.reused_jobs}
             for r in result.scenes]
 
 
@@ -122,7 +123,8 @@ def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str,
     if reused := result.reused_note():
         lines += [f"{reused}.", ""]
     shown = list(pictures.items())[:ARTIFACT_PICTURES]
-    lines += [f"![{scene_id}]({url})" for scene_id, url in shown]
+    for scene_id, url in shown:  # each picture captioned with its scene
+        lines += [f"**{scene_id}**", "", f"![{scene_id}]({url})", ""]
     if len(pictures) > len(shown):
         lines += ["", f"The first {len(shown)} of {len(pictures)} scenes' pictures; `report.html` shows every one."]
     lines += ["", *(f"- **{r.id}** failed: {r.error}" for r in result.failed)]

@@ -24,6 +24,7 @@ from reelflow.sandbox import RunningSandbox
 from tests.conftest import free_port
 
 CRON, ZONE = "30 7 * * 1-5", "Europe/Berlin"
+UI_UPDATE_SECONDS = 0.2  # a run page updated as often as a long run's is over minutes
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +45,8 @@ def served(prefect_server: tuple[str, Path], sandbox: RunningSandbox,
     folder = tmp_path_factory.mktemp("served")
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home), "OPENAI_API_KEY": sandbox.api_key,
            "OPENAI_BASE_URL": sandbox.base_url, "REELFLOW_PROVIDER": "sandbox", "REELFLOW_SCHEDULE_CRON": CRON,
-           "REELFLOW_SCHEDULE_TIMEZONE": ZONE, "REELFLOW_POLL_MIN_SECONDS": "0.1"}
+           "REELFLOW_SCHEDULE_TIMEZONE": ZONE, "REELFLOW_POLL_MIN_SECONDS": "0.1",
+           "REELFLOW_UI_UPDATE_SECONDS": str(UI_UPDATE_SECONDS)}
     process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "serve"], env=env, cwd=folder,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

@@ -87,10 +87,50 @@ def test_the_form_schema_has_nested_scenes_enums_and_descriptions() -> None:
     scenes = definitions["Plan"]["properties"]["scenes"]
     assert scenes["type"] == "array" and scenes["items"]["$ref"] == "#/definitions/Scene"
     scene = definitions["Scene"]["properties"]
-    assert scene["size"]["anyOf"][0]["enum"] == ["720x1280", "1280x720", "1024x1792", "1792x1024", "1080x1920",
-                                                 "1920x1080"]
-    assert scene["model"]["anyOf"][0]["enum"] == ["sora-2", "sora-2-pro"]
-    assert scene["fit"]["anyOf"][0]["enum"] == ["cover", "pad", "stretch"]
-    assert definitions["SceneDefaults"]["properties"]["size"]["anyOf"][0]["enum"][1] == "1280x720"
+    assert scene["size"]["enum"] == ["720x1280", "1280x720", "1024x1792", "1792x1024", "1080x1920", "1920x1080"]
+    assert scene["model"]["enum"] == ["sora-2", "sora-2-pro"]
+    assert scene["fit"]["enum"] == ["cover", "pad", "stretch"]
+    assert definitions["SceneDefaults"]["properties"]["size"]["enum"][1] == "1280x720"
     described: list[dict[str, Any]] = [*definitions["Plan"]["properties"].values(), *scene.values()]
     assert all(field.get("description") for field in described)
+
+
+def test_the_form_reads_like_the_plan() -> None:
+    """What a scene must have first, one output, and optional fields as their own types: the Prefect UI shows a
+    field whose schema allows null as a switch with `Property is type "None"` under it."""
+    from flows.plan_form import render_plan_form
+
+    schema = render_plan_form.parameters.model_dump()
+    definitions = schema["definitions"]
+    assert list(definitions["Scene"]["properties"])[:2] == ["id", "prompt"]
+    assert list(definitions["Plan"]["properties"])[:2] == ["name", "scenes"]
+    assert "output" not in definitions["Plan"]["properties"]  # the flow's own is the form's one output
+    assert schema["properties"]["output"] == {
+        "default": "", "description": "Where to write (an fsspec URL, e.g. s3://reels/renders); empty: ./out.",
+        "position": 1, "title": "output", "type": "string"}
+    nullable = {(model, name) for model, definition in definitions.items()
+                for name, field in definition["properties"].items() if {"type": "null"} in field.get("anyOf", [])}
+    # Left: true-or-false fields whose None is the provider's own choice (the form's switch has no third state),
+    # and the reel's loudness, whose null (its sound as the scenes have it) is not its default.
+    assert nullable == {("Scene", "audio"), ("SceneDefaults", "audio"), ("Plan", "loudness")}
+    no_defaults_given = [definitions["Scene"]["properties"][name] for name in ("size", "image", "seed", "crop")]
+    assert all("default" not in field for field in no_defaults_given)
+    assert definitions["MusicBed"]["properties"]["level_db"]["description"].endswith("Default: -18.")
+    assert "default" not in definitions["MusicBed"]["properties"]["level_db"]  # music stays out unless given
+
+
+def test_a_scene_entered_with_only_an_id_and_a_prompt_gets_the_providers_default_size() -> None:
+    from flows.plan_form import render_plan_form
+    from reelflow import load_profile, validate_plan
+
+    sent = {  # what the Prefect UI's form sends for a plan named, and a scene given only its id and prompt
+        "output": "", "retry_failed": False, "plan": {
+            "assemble": False, "transition": 0, "review": False, "review_timeout_seconds": 3600, "mode": "direct",
+            "defaults": {"fit": "cover", "pad_color": "#000000", "audio": None},
+            "loudness": {"integrated_lufs": -14, "true_peak_dbtp": -1},
+            "scenes": [{"takes": 1, "audio": None, "id": "dawn", "prompt": "a harbour at dawn"}], "name": "form-test"}}
+    plan = render_plan_form.validate_parameters(sent)["plan"]
+    profile = load_profile("sandbox")
+    (scene,) = validate_plan(plan, profile)
+    assert (scene.size, scene.model, scene.audio) == (profile.default_size, profile.default_model, None)
+    assert plan.output is None and plan.style is None and plan.music is None and scene.crop is None

@@ -3,6 +3,7 @@ the reel assembled from the chosen takes, and the first take kept when nobody an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -17,11 +18,13 @@ from flows.review import PausedReview, paused_review
 from reelflow import Settings, parse_plan, validate_plan
 from reelflow.cli import app
 from reelflow.costs import estimate
+from reelflow.plans import counted
 from reelflow.providers import active_profile
 from reelflow.results import PlanResult
 from reelflow.sandbox import RunningSandbox
 from reelflow.storage import Storage
 from tests.media import psnr, video_frames
+from tests.pipeline.test_what_users_see import latest_artifacts
 
 OUT = "memory://takes"
 
@@ -44,6 +47,13 @@ def test_the_estimate_counts_every_take() -> None:
     scenes = validate_plan(plan, profile)
     assert [s.id for s in scenes] == ["dawn", "dawn.take2", "gulls", "gulls.take2"]
     assert sum(cost.jobs for cost in estimate(plan, scenes, profile, Settings()).scenes) == 4
+
+
+def test_a_plan_with_takes_is_counted_in_scenes_then_takes() -> None:
+    profile = active_profile(Settings())
+    assert counted(validate_plan(parse_plan(takes_plan("counted")), profile)) == "2 scenes (4 takes)"
+    plain = takes_plan("plain", scenes=[{"id": "dawn", "prompt": "a harbour at dawn"}, {"id": "gulls", "prompt": "x"}])
+    assert counted(validate_plan(parse_plan(plain), profile)) == "2 scenes"
 
 
 def test_without_a_review_every_take_is_paid_and_the_first_is_kept(provider: RunningSandbox) -> None:
@@ -125,6 +135,9 @@ def test_a_review_nobody_answers_keeps_the_first_takes(provider: RunningSandbox)
     result = reviewed(plan, lambda review: None)
     assert [(s.take, s.choice and s.choice.describe()) for s in result.scenes] == [
         (None, "take 1 kept (timeout)"), (None, "take 1 kept (timeout)")]
+    (page,) = asyncio.run(latest_artifacts("unanswered-review"))  # the announcement, updated in place
+    assert str(page.data).startswith("# Review of unanswered\n\n**Nobody answered** by ")
+    assert "each scene kept its first take" in str(page.data) and "![take 2](data:image/jpeg" in str(page.data)
 
 
 def test_reelflow_review_answers_a_paused_run_on_a_terminal(provider: RunningSandbox, tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ from prefect.client.schemas.objects import Artifact
 
 from flows.render_plan import RenderFailed, render_plan
 from reelflow import parse_plan
+from reelflow.costs import Estimate
+from reelflow.report import markdown_summary
+from reelflow.results import PlanResult, SceneResult
 from reelflow.sandbox import RunningSandbox
 from tests.media import probe_video, video_frames
 
@@ -60,6 +63,15 @@ def test_the_summary_is_attached_to_the_flow_run_as_artifacts(provider: RunningS
         assert cell in str(table.data), cell
     assert summary.type == "markdown" and "1 of 1 scenes rendered on **sandbox**" in str(summary.data)
     assert "![one](data:image/jpeg;base64," in str(summary.data)  # the UI shows the thumbnail
+
+
+def test_the_summary_captions_every_picture_with_its_scene() -> None:
+    scenes = [SceneResult(id=name, status="completed", size="1280x720", seconds=4) for name in ("dawn", "noon")]
+    result = PlanResult(plan="captions", provider="sandbox", output="memory://out/captions", scenes=scenes)
+    summary = markdown_summary(result, Estimate(provider="sandbox", scenes=[]), {
+        "dawn": "data:image/jpeg;base64,AAAA", "noon": "data:image/jpeg;base64,BBBB"})
+    assert "**dawn**\n\n![dawn](data:image/jpeg;base64,AAAA)\n\n**noon**\n\n![noon](data:image/jpeg;base64,BBBB)" \
+        in summary
 
 
 async def latest_artifacts(*keys: str) -> list[Artifact]:
