@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ._dry_run import scene_jobs
-from .errors import JobGoneError, ReelflowError, UserError
+from .errors import JobGoneError, ReelflowError, TransientApiError, UserError
 from .lease import Holder, Lease, holding
 from .ledger import JobRecord, Ledger, SceneEntry
 from .plans import ResolvedScene
@@ -70,12 +70,21 @@ def asked(rows: list[JobRow], connection: Connection, settings: Settings) -> lis
 
 
 def known_to(connection: Connection, settings: Settings) -> Callable[[str], None]:
-    """A check that the provider of `connection` knows a job (UserError when it does not, or cannot say)."""
+    """A check that the provider of `connection` knows a job: UserError when it says it does not (404), or refuses
+    the question (a key refused, say); a provider that does not answer (asked a few times) leaves the id to the
+    next run, which says what the provider makes of it."""
     def check(job_id: str) -> None:
         async def ask() -> None:
             gateway = open_gateway(connection, settings)
             try:
-                await gateway.retrieve(job_id)
+                for pause in (1.0, 3.0, None):
+                    try:
+                        await gateway.retrieve(job_id)
+                        return
+                    except TransientApiError:
+                        if pause is None:
+                            return
+                        await asyncio.sleep(pause)
             finally:
                 await gateway.close()
 
