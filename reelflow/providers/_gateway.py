@@ -110,6 +110,11 @@ class Gateway:
         async with self._watched():
             return await self.provider.create_character(name, clip)
 
+    async def check_access(self, models: list[str]) -> set[str] | None:
+        """Whether the provider answers and accepts the key, and which of `models` it offers (see `check_access`
+        of `VideoProvider`)."""
+        return await self.provider.check_access(models)
+
     async def download(self, job: JobState, variant: Variant, target: Path) -> Downloaded:
         """Stream one file of a finished job to a local file, hashing as it goes (memory stays flat)."""
         digest = hashlib.sha256()
