@@ -525,10 +525,11 @@ def doctor(
     output: Annotated[str | None, typer.Option(help="The output a run would write to (fsspec URL); default: the "
                                                "plan's output.")] = None,
 ) -> None:
-    """Check what a run needs before it is paid for, one line each (passed, degraded or blocked, with the fix): the
-    active provider's credentials (or each provider's whose are set), its API reached with the key accepted, the
-    plan's models offered today, the output writable (and signing URLs where the provider fetches images by URL),
-    the Prefect server. Exit code 1 when anything is blocked."""
+    """Check what a run needs before anything is paid: one line each, passed, degraded or blocked, with the fix.
+
+    The active provider's credentials (or those of each provider whose are set), its API reached within 5 s with
+    the key accepted, the plan's models offered today, the output writable (and signing URLs where the provider
+    fetches reference images by URL), the Prefect server. Exit code 1 when anything is blocked."""
     from .doctor import Examined, examine
 
     try:

@@ -175,8 +175,8 @@ def _image_findings(profile: ProviderProfile, what: Examined) -> list[Finding]:
     if transport == "url":
         return [Finding("blocked", subject, f"{profile.name} fetches them from URLs only, and "
                         f"{what.storage.location()} signs none: write the output to an object store (s3://, gs://)")]
-    how = "inline, as data URLs" if transport == "url-or-data" else f"uploaded to {profile.name}'s storage first"
-    return [Finding("degraded", subject, f"{what.storage.location()} signs no URLs, so they go {how} (an s3:// or "
+    how = "go inline, as data URLs" if transport == "url-or-data" else f"are uploaded to {profile.name}'s storage"
+    return [Finding("degraded", subject, f"{what.storage.location()} signs no URLs, so they {how} (an s3:// or "
                     "gs:// output signs them)")]
 
 

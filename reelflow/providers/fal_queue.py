@@ -127,7 +127,7 @@ class FalQueue:
         `AsyncCDNTokenManager._refresh_token`: `POST {REST_URL}/storage/auth/token?storage_type=fal-cdn-v3` with
         the key): authenticated, and nothing is made or paid. fal's queue lists no models: None."""
         host = self.storage_url or fal_hosts.REST_URL
-        async with self._translated("check the API key"):
+        async with self._translated("ask for an upload token"):
             _raise_for(await self.queue.post(f"{host}/storage/auth/token", params={"storage_type": "fal-cdn-v3"},
                                              json={}))
         return None

@@ -112,7 +112,7 @@ class OpenRouterVideos:
         """`GET /api/v1/key` (the SDK's `api_keys.get_current_key_metadata`: the key's own record, 401 for a
         refused key), then the video models' catalog `GET /api/v1/videos/models` (`video_generation.
         list_videos_models`, which needs no key), each model by its id or dated slug."""
-        async with self._translated("check the API key"):
+        async with self._translated("ask for the key's own record"):
             with _deprecated_key_fields_read():
                 await self.sdk.api_keys.get_current_key_metadata_async()
         async with self._translated("list the video models"):
