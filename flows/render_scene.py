@@ -186,10 +186,18 @@ async def render_concurrently(scenes: list[ResolvedScene], run: SceneRun, limit:
     """At most `limit` scenes in flight; a provider that cannot be used (its key rejected, or not reached at all)
     cancels the rest at once."""
     slots = asyncio.Semaphore(limit)
+    stopping = False
 
     async def one(scene: ResolvedScene) -> SceneResult:
+        nonlocal stopping
         async with slots:
-            return await run_scene(scene, run)
+            if stopping:  # the slot was handed over by the scene that stops the run: start nothing more
+                raise asyncio.CancelledError
+            try:
+                return await run_scene(scene, run)
+            except ProviderUnusableError:
+                stopping = True
+                raise
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -419,6 +427,10 @@ class Booked:
         """Record a new job's id before any waiting: it is paid for."""
         self.record.id, self.record.status = job.id, "created"
         self.run.known_ids.add(job.id)
+        self.run.ledger.save(self.entry)
+
+    def withdrawn(self) -> None:
+        self.entry.jobs.remove(self.record)
         self.run.ledger.save(self.entry)
 
     def finished(self, job: JobState) -> None:

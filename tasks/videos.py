@@ -22,7 +22,13 @@ from prefect.exceptions import MissingContextError
 from prefect.runtime import task_run as current_task_run
 
 from reelflow import Settings
-from reelflow.errors import NoAnswerError, TransientApiError, UnknownJobError, VideoFailedError
+from reelflow.errors import (
+    NoAnswerError,
+    ProviderUnusableError,
+    TransientApiError,
+    UnknownJobError,
+    VideoFailedError,
+)
 from reelflow.media.sound import loudness_of
 from reelflow.media.video import VideoInfo, probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
 from reelflow.progress import Watch, report
@@ -113,6 +119,11 @@ class JobBook(Protocol):
 
     def created(self, job: JobState) -> None: ...
 
+    def withdrawn(self) -> None:
+        """The create was refused or never reached the provider: nothing was made, so the next run sends it as
+        new rather than asking after a job that may exist."""
+        ...
+
     def finished(self, job: JobState) -> None: ...
 
 
@@ -171,7 +182,11 @@ async def _created(gateway: Gateway, order: Order, fleet: Fleet | None) -> JobSt
     job = await _adopted(gateway, order.request, order.attempt)
     if job is None:
         await turn_to_create(fleet)
-        job = await _sent(gateway, order.request)
+        try:
+            job = await _sent(gateway, order.request)
+        except ProviderUnusableError:  # an earlier create whose answer was lost was looked for (or refused) above
+            order.book.withdrawn()
+            raise
     get_run_logger().info("created %s (%s)", job.id, action_of(order.request))
     order.book.created(job)
     return job
