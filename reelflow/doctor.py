@@ -87,7 +87,7 @@ def _providers(what: Examined) -> list[ProviderProfile]:
 
 
 def _provider_findings(profile: ProviderProfile, what: Examined) -> list[Finding]:
-    subject = f"{profile.name}: credentials"
+    subject = f"{profile.name} credentials"
     try:
         access = check_settings(what.settings, profile)
     except UserError as e:
@@ -121,13 +121,13 @@ def _models_of(profile: ProviderProfile, plan: Plan | None) -> tuple[list[str], 
         scenes = validate_plan(plan, profile)
     except PlanError as e:
         more = f" (and {len(e.problems) - 1} more: `reelflow validate` lists each)" if len(e.problems) > 1 else ""
-        return [profile.default_model], Finding("blocked", f"{profile.name}: plan", e.problems[0] + more)
-    return sorted({scene.model for scene in scenes}), Finding("passed", f"{profile.name}: plan", "valid")
+        return [profile.default_model], Finding("blocked", f"{profile.name} plan", e.problems[0] + more)
+    return sorted({scene.model for scene in scenes}), Finding("passed", f"{profile.name} plan", "valid")
 
 
 def _api_findings(profile: ProviderProfile, access: Access, models: list[str], settings: Settings) -> list[Finding]:
     """Its API reached within REACH_SECONDS with the key accepted, and the models it offers today."""
-    subject, where = f"{profile.name}: API", access.where()
+    subject, where = f"{profile.name} API", access.where()
     started = time.monotonic()
     try:
         offered = asyncio.run(_offered(profile, access, models, settings))
@@ -141,13 +141,13 @@ def _api_findings(profile: ProviderProfile, access: Access, models: list[str], s
     answered = Finding("passed", subject, f"{where} answered in {time.monotonic() - started:.1f} s and accepted the "
                        "key")
     if offered is None:
-        return [answered, Finding("degraded", f"{profile.name}: models", f"{profile.name} lists no models: "
+        return [answered, Finding("degraded", f"{profile.name} models", f"{profile.name} lists no models: "
                                   f"{', '.join(models)} cannot be checked before a run")]
     missing = [model for model in models if model not in offered]
     if missing:
-        return [answered, Finding("blocked", f"{profile.name}: models", f"{', '.join(missing)} not offered by "
+        return [answered, Finding("blocked", f"{profile.name} models", f"{', '.join(missing)} not offered by "
                                   f"{profile.name} today: choose another (`reelflow providers {profile.name}`)")]
-    return [answered, Finding("passed", f"{profile.name}: models", f"{', '.join(models)} offered today")]
+    return [answered, Finding("passed", f"{profile.name} models", f"{', '.join(models)} offered today")]
 
 
 async def _offered(profile: ProviderProfile, access: Access, models: list[str], settings: Settings) -> set[str] | None:
@@ -165,7 +165,7 @@ def _image_findings(profile: ProviderProfile, what: Examined) -> list[Finding]:
     transport = dialect(profile.api).capabilities.images
     if transport == "bytes":
         return []
-    subject = f"{profile.name}: reference images"
+    subject = f"{profile.name} reference images"
     try:
         signed = what.storage.signed_url(PROBE, seconds=60)
     except ReelflowError as e:

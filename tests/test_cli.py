@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -81,9 +82,9 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert max(len(line.rstrip()) for line in lines) <= 100 and len(lines) < 30  # a short list, in 100 columns
-    assert lines[0] == "Provider profiles (* is active: my-gateway, chosen by REELFLOW_PROVIDER)"
-    assert re.search(r"^ +\* my-gateway +openai-videos +OPENAI_API_KEY +the team's gateway$", table.stdout, re.M)
-    assert re.search(r"^ +openrouter +openrouter-videos +OPENROUTER_API_KEY +OpenRouter's video API$", table.stdout,
+    assert lines[0].rstrip() == "Provider profiles (* is active: my-gateway, chosen by REELFLOW_PROVIDER)"
+    assert re.search(r"^ +\* my-gateway +openai-videos +OPENAI_API_KEY +the team's gateway *$", table.stdout, re.M)
+    assert re.search(r"^ +openrouter +openrouter-videos +OPENROUTER_API_KEY +OpenRouter's video API *$", table.stdout,
                      re.M)
     one = reelflow("providers", "litellm-runway", env=env)
     assert one.returncode == 0, one.stderr
@@ -91,6 +92,24 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     assert re.search(r"│ continuations +│ from the last frame, stitched here +│", one.stdout)
     assert re.search(r"│ downloads +│ video \(thumbnail and spritesheet made here\) +│", one.stdout)
     assert json.loads(reelflow("providers", "fal", "--json", env=env).stdout)["credentials"]["api_key"] == "FAL_KEY"
+
+
+def test_help_wraps_each_description_as_one_paragraph_and_the_version_is_one_switch() -> None:
+    """No description is broken where its source breaks: each line of a wrapped one is as full as the terminal
+    allows (the next word would not have fit on it)."""
+    done = reelflow("--help", env={"COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr
+    rows = [re.fullmatch(r"│ (\S*) +(.*?) *│", line) for line in done.stdout.splitlines()]
+    cells = [(row.group(1), row.group(2)) for row in rows if row and not row.group(1).startswith("-")]
+    width = max(len(text) for _, text in cells)
+    for (_, text), (command, following) in itertools.pairwise(cells):
+        if not command and following:  # `following` continues `text`'s description
+            assert len(text) + 1 + len(following.split()[0]) > width, (text, following)
+    review = " ".join(text for command, text in cells[next(i for i, (c, _) in enumerate(cells) if c == "review"):][:2])
+    assert review == ("Answer the review a run of the plan is paused for: per scene, keep a take, redo it with a "
+                      "changed prompt, or drop it. The run then goes on.")
+    version = reelflow("--version")
+    assert version.returncode == 0 and re.fullmatch(r"reelflow \d+\.\d+\.\d+\S*\n", version.stdout)
 
 
 def test_validate_accepts_the_demo_plan() -> None:
@@ -219,6 +238,7 @@ def test_the_sandbox_runs_in_the_foreground_until_stopped() -> None:
     try:
         assert process.stderr is not None
         banner = process.stderr.readline()
+        assert "(profile sandbox, accepting any non-empty key)" in banner
         base_url = banner.split(" serving ")[1].split(" ")[0]
         with openai.OpenAI(api_key="sk-any", base_url=base_url) as client:
             video = client.videos.create(prompt="from the foreground", size="1280x720")
@@ -228,6 +248,28 @@ def test_the_sandbox_runs_in_the_foreground_until_stopped() -> None:
         _, rest = process.communicate(timeout=20)
     assert process.returncode in (0, 130)  # 130 is Ctrl-C's code, unless SIGINT was inherited as ignored
     assert "Traceback" not in rest
+
+
+def test_the_sandbox_given_a_key_says_so_and_refuses_any_other() -> None:
+    import signal
+
+    import openai
+
+    process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "sandbox", "--port", "0", "--api-key",
+                                "sk-only-this"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        assert "(profile sandbox, accepting only the 1 key given)" in banner
+        base_url = banner.split(" serving ")[1].split(" ")[0]
+        with openai.OpenAI(api_key="sk-another", base_url=base_url, max_retries=0) as client, pytest.raises(
+                openai.AuthenticationError):
+            client.videos.list()
+        with openai.OpenAI(api_key="sk-only-this", base_url=base_url, max_retries=0) as client:
+            assert client.videos.list().data == []
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
 
 
 def test_a_long_plan_is_estimated_by_kind_of_scene_in_a_run_and_scene_by_scene_on_request(tmp_path: Path) -> None:
