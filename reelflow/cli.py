@@ -452,6 +452,7 @@ def jobs(
             typer.echo(line)
         rows = ledger_jobs.job_rows(scenes, folder)
         if rows and not uses_embedded_sandbox(settings, profile):
+            keep_library_logs_off_the_terminal()
             with connect_provider(settings, profile) as connection:
                 rows = ledger_jobs.asked(rows, connection, settings)
     except UserError as e:

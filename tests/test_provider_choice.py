@@ -113,33 +113,23 @@ def test_vertex_express_mode_configures_google_genai_with_the_key_alone() -> Non
         dialect.unused_sync_client.close()
 
 
-def test_vertex_express_mode_renders_with_a_key_alone(tmp_path: Path, local_prefect_server: str) -> None:
+@pytest.mark.parametrize(("profile", "key", "address", "create"), [
+    ("google-vertex", "GOOGLE_API_KEY", "GOOGLE_VERTEX_BASE_URL",  # express mode: no project in the path
+     "POST /{version}/publishers/google/models/{model}:predictLongRunning"),
+    ("openrouter", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "POST /api/v1/videos"),
+])
+def test_a_key_alone_renders_on_its_provider(profile: str, key: str, address: str, create: str, tmp_path: Path,
+                                             local_prefect_server: str) -> None:
     plan = tmp_path / "plan.yaml"
-    plan.write_text("name: express\nscenes:\n  - {id: a, prompt: a lighthouse at dusk, seconds: 4}\n")
-    with run_sandbox(profile="google-vertex", job_seconds=0.2, api_keys=frozenset({"AQ.express"})) as vertex:
+    plan.write_text("name: mine\nscenes:\n  - {id: a, prompt: a lighthouse at dusk, seconds: 4}\n")
+    with run_sandbox(profile=profile, job_seconds=0.2, api_keys=frozenset({"the-users-key"})) as pose:
         done = run_cli(["run", str(plan), "--output", f"file://{tmp_path}/out"], {
-            "GOOGLE_API_KEY": "AQ.express", "GOOGLE_VERTEX_BASE_URL": vertex.base_url,
-            "REELFLOW_POLL_MIN_SECONDS": "0.1"})
-        routes = set(vertex.stats()["requests"])
+            key: "the-users-key", address: pose.base_url, "REELFLOW_POLL_MIN_SECONDS": "0.1"})
+        stats = pose.stats()
     assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[0] == (f"Rendering on 'google-vertex' at {vertex.base_url} (chosen by "
-                                           "GOOGLE_API_KEY).")
-    assert "POST /{version}/publishers/google/models/{model}:predictLongRunning" in routes  # no project in the path
-    assert (tmp_path / "out/express/a/video.mp4").is_file()
-
-
-def test_an_openrouter_key_alone_renders_on_openrouter(tmp_path: Path, local_prefect_server: str) -> None:
-    plan = tmp_path / "plan.yaml"
-    plan.write_text("name: mine\nscenes:\n  - {id: a, prompt: a harbour at dawn, seconds: 4}\n")
-    with run_sandbox(profile="openrouter", job_seconds=0.2, api_keys=frozenset({"sk-or-v1-mine"})) as pose:
-        done = run_cli(["run", str(plan), "--output", f"file://{tmp_path}/out"], {
-            "OPENROUTER_API_KEY": "sk-or-v1-mine", "OPENROUTER_BASE_URL": pose.base_url,
-            "REELFLOW_POLL_MIN_SECONDS": "0.1"})
-        jobs = pose.stats()["jobs"]
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[0] == (f"Rendering on 'openrouter' at {pose.base_url} (chosen by "
-                                           "OPENROUTER_API_KEY).")
-    assert jobs == 1 and "mine on openrouter" in done.stdout
+    assert done.stderr.splitlines()[0] == f"Rendering on {profile!r} at {pose.base_url} (chosen by {key})."
+    assert stats["requests"][create] == 1 and stats["jobs"] == 1
+    assert f"mine on {profile}" in done.stdout and (tmp_path / "out/mine/a/video.mp4").is_file()
 
 
 def test_validate_refuses_what_a_run_would_miss(tmp_path: Path) -> None:
