@@ -91,6 +91,15 @@ def test_reelflow_provider_over_the_plans_provider_over_the_keys(monkeypatch: py
         choose_provider(Settings(provider=None), "acme")
 
 
+def test_a_profile_of_ones_own_is_picked_by_name_not_by_its_parents_key(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    own = tmp_path / "providers.yaml"
+    own.write_text("name: my-router\nextends: openrouter\ndescription: ours\n")
+    assert first_line({"REELFLOW_PROVIDERS_FILE": str(own), "OPENROUTER_API_KEY": "sk-or-v1-x"}, monkeypatch) == (
+        "Rendering on 'openrouter' at https://openrouter.ai/api/v1 (chosen by OPENROUTER_API_KEY).")
+    assert choose_provider(Settings(), "my-router").profile.picked_by == []
+
+
 def test_a_plans_provider_is_a_profile_name() -> None:
     assert parse_plan({"name": "p", "provider": "fal", "scenes": [{"id": "a", "prompt": "x"}]}).provider == "fal"
     with pytest.raises(UserError, match="plan: provider: String should match pattern"):

@@ -136,7 +136,7 @@ class ProviderProfile(_Strict):
     picked_by: list[list[str]] = Field(
         default_factory=list, description="Sets of its credentials' variables, each set all present, that pick this "
         "profile when neither REELFLOW_PROVIDER nor the plan's `provider:` names one (its base-URL variable may be "
-        "given as REELFLOW_BASE_URL); empty: picked only by name.")
+        "given as REELFLOW_BASE_URL); empty: picked only by name. Not taken over by `extends`.")
     shut_down: str | None = Field(
         default=None, description="Why the provider's own API can no longer be used (when it was shut down): the "
         "profile is used only at the base URL of a service that still serves its shape, and its key alone is told "
@@ -259,10 +259,13 @@ def _raw_builtin(name: str) -> dict[str, Any]:
 
 
 def _resolve(data: dict[str, Any], origin: str) -> ProviderProfile:
-    """Apply `extends: NAME` (top-level keys override the parent's), then validate."""
+    """Apply `extends: NAME` (top-level keys override the parent's, `picked_by` excepted: a profile of one's own is
+    picked by name unless it says otherwise, rather than competing with its parent for the same key), then
+    validate."""
     parent_name = data.pop("extends", None)
     if parent_name is not None:
-        data = {**_raw_builtin(str(parent_name)), **data}
+        parent = {key: value for key, value in _raw_builtin(str(parent_name)).items() if key != "picked_by"}
+        data = {**parent, **data}
         data.pop("extends", None)
     try:
         return ProviderProfile.model_validate(data)

@@ -161,7 +161,7 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def _watched(self) -> AsyncIterator[None]:
-        """A failure that may pass (a refused connection, a 5xx, a timeout) is the provider's health: reported
+        """A failure that may pass (a 5xx, a timeout, a dropped connection) is the provider's health: reported
         once while retries go on, until it answers again. Its rate limits are no outage."""
         started = time.time()
         try:
