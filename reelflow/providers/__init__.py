@@ -2,9 +2,10 @@
 
 A provider *dialect* is one API's wire format in one module behind the small `VideoProvider` interface
 (submit a job, poll it, download its files, find a job whose create answer was lost, create a character,
-describe a request for the dry run, check the key and the models offered for `reelflow doctor`); a provider *profile* (`reelflow.profiles`) names the dialect it speaks
-and holds every limit, price and capability. Dialects are found by name (`dialect()`), imported only when
-used, and a third party adds one through the `reelflow.dialects` entry-point group (see `_registry`).
+describe a request for the dry run, check the key and the models offered for `reelflow doctor`); a provider
+*profile* (`reelflow.profiles`) names the dialect it speaks and holds every limit, price and capability.
+Dialects are found by name (`dialect()`), imported only when used, and a third party adds one through the
+`reelflow.dialects` entry-point group (see `_registry`).
 
 Built in: `openai-videos` (OpenAI's `/v1/videos`, as LiteLLM and other gateways serve it), `openrouter-videos`
 (OpenRouter's `/api/v1/videos`), `google-genai` (Veo on Vertex AI) and `fal-queue` (fal's model queue)."""
