@@ -128,6 +128,9 @@ def _models_of(profile: ProviderProfile, plan: Plan | None) -> tuple[list[str], 
 def _api_findings(profile: ProviderProfile, access: Access, models: list[str], settings: Settings) -> list[Finding]:
     """Its API reached within REACH_SECONDS with the key accepted, and the models it offers today."""
     subject, where = f"{profile.name} API", access.where()
+    if not hasattr(dialect(profile.api), "check_access"):  # a dialect of another package, from before doctor asked
+        return [Finding("degraded", subject, f"its dialect {profile.api!r} has no key check (`check_access`): the "
+                        "first run finds out whether the key is accepted")]
     started = time.monotonic()
     try:
         offered = asyncio.run(_offered(profile, access, models, settings))

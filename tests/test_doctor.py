@@ -13,11 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from reelflow.providers import Capabilities
 from reelflow.sandbox import run_sandbox
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 VERDICTS = ("passed", "degraded", "blocked")
+
+
+class OlderDialect:
+    """A third party's dialect from before `check_access` (its other methods are not called here)."""
+
+    dialect = "older-dialect"
+    capabilities = Capabilities()
 
 
 def doctor(*arguments: str, env: dict[str, str], without_root_overrides: bool = False
@@ -108,6 +116,24 @@ def test_a_model_the_provider_no_longer_offers_is_blocked(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert findings(done)["my-router models"] == (
         "blocked", "acme/gone not offered by my-router today: choose another (`reelflow providers my-router`)")
+
+
+def test_a_dialect_without_a_key_check_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third party's dialect written before doctor asked for `check_access`."""
+    from reelflow import Settings
+    from reelflow.doctor import Examined, examine
+    from reelflow.providers import register_dialect
+
+    register_dialect("older-dialect", "tests.test_doctor:OlderDialect", clobber=True)
+    own = tmp_path / "providers.yaml"
+    own.write_text("name: older\nextends: litellm\napi: older-dialect\n")
+    for name, value in {"REELFLOW_PROVIDERS_FILE": str(own), "REELFLOW_PROVIDER": "older",
+                        "OPENAI_API_KEY": "sk-x"}.items():
+        monkeypatch.setenv(name, value)
+    found = {f.subject: f for f in examine(Examined(None, Settings(), f"file://{tmp_path}/out"))}
+    assert (found["older API"].verdict, found["older API"].detail) == (
+        "degraded", "its dialect 'older-dialect' has no key check (`check_access`): the first run finds out whether "
+        "the key is accepted")
 
 
 def test_without_credentials_it_says_how_to_render_for_real(tmp_path: Path) -> None:
