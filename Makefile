@@ -17,9 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## demo: render deployments/plans/demo.yaml against the embedded sandbox into ./out
+## demo: render deployments/plans/demo.yaml on the embedded sandbox posing as OpenRouter (Veo 3.1 Fast, with sound)
+## into ./out, whatever keys the shell holds; it ends with the lines that render the same plan for real
+DEMO_OUTPUT ?= file://./out
 demo: $(STAMP)
-	$(BIN)/reelflow run deployments/plans/demo.yaml --output file://./out
+	env -u OPENROUTER_API_KEY -u OPENROUTER_BASE_URL -u REELFLOW_API_KEY -u REELFLOW_BASE_URL -u REELFLOW_PROVIDER \
+		$(BIN)/reelflow run deployments/plans/demo.yaml --output $(DEMO_OUTPUT)
 
 ## test: lint, type-check, then the whole test suite
 test: lint unit

@@ -84,7 +84,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     the plan's own), the run pauses once the scenes are rendered for a person to choose what becomes of each."""
     settings = Settings()
     plan = plan.model_copy(update={"review": True}) if review else plan
-    profile = active_profile(settings)
+    profile = active_profile(settings, plan.provider)
     check_settings(settings, profile)
     scenes = validate_plan(plan, profile)
     root = output or plan.output or DEFAULT_OUTPUT
@@ -103,7 +103,7 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
                 paid = paid_for(job for scene in scenes for job in _jobs_since(scene, storage, started))
             else:
                 results, paid = _render_here(plan, scenes, storage, settings, costs, retry_failed,
-                                             Review(plan.name, plan.review, plan.review_timeout_seconds))
+                                             Review(plan.name, plan.review, plan.review_timeout_seconds), profile)
         result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
                             estimate_usd=costs.total_usd, paid=paid)
         if plan.assemble:
@@ -124,10 +124,11 @@ def _fail(result: PlanResult) -> NoReturn:
 
 
 def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, settings: Settings, costs: Estimate,
-                 retry_failed: bool, review: Review) -> tuple[list[SceneResult], Paid]:
-    """Every scene rendered by this process (each take), then one result per scene of the plan: the take chosen
-    for it, in `review` or by default; and what the run paid for, every take and redo included."""
-    with connect_provider(settings) as connection:
+                 retry_failed: bool, review: Review, profile: ProviderProfile) -> tuple[list[SceneResult], Paid]:
+    """Every scene rendered by this process (each take) on `profile`'s provider, then one result per scene of the
+    plan: the take chosen for it, in `review` or by default; and what the run paid for, every take and redo
+    included."""
+    with connect_provider(settings, profile) as connection:
         get_run_logger().info(connection.describe())
 
         async def render_all() -> tuple[list[SceneResult], Paid]:
@@ -159,6 +160,7 @@ def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storag
         raise UserError("rendering on a fleet needs the provider's request rate: set REELFLOW_REQUESTS_PER_MINUTE")
     asyncio.run(set_up_fleet(settings.max_concurrent, per_minute))
     shared = {"output": root, "plan_name": plan.name, "retry_failed": retry_failed, "fleet": True,
+              "provider": plan.provider,
               "defaults": plan.defaults.model_dump(mode="json", exclude_none=True),
               "style": plan.style.model_dump(exclude_none=True) if plan.style else None}
     deployment = settings.scene_deployment or ""

@@ -16,10 +16,10 @@ from prefect.context import AsyncClientContext
 
 from reelflow import (
     AssetsExpiredError,
-    AuthenticationError,
     DeliveryError,
     ImageError,
     JobGoneError,
+    ProviderUnusableError,
     ReelflowError,
     ResolvedScene,
     Scene,
@@ -54,6 +54,7 @@ from reelflow.providers import (
     JobState,
     Reference,
     RevisionJob,
+    active_profile,
     check_images,
     check_settings,
     connect_provider,
@@ -138,7 +139,8 @@ class SceneRun:
 async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     """Render one scene, resuming whatever the ledger says was already paid for.
 
-    The scene's own failure becomes a failed result; a rejected API key stops the whole run."""
+    The scene's own failure becomes a failed result; a provider that cannot be used (its key rejected, or not
+    reached at all) stops the whole run."""
     try:
         images = await images_of(scene, run)
     except ImageError as e:  # missing, unreadable, damaged: nothing is sent, nothing paid
@@ -164,7 +166,7 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
         entry.status = "completed"
         _log_rendered(scene, entry)
         report(scene.id, "done")
-    except AuthenticationError:
+    except ProviderUnusableError:
         raise
     except ReelflowError as e:
         # A budget refusal or a storage failure (a full disk) is no verdict on the scene: a later run with more
@@ -191,17 +193,26 @@ def _log_rendered(scene: ResolvedScene, entry: SceneEntry) -> None:
 
 
 async def render_concurrently(scenes: list[ResolvedScene], run: SceneRun, limit: int) -> list[SceneResult]:
-    """At most `limit` scenes in flight; a rejected API key cancels the rest at once."""
+    """At most `limit` scenes in flight; a provider that cannot be used (its key rejected, or not reached at all)
+    cancels the rest at once."""
     slots = asyncio.Semaphore(limit)
+    stopping = False
 
     async def one(scene: ResolvedScene) -> SceneResult:
+        nonlocal stopping
         async with slots:
-            return await run_scene(scene, run)
+            if stopping:  # the slot was handed over by the scene that stops the run: start nothing more
+                raise asyncio.CancelledError
+            try:
+                return await run_scene(scene, run)
+            except ProviderUnusableError:
+                stopping = True
+                raise
 
     try:
         async with asyncio.TaskGroup() as group:
             pending = [group.create_task(one(scene)) for scene in scenes]
-    except* AuthenticationError as raised:
+    except* ProviderUnusableError as raised:
         raise raised.exceptions[0] from None
     return [task.result() for task in pending]
 
@@ -471,6 +482,10 @@ class Booked:
             report(self.entry.scene, f"failed: {said}")
             raise StorageError(said, transient=e.transient) from e
 
+    def withdrawn(self) -> None:
+        self.entry.jobs.remove(self.record)
+        self.run.ledger.save(self.entry)
+
     def finished(self, job: JobState) -> None:
         """Kept with what the job leaves here, in one write (a run that stops before it asks the provider once
         more, and is told the job is finished), with what the provider says it billed."""
@@ -602,7 +617,7 @@ def _result(scene: ResolvedScene, entry: SceneEntry, warnings: list[str] | None 
 @flow(name="render-scene")
 def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_failed: bool = False,
                  defaults: SceneDefaults | None = None, style: StyleBlock | None = None,
-                 fleet: bool = False) -> SceneResult:
+                 fleet: bool = False, provider: str | None = None) -> SceneResult:
     """Render a single scene into `<output>/<plan_name>/<scene id>/`.
 
     Args:
@@ -613,11 +628,14 @@ def render_scene(scene: Scene, output: str, plan_name: str = "scenes", retry_fai
         defaults: The plan's defaults (model, size, seconds, fit) for what the scene does not set.
         style: The plan-wide style its prompt inherits.
         fleet: Hold the fleet's Prefect global limits (set up by the plan run that started this one).
+        provider: The plan's provider profile (REELFLOW_PROVIDER, where set, names another).
     """
     settings = Settings()
-    plan = Plan(name=plan_name, output=output, scenes=[scene], defaults=defaults or SceneDefaults(), style=style)
-    with connect_provider(settings) as connection:
-        check_settings(settings, connection.profile)
+    plan = Plan(name=plan_name, output=output, scenes=[scene], defaults=defaults or SceneDefaults(), style=style,
+                provider=provider)
+    profile = active_profile(settings, provider)
+    check_settings(settings, profile)
+    with connect_provider(settings, profile) as connection:
         (resolved,) = validate_plan(plan, connection.profile)
         costs = estimate(plan, [resolved], connection.profile, settings)
         costs.check()

@@ -21,7 +21,7 @@ from .errors import ReelflowError, UserError
 from .media.images import Fit, OutputFormat
 from .plans import Plan, ResolvedScene, load_plan, plan_warnings, validate_plan
 from .prefect_server import prefect_api
-from .quiet import keep_run_logs_off_the_console, quiet_prefect
+from .quiet import keep_library_logs_off_the_terminal, keep_run_logs_off_the_console, quiet_prefect
 from .results import PlanResult
 from .settings import Settings
 from .storage import DEFAULT_OUTPUT, Storage
@@ -30,18 +30,31 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from .jobs import JobRow
+    from .profiles import ProviderProfile
 
 SIZE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
 
+# Markdown: a docstring's lines are one paragraph, wrapped to the terminal, not broken where the source breaks them.
 app = typer.Typer(help="Turn scene plans into finished videos.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=False, rich_markup_mode="markdown")
 # Registered first, so run last: the interpreter's last collection at exit skips what the command's imports made
 # (about 0.4 s of a command that ran a flow).
 atexit.register(gc.freeze)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"reelflow {version('reelflow')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print reelflow's version and exit.",
+                                          callback=_print_version, is_eager=True)] = False,
+) -> None:
     """reelflow: scene plans to finished videos, through the video API of the provider you choose."""
 
 
@@ -56,21 +69,34 @@ PlanArgument = Annotated[str, typer.Argument(help="Scene plan file (YAML or JSON
 
 @app.command()
 def validate(plan: PlanArgument) -> None:
-    """Check a plan against the active provider without making any call."""
-    from .providers import active_profile
+    """Check a plan against the active provider, and the settings a run of it needs (credentials, output), without
+    making any call."""
+    from .providers import check_images
 
+    settings = Settings()
     try:
         loaded = load_plan(plan)
-        scenes = validate_plan(loaded, active_profile(Settings()), source=plan)
+        profile = _chosen(loaded, settings)
+        scenes = validate_plan(loaded, profile, source=plan)
+        check_images(profile, _plan_folder(loaded, settings, None), scenes)
         _check_images(scenes, plan)
     except UserError as e:
         raise _user_error(e) from None
-    except ReelflowError as e:  # an image that cannot be reached (an object store without credentials, say)
-        raise fail(str(e), 1) from None
+    except ReelflowError as e:  # the output is no storage reelflow can use, or an image cannot be reached
+        raise fail(str(e)) from None
     _warn(plan_warnings(loaded, source=plan))
     _print_notes((s.id, s.notes) for s in scenes)
     seconds = sum(s.total_seconds for s in scenes)
-    typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video: valid")
+    typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video on {profile.name}: valid")
+
+
+def _chosen(plan: Plan, settings: Settings) -> ProviderProfile:
+    """The provider a run of `plan` uses, every setting it needs checked (see `check_settings`)."""
+    from .providers import check_settings, choose_provider
+
+    profile = choose_provider(settings, plan.provider).profile
+    check_settings(settings, profile)
+    return profile
 
 
 def _check_images(scenes: list[ResolvedScene], source: str) -> None:
@@ -119,16 +145,16 @@ def run(
     Prints the cost estimate first; refuses (exit code 3) a plan that would cost more than its budget.
     Running it again on the same output resumes: nothing already paid for is paid for twice."""
     from .progress import showing_progress
-    from .providers import active_profile, sandbox_notice, uses_embedded_sandbox
+    from .providers import SANDBOX, announcement, check_settings, choose_provider, going_live
 
     settings = Settings()
     loaded, costs = _estimated(plan, settings, output, every_scene=dry_run)
     if dry_run:
         _print_dry_run(plan, loaded, costs, settings, output)
         return
-    profile = active_profile(settings)
-    if uses_embedded_sandbox(settings, profile):
-        typer.echo(sandbox_notice(profile), err=True)
+    choice = choose_provider(settings, loaded.provider)
+    access = check_settings(settings, choice.profile)
+    typer.echo(announcement(choice, access, settings), err=True)
     quiet_prefect()
     from flows.render_plan import RenderFailed, render_plan
 
@@ -145,6 +171,10 @@ def run(
     except ReelflowError as e:
         raise fail(str(e), 1) from None
     _print_result(result)
+    if access is None and choice.profile.name != SANDBOX:
+        command = " ".join(["reelflow run", plan, *(["--output", output] if output else [])])
+        for line in going_live(choice.profile, command):
+            typer.echo(line)
 
 
 @app.command("review")
@@ -182,12 +212,11 @@ def _estimated(plan: str, settings: Settings, output: str | None, every_scene: b
     """Load, validate and price the plan (less what earlier runs on `output` made), print the estimate (scene by
     scene, or for a long plan unless `every_scene`, by kind of scene), and refuse it if it is over budget."""
     from .costs import BudgetExceeded, estimate
-    from .providers import active_profile
     from .reuse import planned_reuse
 
     try:
         loaded = load_plan(plan)
-        profile = active_profile(settings)
+        profile = _chosen(loaded, settings)
         scenes = validate_plan(loaded, profile, source=plan)
         reuse = planned_reuse(loaded, scenes, _plan_folder(loaded, settings, output), profile.name, settings)
         costs = estimate(loaded, scenes, profile, settings, reuse)
@@ -208,7 +237,7 @@ def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings,
     from ._dry_run import describe
     from .providers import active_profile
 
-    profile = active_profile(settings)
+    profile = active_profile(settings, plan.provider)
     try:
         scenes = validate_plan(plan, profile, source=source)
         typer.echo(printable(describe(plan, scenes, profile, settings, costs, _plan_folder(plan, settings, output))))
@@ -424,18 +453,20 @@ def jobs(
     """List the jobs the ledger of the plan's output knows and what the provider says of them; resolve the
     steps left unknown (a create whose answer was lost on a provider that lists no jobs)."""
     from . import jobs as ledger_jobs
-    from .providers import active_profile, connect_provider, uses_embedded_sandbox
+    from .providers import connect_provider, uses_embedded_sandbox
 
     settings = Settings()
     try:
         loaded = load_plan(plan)
-        profile = active_profile(settings)
+        profile = _chosen(loaded, settings)
         scenes = validate_plan(loaded, profile, source=plan)
         folder = _plan_folder(loaded, settings, output)
         live = not uses_embedded_sandbox(settings, profile)  # (the embedded sandbox knows no earlier run's jobs)
-        with connect_provider(settings) if live else contextlib.nullcontext() as connection:
+        if live:
+            keep_library_logs_off_the_terminal()
+        with connect_provider(settings, profile) if live else contextlib.nullcontext() as connection:
             for spec in adopt or []:
-                adoption = ledger_jobs.Adoption(*_adopted_scene(spec, scenes),
+                adoption = ledger_jobs.Adoption(*_adopted_scene(spec, scenes), profile,
                                                 ledger_jobs.known_to(connection, settings) if connection else None)
                 typer.echo(ledger_jobs.adopt(folder, adoption, scenes, settings))
             for line in ledger_jobs.pay_again(folder, [s.id for s in scenes]) if retry_unknown else []:
@@ -483,58 +514,65 @@ def _print_jobs(rows: list[JobRow], where: str) -> None:
 
 @app.command()
 def providers(
+    name: Annotated[str | None, typer.Argument(help="One profile, shown in full.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profiles as JSON, for programs.")] = False,
 ) -> None:
-    """List the provider profiles (built in, and your own from REELFLOW_PROVIDERS_FILE) and what each can do."""
+    """List the provider profiles (built in, and your own from REELFLOW_PROVIDERS_FILE) and which one a run uses;
+    with NAME, one profile's models, limits and features."""
     from rich.console import Console
-    from rich.table import Table
 
-    from .profiles import ProviderProfile, all_profiles
-    from .providers import active_profile_name, key_variables
+    from ._provider_listing import detail, short_list
+    from .profiles import all_profiles, load_profile
+    from .providers import choose_provider
 
     settings = Settings()
-    active = active_profile_name(settings)
     try:
-        profiles = all_profiles(settings.providers_file)
+        profiles = [load_profile(name, settings.providers_file)] if name else all_profiles(settings.providers_file)
     except UserError as e:
         raise _user_error(e) from None
+    try:
+        choice = choose_provider(settings)
+        active, why = choice.profile.name, f"* is active: {choice.profile.name}" + (
+            f", chosen by {choice.by}" if choice.by else ", no provider's credentials are set")
+    except UserError as e:
+        active, why = None, f"none is active: {e}"
     if as_json:
-        typer.echo(json.dumps({"active": active,
-                               "profiles": [p.model_dump(mode="json") for p in profiles]}, indent=2))
+        found = profiles[0].model_dump(mode="json") if name else {
+            "active": active, "profiles": [p.model_dump(mode="json") for p in profiles]}
+        typer.echo(json.dumps(found, indent=2))
         return
-
-    def continuing(p: ProviderProfile) -> str:
-        if p.extensions is None:
-            return "from the last frame, stitched here"
-        limits = p.extensions
-        return (f"extended by the provider: {'/'.join(map(str, limits.seconds))} s, at most {limits.max_count} "
-                f"({limits.max_total_seconds} s in all)")
-
-    def features(p: ProviderProfile) -> str:
-        has = {"last frame": p.last_frame, "edits": p.edits, "remix": p.remix,
-               f"characters (≤{p.max_characters})": p.max_characters > 0, "batch": p.batch, "webhooks": p.webhooks,
-               "job list": p.list_jobs, "poll hint": p.poll_hint, "sound switch": p.audio_switch, "seed": p.seed,
-               "negative prompt": p.negative_prompt,
-               f"subjects (≤{p.subjects.max_count if p.subjects else 0})": p.subjects is not None}
-        listed = ", ".join(name for name, present in has.items() if present) or "-"
-        mapped = any(m.endpoints for m in p.models.values())
-        return f"{listed} (where a model's input map takes it)" if mapped and listed != "-" else listed
-
-    table = Table(title=f"Provider profiles (REELFLOW_PROVIDER picks one; * is active: {active})")
-    for column in ("profile", "dialect; key", "models: sizes; seconds", "continuations", "features", "downloads"):
-        table.add_column(column)
-    for p in profiles:
-        made = [v for v in ("thumbnail", "spritesheet") if v not in p.variants]
-        table.add_row(("* " if p.name == active else "") + f"{p.name}\n[dim]{p.description}[/]",
-                      f"{p.api}\n{' or '.join(key_variables(p))}",
-                      "\n".join(f"{name}: {', '.join(m.sizes)}; {'/'.join(map(str, m.seconds))}"
-                                 for name, m in p.models.items()),
-                      continuing(p), features(p),
-                      ", ".join(p.variants) + (f" ({' and '.join(made)} made here)" if made else ""))
-    console = Console()
+    console = Console(soft_wrap=False)
     if not console.is_terminal:
-        console.width = 160  # a pipe or a log: room for the table rather than 80 columns
-    console.print(table)
+        console.width = 100  # a pipe or a log
+    console.print(detail(profiles[0]) if name else short_list(profiles, active, f"Provider profiles ({why})"),
+                  markup=False)
+
+
+@app.command()
+def doctor(
+    plan: Annotated[str | None, typer.Argument(help="Scene plan file (YAML or JSON; a path or fsspec URL): its "
+                                               "provider, models and output.")] = None,
+    output: Annotated[str | None, typer.Option(help="The output a run would write to (fsspec URL); default: the "
+                                               "plan's output.")] = None,
+) -> None:
+    """Check what a run needs before anything is paid: one line each, passed, degraded or blocked, with the fix.
+
+    The active provider's credentials (or those of each provider whose are set), its API reached within 5 s with
+    the key accepted, the plan's models offered today, the output writable (and signing URLs where the provider
+    fetches reference images by URL), the Prefect server. Exit code 1 when anything is blocked."""
+    from .doctor import Examined, examine
+
+    try:
+        loaded = load_plan(plan) if plan else None
+    except UserError as e:
+        raise _user_error(e) from None
+    quiet_prefect()
+    keep_library_logs_off_the_terminal()
+    findings = examine(Examined(loaded, Settings(), output))
+    for finding in findings:
+        typer.echo(printable(finding.line()))
+    if any(finding.verdict == "blocked" for finding in findings):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -543,7 +581,10 @@ def serve() -> None:
     per-scene runs) from this process until Ctrl-C; flow runs are recorded where `run` records them."""
     settings = Settings()
     quiet_prefect()
-    from deployments import DEPLOYMENTS, serve_deployments
+    try:
+        from deployments import DEPLOYMENTS, serve_deployments  # the plan form takes the active provider's limits
+    except UserError as e:
+        raise _user_error(e) from None
 
     keep_run_logs_off_the_console()
     with prefect_api(settings, announce):
@@ -614,7 +655,9 @@ def sandbox(
     state_dir: Annotated[Path | None, typer.Option(help="Keep jobs and media here across restarts.")] = None,
     webhook_url: Annotated[str | None, typer.Option(help="POST signed video events here.")] = None,
     webhook_secret: Annotated[str | None, typer.Option(help="whsec_... secret that signs events.")] = None,
-    api_key: Annotated[list[str] | None, typer.Option(help="Accept only this key (repeatable).")] = None,
+    api_key: Annotated[list[str] | None, typer.Option(
+        help="Accept only this key, refusing any other as the provider does (repeatable); unset: any non-empty "
+        "key is accepted.")] = None,
     with_parent: Annotated[bool, typer.Option(help="Stop when standard input closes (for a program that starts the "
                                               "sandbox and may end without stopping it).")] = False,
 ) -> None:
@@ -637,8 +680,10 @@ def sandbox(
         sandbox = Sandbox(config)
     except (ValueError, UserError) as e:
         raise fail(str(e)) from None
+    keys = f"only the {len(api_key)} key{'s' if len(api_key) > 1 else ''} given" if api_key else "any non-empty key"
     serve_sandbox(sandbox, lambda url: typer.echo(
-        f"reelflow sandbox serving {url} (profile {profile}, any key); Ctrl-C stops it", err=True), with_parent)
+        f"reelflow sandbox serving {url} (profile {profile}, accepting {keys}); Ctrl-C stops it", err=True),
+                  with_parent)
 
 
 def _one_line(error: ValueError) -> str:

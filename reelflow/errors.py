@@ -88,8 +88,17 @@ class DeliveryError(TransientApiError):
     again, never paid for again."""
 
 
-class AuthenticationError(PermanentApiError):
+class ProviderUnusableError(PermanentApiError):
+    """The provider cannot be used at all, for any scene: the whole run stops at once."""
+
+
+class AuthenticationError(ProviderUnusableError):
     """The provider rejected the API key: stop the whole run at once."""
+
+
+class ProviderUnreachableError(ProviderUnusableError):
+    """No connection to the provider could be made (refused, no such host, no route): nothing was sent, so
+    nothing was made or paid, and waiting as for a 5xx cannot help: stop the whole run at once."""
 
 
 class VideoFailedError(PermanentApiError):

@@ -15,7 +15,8 @@ from .errors import JobGoneError, ReelflowError, TransientApiError, UserError
 from .lease import Holder, Lease, holding
 from .ledger import JobRecord, Ledger, SceneEntry
 from .plans import ResolvedScene
-from .providers import Connection, Gateway, active_profile, dialect, open_gateway
+from .profiles import ProviderProfile
+from .providers import Connection, Gateway, dialect, open_gateway
 from .settings import Settings
 from .storage import Storage
 
@@ -115,6 +116,7 @@ class Adoption:
 
     scene: ResolvedScene
     given: str
+    profile: ProviderProfile
     checked: Callable[[str], None] | None = None
 
 
@@ -138,7 +140,7 @@ def adopt(storage: Storage, adoption: Adoption, scenes: list[ResolvedScene], set
 def _adoptable(adoption: Adoption, step: int, settings: Settings) -> str:
     """The provider's id of the job the user gave, in the shape its dialect records (fal's bare request id gets the
     endpoint the step's request goes to)."""
-    profile = active_profile(settings)
+    profile = adoption.profile
     job = scene_jobs(adoption.scene, profile, settings)[step][0]
     request = dialect(profile.api).describe(job, profile)
     try:

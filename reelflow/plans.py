@@ -28,6 +28,7 @@ class _Model(BaseModel):
 
 
 Text = Annotated[str, StringConstraints(min_length=1)]
+ProfileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
 class Fields(PromptFields):
@@ -165,6 +166,9 @@ class Plan(_Model):
     """A scene plan: what to render, where to put it."""
 
     name: str = Field(description="Name of the plan; also its folder under `output`.")
+    provider: ProfileName | None = Field(
+        default=None, description="Provider profile to render on (`reelflow providers` lists them), unless "
+        "REELFLOW_PROVIDER names another; unset: the provider whose credentials are set.")
     output: str | None = Field(default=None, description="Where to write: any fsspec URL (file://, s3://, ...).")
     defaults: SceneDefaults = Field(default_factory=SceneDefaults, description="Values scenes inherit.")
     style: StyleBlock | None = Field(default=None, description="Look every scene's prompt inherits, field by field.")
@@ -340,8 +344,10 @@ def load_plan(url: str) -> Plan:
     try:
         with fsspec.open(url, "r", encoding="utf-8") as handle:
             text = handle.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise PlanError([f"{url}: cannot read the plan: {getattr(e, 'strerror', None) or e}"]) from e
+    except UnicodeDecodeError as e:
+        raise PlanError([f"{url}: cannot read the plan: not UTF-8 text ({e.reason})"]) from e
+    except Exception as e:  # whatever the plan's storage raised (any fsspec backend: no credentials, no package)
+        raise PlanError([f"cannot read the plan: {unreadable(url, e)}"]) from e
     try:
         data = load_yaml(text)
     except yaml.YAMLError as e:

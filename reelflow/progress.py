@@ -53,8 +53,9 @@ def watching(view: ProgressView) -> Iterator[None]:
 
 
 class ProviderHealth:
-    """Whether the provider answers: the first failure that may pass (a refused connection, a 5xx, a
-    timeout) is reported with its time, once, while retries go on; the next answer reports the recovery."""
+    """Whether the provider answers: the first failure that may pass (a 5xx, a timeout, a dropped connection)
+    is reported with its time, once, while retries go on; the next answer reports the recovery. (A provider that
+    cannot be reached at all stops the run instead.)"""
 
     def __init__(self) -> None:
         self.failing_since: float | None = None

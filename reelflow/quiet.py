@@ -1,5 +1,6 @@
-"""Prefect's defaults print telemetry errors, per-task INFO lines and exit tracebacks; users see none of it in
-the terminal, while the Prefect API (the UI) gets every flow and task run's log at INFO."""
+"""Prefect's defaults print telemetry errors, per-task INFO lines and exit tracebacks, and the providers' SDKs log
+warnings of their own (a retry, an upload's fallback); users see none of it in the terminal, while the Prefect API
+(the UI) gets every flow and task run's log at INFO, and the libraries' warnings of a run."""
 
 from __future__ import annotations
 
@@ -31,8 +32,44 @@ def quiet_prefect() -> None:
 
 def keep_run_logs_off_the_console() -> None:
     """Flow and task run logs still reach the Prefect API (the UI shows them); the terminal shows
-    reelflow's own summary instead of Prefect's per-state lines and failure tracebacks.
+    reelflow's own summary instead of Prefect's per-state lines and failure tracebacks. A library's log lines
+    go to the run's logs too, never to the terminal.
 
     Call after Prefect is imported: its logging setup runs on import."""
+    from prefect.logging.handlers import APILogHandler
+
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).propagate = False
+    keep_library_logs_off_the_terminal()
+    root = logging.getLogger()
+    if not any(isinstance(handler, APILogHandler) for handler in root.handlers):
+        to_runs = APILogHandler()  # outside a run it drops them (PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW=ignore)
+        to_runs.addFilter(_Own(False))
+        root.addHandler(to_runs)
+
+
+OWN = ("prefect", "reelflow")  # whose log records may reach the terminal
+
+
+class _Own(logging.Filter):
+    """Passes the records of reelflow's and Prefect's loggers (`own`), or the others' (a library's)."""
+
+    def __init__(self, own: bool) -> None:
+        super().__init__()
+        self.own = own
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.name.partition(".")[0] in OWN) is self.own
+
+
+def keep_library_logs_off_the_terminal() -> None:
+    """No library's log record (fal_client's upload fallback, google-genai's choice of key, a retry notice)
+    reaches the terminal: the terminal's handlers pass only reelflow's and Prefect's own. Without any handler
+    (Prefect's logging not set up), Python would print a library's warnings itself: a handler that drops them
+    takes its place."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+    for handler in root.handlers:
+        if not any(isinstance(f, _Own) for f in handler.filters):
+            handler.addFilter(_Own(True))

@@ -17,15 +17,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REELFLOW_", env_file=".env", extra="ignore", frozen=True)
 
     api_key: SecretStr | None = Field(
-        default=None, description="API key of the provider, over the variable its profile names (OPENAI_API_KEY, "
-        "OPENROUTER_API_KEY, ...). No key at all: reelflow starts its embedded sandbox on loopback, posing as it.",
+        default=None, description="API key of the active provider, over the variable its profile names "
+        "(OPENROUTER_API_KEY, FAL_KEY, ...); it picks no provider by itself. No key at all: reelflow starts its "
+        "embedded sandbox on loopback, posing as the provider.",
     )
     base_url: str | None = Field(
         default=None, description="Base URL of the provider's API, over its profile's own variable and default.",
     )
     provider: str | None = Field(
         default=None, description="Provider profile: built in (`reelflow providers` lists them) or from "
-        "providers_file. Default: sandbox without a key, sora with one.",
+        "providers_file; over a plan's own `provider:`. Unset: the plan's, else the one provider whose credentials "
+        "are set, else the sandbox.",
     )
     providers_file: Path | None = Field(default=None, description="YAML file with your own provider profiles.")
     max_concurrent: int = Field(default=4, ge=1, description="Scenes rendering at once (unfinished jobs).")

@@ -25,9 +25,9 @@ from reelflow import Settings
 from reelflow.errors import (
     ApiError,
     AssetsExpiredError,
-    AuthenticationError,
     DeliveryError,
     NoAnswerError,
+    ProviderUnusableError,
     TransientApiError,
     UnknownJobError,
     VideoFailedError,
@@ -122,6 +122,11 @@ class JobBook(Protocol):
 
     def created(self, job: JobState) -> None: ...
 
+    def withdrawn(self) -> None:
+        """The create was refused or never reached the provider: nothing was made, so the next run sends it as
+        new rather than asking after a job that may exist."""
+        ...
+
     def finished(self, job: JobState) -> None: ...
 
 
@@ -180,7 +185,11 @@ async def _created(gateway: Gateway, order: Order, fleet: Fleet | None) -> JobSt
     job = await _adopted(gateway, order.request, order.attempt)
     if job is None:
         await turn_to_create(fleet)
-        job = await _sent(gateway, order.request)
+        try:
+            job = await _sent(gateway, order.request)
+        except ProviderUnusableError:  # an earlier create whose answer was lost was looked for (or refused) above
+            order.book.withdrawn()
+            raise
     get_run_logger().info("created %s (%s)", job.id, action_of(order.request))
     order.book.created(job)
     return job
@@ -355,7 +364,7 @@ async def _downloaded(gateway: Gateway, video: JobState, variant: Variant, local
     (`AssetsExpiredError`) or a refused key end it."""
     try:
         return await gateway.download(video, variant, local)
-    except (AuthenticationError, AssetsExpiredError, DeliveryError):
+    except (ProviderUnusableError, AssetsExpiredError, DeliveryError):
         raise
     except ApiError as e:
         raise DeliveryError(f"{e} (the job is finished and paid: its files are fetched again, never paid again)",

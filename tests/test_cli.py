@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -55,7 +56,7 @@ def test_validate_says_how_a_length_the_provider_lacks_is_rendered(tmp_path: Pat
         "note: scene 'a': seconds: 25 s is not one job on litellm-runway (gen4_turbo: 5, 10 s); rendered as 10+10+5 s",
         "note: scene 'a': litellm-runway cannot extend its videos: each continuation is a new clip that starts from "
         "the previous clip's last frame; the clips are stitched here",
-        f"{plan}: 1 scenes, 25 s of video: valid"]
+        f"{plan}: 1 scenes, 25 s of video on litellm-runway: valid"]
 
 
 def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     profiles = {p["name"]: p for p in found["profiles"]}
     assert found["active"] == "my-gateway"
     assert set(profiles) == {"sora", "sora-spec", "litellm", "litellm-runway", "sandbox", "openrouter", "google-vertex",
-                             "fal", "my-gateway"}
+                             "fal", "openai-gateway", "my-gateway"}
     assert (profiles["openrouter"]["api"], profiles["openrouter"]["credentials"]["api_key"]) == (
         "openrouter-videos", "OPENROUTER_API_KEY")
     assert profiles["sora"]["extensions"] == {"seconds": [4, 8, 12, 16, 20], "max_count": 6, "max_total_seconds": 120,
@@ -79,16 +80,42 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     assert profiles["my-gateway"]["description"] == "the team's gateway"
     table = reelflow("providers", env=env)
     assert table.returncode == 0, table.stderr
-    assert "│ * my-gateway " in table.stdout and "the team's gateway" in table.stdout
-    wrapped = re.search(r"│ from the last frame, +│", table.stdout) and re.search(r"│ stitched here +│", table.stdout)
-    assert wrapped
-    assert re.search(r"│ openrouter-videos +│", table.stdout) and "OPENROUTER_API_KEY" in table.stdout
+    lines = table.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 100 and len(lines) < 30  # a short list, in 100 columns
+    assert lines[0].rstrip() == "Provider profiles (* is active: my-gateway, chosen by REELFLOW_PROVIDER)"
+    assert re.search(r"^ +\* my-gateway +openai-videos +OPENAI_API_KEY +the team's gateway *$", table.stdout, re.M)
+    assert re.search(r"^ +openrouter +openrouter-videos +OPENROUTER_API_KEY +OpenRouter's video API *$", table.stdout,
+                     re.M)
+    one = reelflow("providers", "litellm-runway", env=env)
+    assert one.returncode == 0, one.stderr
+    assert re.search(r"│ models +│ gen4_turbo: 1280x720, 720x1280; 5/10 s +│", one.stdout)
+    assert re.search(r"│ continuations +│ from the last frame, stitched here +│", one.stdout)
+    assert re.search(r"│ downloads +│ video \(thumbnail and spritesheet made here\) +│", one.stdout)
+    assert json.loads(reelflow("providers", "fal", "--json", env=env).stdout)["credentials"]["api_key"] == "FAL_KEY"
+
+
+def test_help_wraps_each_description_as_one_paragraph_and_the_version_is_one_switch() -> None:
+    """No description is broken where its source breaks: each line of a wrapped one is as full as the terminal
+    allows (the next word would not have fit on it)."""
+    done = reelflow("--help", env={"COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr
+    rows = [re.fullmatch(r"│ (\S*) +(.*?) *│", line) for line in done.stdout.splitlines()]
+    cells = [(row.group(1), row.group(2)) for row in rows if row and not row.group(1).startswith("-")]
+    width = max(len(text) for _, text in cells)
+    for (_, text), (command, following) in itertools.pairwise(cells):
+        if not command and following:  # `following` continues `text`'s description
+            assert len(text) + 1 + len(following.split()[0]) > width, (text, following)
+    review = " ".join(text for command, text in cells[next(i for i, (c, _) in enumerate(cells) if c == "review"):][:2])
+    assert review == ("Answer the review a run of the plan is paused for: per scene, keep a take, redo it with a "
+                      "changed prompt, or drop it. The run then goes on.")
+    version = reelflow("--version")
+    assert version.returncode == 0 and re.fullmatch(r"reelflow \d+\.\d+\.\d+\S*\n", version.stdout)
 
 
 def test_validate_accepts_the_demo_plan() -> None:
     done = reelflow("validate", "deployments/plans/demo.yaml")
     assert done.returncode == 0, done.stderr
-    assert "3 scenes, 20 s of video: valid" in done.stdout
+    assert "3 scenes, 20 s of video on openrouter: valid" in done.stdout  # the plan's own provider
 
 
 def test_run_without_a_key_uses_the_embedded_sandbox_and_stays_quiet(tmp_path: Path) -> None:
@@ -101,8 +128,10 @@ def test_run_without_a_key_uses_the_embedded_sandbox_and_stays_quiet(tmp_path: P
                     env={"REELFLOW_SANDBOX_JOB_SECONDS": "0.2"})
     assert done.returncode == 0, done.stderr
     notice, *progress = done.stderr.strip().splitlines()
-    assert notice == ("No OPENAI_API_KEY set: rendering against the embedded sandbox on loopback "
-                      "(set REELFLOW_API_KEY or OPENAI_API_KEY to use the real provider).")
+    assert notice == ("No provider's credentials are set: rendering test videos on the embedded sandbox on loopback, "
+                      "at no cost. To render for real, set FAL_KEY (fal), GOOGLE_API_KEY or GOOGLE_CLOUD_PROJECT "
+                      "(google-vertex), OPENAI_API_KEY with OPENAI_BASE_URL (openai-gateway), or OPENROUTER_API_KEY "
+                      "(openrouter).")
     # Not a terminal: progress is plain lines, one per change of stage, in order for each scene.
     assert "\x1b" not in done.stderr and "\r" not in done.stderr
     assert [line for line in progress if line.startswith("scene 'first'")][::-1][:2] == [
@@ -209,6 +238,7 @@ def test_the_sandbox_runs_in_the_foreground_until_stopped() -> None:
     try:
         assert process.stderr is not None
         banner = process.stderr.readline()
+        assert "(profile sandbox, accepting any non-empty key)" in banner
         base_url = banner.split(" serving ")[1].split(" ")[0]
         with openai.OpenAI(api_key="sk-any", base_url=base_url) as client:
             video = client.videos.create(prompt="from the foreground", size="1280x720")
@@ -218,6 +248,28 @@ def test_the_sandbox_runs_in_the_foreground_until_stopped() -> None:
         _, rest = process.communicate(timeout=20)
     assert process.returncode in (0, 130)  # 130 is Ctrl-C's code, unless SIGINT was inherited as ignored
     assert "Traceback" not in rest
+
+
+def test_the_sandbox_given_a_key_says_so_and_refuses_any_other() -> None:
+    import signal
+
+    import openai
+
+    process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "sandbox", "--port", "0", "--api-key",
+                                "sk-only-this"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        assert "(profile sandbox, accepting only the 1 key given)" in banner
+        base_url = banner.split(" serving ")[1].split(" ")[0]
+        with openai.OpenAI(api_key="sk-another", base_url=base_url, max_retries=0) as client, pytest.raises(
+                openai.AuthenticationError):
+            client.videos.list()
+        with openai.OpenAI(api_key="sk-only-this", base_url=base_url, max_retries=0) as client:
+            assert client.videos.list().data == []
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
 
 
 def test_a_long_plan_is_estimated_by_kind_of_scene_in_a_run_and_scene_by_scene_on_request(tmp_path: Path) -> None:

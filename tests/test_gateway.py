@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from prefect.states import Failed
 
-from reelflow import AuthenticationError, PermanentApiError, Settings, TransientApiError, VideoFailedError
+from reelflow import (
+    AuthenticationError,
+    PermanentApiError,
+    ProviderUnreachableError,
+    Settings,
+    TransientApiError,
+    VideoFailedError,
+)
 from reelflow.providers import ClipJob, Gateway, JobState, Pacer
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tasks._retry import transient_only
@@ -51,11 +58,12 @@ def test_failures_are_classified(config: dict[str, Any], call: Callable[[Gateway
         through(running, call)
 
 
-def test_an_unreachable_api_is_transient() -> None:
+def test_an_unreachable_api_is_not_waited_out_like_a_5xx() -> None:
     with run_sandbox() as running:
         address = running.base_url
-    with pytest.raises(TransientApiError, match="could not connect"):
+    with pytest.raises(ProviderUnreachableError, match="could not connect") as raised:
         through(RunningSandbox(address, running.sandbox), lambda g: g.retrieve("video_x"))
+    assert not raised.value.transient
 
 
 def test_waiting_is_paced_by_progress() -> None:
@@ -112,6 +120,7 @@ def test_the_pacer_allows_the_burst_then_the_steady_rate() -> None:
     (PermanentApiError("400"), False),
     (VideoFailedError("moderation_blocked"), False),
     (AuthenticationError("401"), False),
+    (ProviderUnreachableError("could not connect"), False),
     (ValueError("a bug"), False),
 ])
 def test_tasks_retry_only_transient_failures(error: Exception, retried: bool) -> None:

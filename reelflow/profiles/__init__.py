@@ -116,6 +116,14 @@ class Credentials(_Strict):
     project: str | None = Field(default=None, description="Environment variable holding a cloud project: with it "
                                 "(and no key), the provider's SDK finds its own credentials (Google's ADC).")
     location: str | None = Field(default=None, description="Environment variable holding the project's region.")
+    other_keys: dict[str, str] = Field(
+        default_factory=dict, description="Variables a user may hold for the provider's other APIs, which do not "
+        "reach its videos, each with the line that says so (and what to set instead): such a variable alone is "
+        "told, not rendered on the sandbox.")
+
+    def variables(self) -> list[str]:
+        """The variables named here, in order."""
+        return [v for v in (self.api_key, self.base_url, self.project, self.location) if v]
 
 
 class ProviderProfile(_Strict):
@@ -125,6 +133,14 @@ class ProviderProfile(_Strict):
     description: str = Field(default="", description="One line for `reelflow providers`.")
     api: str = Field(default="openai-videos", description="The request dialect it speaks (`reelflow providers`).")
     credentials: Credentials = Field(default_factory=Credentials, description="Where its key and URL are found.")
+    picked_by: list[list[str]] = Field(
+        default_factory=list, description="Sets of its credentials' variables, each set all present, that pick this "
+        "profile when neither REELFLOW_PROVIDER nor the plan's `provider:` names one (its base-URL variable may be "
+        "given as REELFLOW_BASE_URL); empty: picked only by name. Not taken over by `extends`.")
+    shut_down: str | None = Field(
+        default=None, description="Why the provider's own API can no longer be used (when it was shut down): the "
+        "profile is used only at the base URL of a service that still serves its shape, and its key alone is told "
+        "so rather than rendered on the sandbox.")
     base_url: str | None = Field(default=None, description="API base URL (e.g. ending in `/v1`).")
     default_model: str = Field(description="Model used when a request names none.")
     default_size: str = Field(description="Size used when a request names none.")
@@ -161,6 +177,16 @@ class ProviderProfile(_Strict):
     input_schemas: dict[str, InputSchema] = Field(default_factory=dict, description="Endpoints' input schemas as "
                                                   "the provider publishes them, by endpoint id: models' input maps "
                                                   "are checked against them when the profile is read.")
+
+    @model_validator(mode="after")
+    def _picked_by_its_own_variables(self) -> ProviderProfile:
+        own = self.credentials.variables()
+        strangers = sorted({v for variables in self.picked_by for v in variables if v not in own})
+        if strangers or [] in self.picked_by:
+            named = f": {', '.join(strangers)} not among them" if strangers else ": an empty set"
+            raise ValueError(f"picked_by: each set names variables of `credentials` ({', '.join(own) or 'none'})"
+                             + named)
+        return self
 
     @model_validator(mode="after")
     def _maps_fit_schemas(self) -> ProviderProfile:
@@ -233,10 +259,13 @@ def _raw_builtin(name: str) -> dict[str, Any]:
 
 
 def _resolve(data: dict[str, Any], origin: str) -> ProviderProfile:
-    """Apply `extends: NAME` (top-level keys override the parent's), then validate."""
+    """Apply `extends: NAME` (top-level keys override the parent's, `picked_by` excepted: a profile of one's own is
+    picked by name unless it says otherwise, rather than competing with its parent for the same key), then
+    validate."""
     parent_name = data.pop("extends", None)
     if parent_name is not None:
-        data = {**_raw_builtin(str(parent_name)), **data}
+        parent = {key: value for key, value in _raw_builtin(str(parent_name)).items() if key != "picked_by"}
+        data = {**parent, **data}
         data.pop("extends", None)
     try:
         return ProviderProfile.model_validate(data)

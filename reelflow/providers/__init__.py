@@ -2,12 +2,13 @@
 
 A provider *dialect* is one API's wire format in one module behind the small `VideoProvider` interface
 (submit a job, poll it, download its files, find a job whose create answer was lost, create a character,
-describe a request for the dry run); a provider *profile* (`reelflow.profiles`) names the dialect it speaks
-and holds every limit, price and capability. Dialects are found by name (`dialect()`), imported only when
-used, and a third party adds one through the `reelflow.dialects` entry-point group (see `_registry`).
+describe a request for the dry run, check the key and the models offered for `reelflow doctor`); a provider
+*profile* (`reelflow.profiles`) names the dialect it speaks and holds every limit, price and capability.
+Dialects are found by name (`dialect()`), imported only when used, and a third party adds one through the
+`reelflow.dialects` entry-point group (see `_registry`).
 
-Built in: `openai-videos` (OpenAI's `/v1/videos`, as LiteLLM and other gateways serve it) and
-`openrouter-videos` (OpenRouter's `/api/v1/videos`)."""
+Built in: `openai-videos` (OpenAI's `/v1/videos`, as LiteLLM and other gateways serve it), `openrouter-videos`
+(OpenRouter's `/api/v1/videos`), `google-genai` (Veo on Vertex AI) and `fal-queue` (fal's model queue)."""
 
 from ._base import (
     Body,
@@ -26,19 +27,31 @@ from ._base import (
     WireRequest,
     action_of,
 )
-from ._connect import (
-    Connection,
+from ._choice import (
+    Choice,
     active_profile,
-    active_profile_name,
+    announcement,
+    choose_provider,
+    credentialed,
+    going_live,
+    live_variables,
+    picking,
+)
+from ._connect import (
+    SANDBOX,
+    Access,
+    Connection,
     check_capabilities,
     check_images,
     check_settings,
+    checked_profile,
     connect_provider,
+    environment,
     image_delivery,
     key_variables,
     open_gateway,
+    provider_access,
     provider_key,
-    sandbox_notice,
     uses_embedded_sandbox,
 )
 from ._gateway import Batching, BatchState, Downloaded, Gateway, Pacer
@@ -46,10 +59,13 @@ from ._registry import ENTRY_POINT_GROUP, dialect, known_dialects, register_dial
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "SANDBOX",
+    "Access",
     "BatchState",
     "Batching",
     "Body",
     "Capabilities",
+    "Choice",
     "ClipJob",
     "Connection",
     "Downloaded",
@@ -68,18 +84,25 @@ __all__ = [
     "WireRequest",
     "action_of",
     "active_profile",
-    "active_profile_name",
+    "announcement",
     "check_capabilities",
     "check_images",
     "check_settings",
+    "checked_profile",
+    "choose_provider",
     "connect_provider",
+    "credentialed",
     "dialect",
+    "environment",
+    "going_live",
     "image_delivery",
     "key_variables",
     "known_dialects",
+    "live_variables",
     "open_gateway",
+    "picking",
+    "provider_access",
     "provider_key",
     "register_dialect",
-    "sandbox_notice",
     "uses_embedded_sandbox"
 ]

@@ -168,6 +168,7 @@ class Capabilities:
     variants: tuple[Variant, ...] = ("video",)
     images: ImageTransport = "bytes"  # how it takes reference images: sent along, fetched from a URL (a presigned
     # one, else a data URL, or one of the provider's own storage the dialect uploads them to first)
+    own_endpoint: bool = False  # its SDK knows where the provider is (per region, say): no base URL needed
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,12 @@ class VideoProvider(Protocol):
         ...
 
     async def create_character(self, name: str, clip: Reference) -> str: ...
+
+    async def check_access(self, models: list[str]) -> set[str] | None:
+        """One cheap authenticated call, or a few (nothing created, nothing paid), for `reelflow doctor`: raises
+        `AuthenticationError` when the key is refused and `ProviderUnreachableError` when no connection can be made;
+        returns which of `models` the provider offers today, or None when it lists no models."""
+        ...
 
     @classmethod
     def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:

@@ -22,7 +22,22 @@ from ._base import ProviderConfig, VideoProvider
 from ._gateway import Gateway, Pacer
 from ._registry import dialect
 
-DEFAULT_WITH_KEY, DEFAULT_WITHOUT_KEY = "sora", "sandbox"
+SANDBOX = "sandbox"  # the profile of a run for which no provider's credentials are set
+
+
+@dataclass(frozen=True)
+class Access:
+    """How a run reaches a live provider, from the settings alone (no call made)."""
+
+    base_url: str | None  # None: the dialect's SDK picks its own (Google's, per region)
+    api_key: SecretStr | None  # None: the SDK finds credentials for `project` itself
+    project: str | None = None
+    location: str | None = None
+
+    def where(self) -> str:
+        if self.project:
+            return f"project {self.project} in {self.location}"
+        return self.base_url or "its SDK's own endpoint"
 
 
 @dataclass(frozen=True)
@@ -36,16 +51,12 @@ class Connection:
 
     def describe(self) -> str:
         if self.embedded_sandbox:
-            return sandbox_notice(self.profile)
-        where = f"project {self.project} in {self.location}" if self.project else (self.base_url or "its default URL")
-        return f"Using provider {self.profile.name!r} ({where})"
+            return f"Using the embedded sandbox on loopback ({self.base_url}), posing as {self.profile.name!r}"
+        return f"Using provider {self.profile.name!r} ({self.access.where()})"
 
-
-def sandbox_notice(profile: ProviderProfile) -> str:
-    key = key_variables(profile)
-    posing = "" if profile.name == DEFAULT_WITHOUT_KEY else f", posing as {profile.name!r}"
-    return (f"No {key[-1]} set: rendering against the embedded sandbox on loopback{posing} (set {' or '.join(key)} "
-            "to use the real provider).")
+    @property
+    def access(self) -> Access:
+        return Access(self.base_url, self.api_key, self.project, self.location)
 
 
 def key_variables(profile: ProviderProfile) -> list[str]:
@@ -54,7 +65,7 @@ def key_variables(profile: ProviderProfile) -> list[str]:
     return ["REELFLOW_API_KEY", *filter(None, [profile.credentials.api_key, profile.credentials.project])]
 
 
-def _environment(name: str) -> str | None:
+def environment(name: str) -> str | None:
     """A variable of the environment, else of `.env` in the working directory (as Settings reads it)."""
     return os.environ.get(name) or (dotenv_values(".env").get(name) if Path(".env").is_file() else None)
 
@@ -64,12 +75,12 @@ def provider_key(settings: Settings, profile: ProviderProfile) -> SecretStr | No
     if settings.api_key is not None:
         return settings.api_key
     variable = profile.credentials.api_key
-    value = _environment(variable) if variable else None
+    value = environment(variable) if variable else None
     return SecretStr(value) if value else None
 
 
 def _variable(name: str | None) -> str | None:
-    return _environment(name) if name else None
+    return environment(name) if name else None
 
 
 def uses_embedded_sandbox(settings: Settings, profile: ProviderProfile) -> bool:
@@ -79,20 +90,36 @@ def uses_embedded_sandbox(settings: Settings, profile: ProviderProfile) -> bool:
 
 def provider_base_url(settings: Settings, profile: ProviderProfile) -> str | None:
     variable = profile.credentials.base_url
-    return settings.base_url or (_environment(variable) if variable else None) or profile.base_url
+    return settings.base_url or (environment(variable) if variable else None) or profile.base_url
 
 
-def active_profile_name(settings: Settings) -> str:
-    """REELFLOW_PROVIDER; unset: Sora's profile with a key for it, the sandbox's without."""
-    if settings.provider is not None:
-        return settings.provider
-    has_key = provider_key(settings, load_profile(DEFAULT_WITH_KEY)) is not None
-    return DEFAULT_WITH_KEY if has_key else DEFAULT_WITHOUT_KEY
+def base_url_variables(profile: ProviderProfile) -> str:
+    return " or ".join(["REELFLOW_BASE_URL", *filter(None, [profile.credentials.base_url])])
 
 
-def active_profile(settings: Settings) -> ProviderProfile:
-    """The active profile, its switches checked against what its dialect can do at all."""
-    profile = load_profile(active_profile_name(settings), settings.providers_file)
+def provider_access(settings: Settings, profile: ProviderProfile) -> Access | None:
+    """How a run reaches the provider: None when neither its key nor its project is set (a run then stands up the
+    sandbox posing as it). Every setting a run would miss is refused here, before any call: `reelflow validate`
+    and a run ask the same."""
+    key, project = provider_key(settings, profile), _variable(profile.credentials.project)
+    if key is None and project is None:
+        return None
+    base_url = provider_base_url(settings, profile)
+    if profile.shut_down and base_url == profile.base_url:
+        raise UserError(f"provider {profile.name!r}: {profile.shut_down}; set {base_url_variables(profile)} to a "
+                        "service that still serves its API, or choose another provider (`reelflow providers`)")
+    if not base_url and not dialect(profile.api).capabilities.own_endpoint:
+        raise UserError(f"provider {profile.name!r} has no base URL: set {base_url_variables(profile)}")
+    location = _variable(profile.credentials.location)
+    if key is None and location is None:
+        raise UserError(f"provider {profile.name!r}: set {profile.credentials.location} (the region of project "
+                        f"{project})")
+    return Access(base_url, key, project if key is None else None, location if key is None else None)
+
+
+def checked_profile(name: str, settings: Settings) -> ProviderProfile:
+    """Profile `name`, its switches checked against what its dialect can do at all."""
+    profile = load_profile(name, settings.providers_file)
     check_capabilities(profile, dialect(profile.api))
     return profile
 
@@ -144,30 +171,23 @@ def check_images(profile: ProviderProfile, storage: Storage, scenes: list[Resolv
         image_delivery(profile, storage)
 
 
-def check_settings(settings: Settings, profile: ProviderProfile) -> None:
-    """Settings that ask for what the provider cannot do are refused before any call."""
+def check_settings(settings: Settings, profile: ProviderProfile) -> Access | None:
+    """Settings that a run would miss, or that ask for what the provider cannot do, refused before any call
+    (`reelflow validate` and a run alike); how the run reaches the provider (None: the embedded sandbox)."""
     if settings.webhook_secret is not None and not profile.webhooks:
         raise UserError(f"REELFLOW_WEBHOOK_SECRET is set, but provider {profile.name!r} sends no webhooks "
                         "(unset it: jobs are then polled)")
+    return provider_access(settings, profile)
 
 
 @contextlib.contextmanager
-def connect_provider(settings: Settings) -> Iterator[Connection]:
-    """The provider for this run; without a key, a sandbox posing as it on loopback for as long as the block
-    lasts, in a process of its own (a dialect the sandbox cannot pose as needs its key)."""
-    profile = active_profile(settings)
-    if not uses_embedded_sandbox(settings, profile):
-        key, project = provider_key(settings, profile), _variable(profile.credentials.project)
-        base_url = provider_base_url(settings, profile)
-        if not base_url and project is None:
-            variables = " or ".join(["REELFLOW_BASE_URL", *filter(None, [profile.credentials.base_url])])
-            raise UserError(f"provider {profile.name!r} has no base URL: set {variables}")
-        location = _variable(profile.credentials.location)
-        if project is not None and key is None and location is None:
-            raise UserError(f"provider {profile.name!r}: set {profile.credentials.location} (the region of project "
-                            f"{project})")
-        yield Connection(base_url, key, profile, embedded_sandbox=False,
-                         project=project if key is None else None, location=location if key is None else None)
+def connect_provider(settings: Settings, profile: ProviderProfile) -> Iterator[Connection]:
+    """The provider for this run; without its credentials, a sandbox posing as it on loopback for as long as the
+    block lasts, in a process of its own (a dialect the sandbox cannot pose as needs its key)."""
+    access = provider_access(settings, profile)
+    if access is not None:
+        yield Connection(access.base_url, access.api_key, profile, embedded_sandbox=False, project=access.project,
+                         location=access.location)
         return
     if profile.api not in POSES:
         raise UserError(f"provider {profile.name!r}: set {' or '.join(key_variables(profile))} (the sandbox "

@@ -139,6 +139,11 @@ class Gateway:
         async with self._watched():
             return await self.provider.create_character(name, clip)
 
+    async def check_access(self, models: list[str]) -> set[str] | None:
+        """Whether the provider answers and accepts the key, and which of `models` it offers (see `check_access`
+        of `VideoProvider`)."""
+        return await self.provider.check_access(models)
+
     async def download(self, job: JobState, variant: Variant, target: Path) -> Downloaded:
         """Stream one file of a finished job to a local file, hashing as it goes (memory stays flat)."""
         digest = hashlib.sha256()
@@ -191,7 +196,7 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def _watched(self) -> AsyncIterator[None]:
-        """A failure that may pass (a refused connection, a 5xx, a timeout) is the provider's health: reported
+        """A failure that may pass (a 5xx, a timeout, a dropped connection) is the provider's health: reported
         once while retries go on, until it answers again. Its rate limits are no outage."""
         started = time.time()
         try:

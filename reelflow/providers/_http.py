@@ -12,6 +12,7 @@ from ..errors import (
     AuthenticationError,
     NoAnswerError,
     PermanentApiError,
+    ProviderUnreachableError,
     RateLimitedError,
     TransientApiError,
 )
@@ -53,10 +54,14 @@ def status_error(action: str, status: int, said: str, headers: Mapping[str, str]
     return PermanentApiError(message, status=status)
 
 
-def transport_error(action: str, where: str, error: Exception, reached: bool) -> TransientApiError:
-    """A request that failed in transport, in reelflow's terms: one that never `reached` the provider (no
-    connection was made) can be sent again; one whose answer never came may have been done."""
-    kind = "timed out" if "Timeout" in type(error).__name__ else "the connection broke"
+def transport_error(action: str, where: str, error: Exception, reached: bool) -> ApiError:
+    """A request that failed in transport, in reelflow's terms. One that never `reached` the provider (no
+    connection could be made: refused, no such host, no route) sent nothing, and the provider cannot be used:
+    the run stops at once rather than waiting it out like a 5xx. One whose answer never came may have been
+    done."""
     if not reached:
-        return TransientApiError(f"{action}: could not connect ({where})")
+        reason = str(error) or type(error).__name__
+        return ProviderUnreachableError(f"{action}: could not connect to {where} ({reason}); nothing was sent: "
+                                        "check the network and the provider's base URL")
+    kind = "timed out" if "Timeout" in type(error).__name__ else "the connection broke"
     return NoAnswerError(f"{action}: {kind} before the answer came ({where})")

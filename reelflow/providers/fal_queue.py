@@ -28,9 +28,9 @@ from fal_client.client import AppId, AsyncRequestHandle, FalClientHTTPError
 
 from ..errors import (
     ApiError,
-    AuthenticationError,
     DeliveryError,
     PermanentApiError,
+    ProviderUnusableError,
     RateLimitedError,
 )
 from ..profiles import Endpoint, ProviderProfile, Quantity, frame_of
@@ -109,7 +109,7 @@ class FalQueue:
                 result = await self.queue.get(self._result_url(job_id, status.get("response_url")))
                 if status.get("error") is None:
                     _raise_for(result)
-        except (AuthenticationError, RateLimitedError):
+        except (ProviderUnusableError, RateLimitedError):
             raise
         except ApiError as e:
             raise DeliveryError(f"{e} (the request is finished: its result is asked for again, never made again)",
@@ -155,6 +155,16 @@ class FalQueue:
 
     async def create_character(self, name: str, clip: Reference) -> str:
         raise PermanentApiError(f"create character {name!r}: fal's queue has no characters")
+
+    async def check_access(self, models: list[str]) -> set[str] | None:
+        """A token for fal's CDN, as `fal_client` asks one before an upload (fal-client 1.0.3
+        `AsyncCDNTokenManager._refresh_token`: `POST {REST_URL}/storage/auth/token?storage_type=fal-cdn-v3` with
+        the key): authenticated, and nothing is made or paid. fal's queue lists no models: None."""
+        host = self.storage_url or fal_hosts.REST_URL
+        async with self._translated("ask for an upload token"):
+            _raise_for(await self.queue.post(f"{host}/storage/auth/token", params={"storage_type": "fal-cdn-v3"},
+                                             json={}))
+        return None
 
     @classmethod
     def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
@@ -223,7 +233,12 @@ class FalQueue:
         if value.url is not None:
             return value.url
         with _storage_at(self.storage_url):
-            return await self.storage.upload(value.data, value.media_type, value.filename)
+            # fal's v3 CDN alone: fal-client 1.0.3 falls back from it to its older storage (`upload`'s
+            # `fallback_repository`), whose requests it retries ten times on a refused connection
+            # (`_async_maybe_retry_request`), each fallback logged as a WARNING: half a minute and more before an
+            # unreachable fal is told. The CDN's token request is not retried: a refused connection is said at once.
+            return await self.storage.upload(value.data, value.media_type, value.filename, repository="fal_v3",
+                                             fallback_repository=[])
 
     @contextlib.asynccontextmanager
     async def _translated(self, action: str) -> AsyncIterator[None]:

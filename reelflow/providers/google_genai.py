@@ -68,7 +68,7 @@ class GoogleGenAI:
     dialect: ClassVar[str] = "google-genai"
     capabilities: ClassVar[Capabilities] = Capabilities(
         extensions=True, last_frame=True, audio_switch=True, seed=True, negative_prompt=True, subjects=True,
-        variants=("video",), images="bytes")
+        variants=("video",), images="bytes", own_endpoint=True)
 
     def __init__(self, config: ProviderConfig) -> None:
         # Clients of our own: httpx2 throughout (the SDK would take aiohttp for async calls where it is installed,
@@ -82,7 +82,12 @@ class GoogleGenAI:
         self.once = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))  # creates: sent once
         self.key_variable = config.profile.credentials.api_key
         self.profile = config.profile
-        if config.api_key is not None:  # express mode
+        self.where = config.base_url or "Vertex AI"
+        if config.api_key is not None:
+            # Express mode: Vertex with an API key and neither project nor location. google-genai 3.6.1
+            # (`_api_client.BaseApiClient.__init__`) then sends the key as `x-goog-api-key` to the global
+            # https://aiplatform.googleapis.com/ (paths without projects/.../locations/...), and an explicit key
+            # takes precedence over GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION in the environment.
             self.client = genai.Client(vertexai=True, api_key=config.api_key.get_secret_value(), http_options=options)
         else:
             self.client = genai.Client(vertexai=True, project=config.project, location=config.location,
@@ -171,6 +176,23 @@ class GoogleGenAI:
     async def create_character(self, name: str, clip: Reference) -> str:
         raise PermanentApiError(f"create character {name!r}: Veo has no characters (use subjects)")
 
+    async def check_access(self, models: list[str]) -> set[str] | None:
+        """Each model asked for by name: `client.aio.models.get`, which google-genai 3.6.1 sends in Vertex mode as
+        `GET {version}/publishers/google/models/{model}` (`_api_client._build_request` leaves GETs of
+        `publishers/...` without projects/.../locations/...: Vertex's publisher model), authenticated as every
+        call; NOT_FOUND: not offered."""
+        offered = set()
+        for model in models or [self.profile.default_model]:
+            try:
+                async with self._translated(f"look up model {model}"):
+                    await self.client.aio.models.get(model=model)
+            except PermanentApiError as e:
+                if e.status != 404:
+                    raise
+                continue
+            offered.add(model)
+        return offered
+
     async def _request(self, job: ClipJob | ExtensionJob
                        ) -> tuple[types.GenerateVideosSource, types.GenerateVideosConfig]:
         """The SDK's source and config for `job`: an extension carries the video it continues."""
@@ -248,7 +270,7 @@ class GoogleGenAI:
                                       f"run `gcloud auth application-default login`)") from e
         except httpx2.TransportError as e:  # timeouts too
             unreached = isinstance(e, httpx2.ConnectError | httpx2.ConnectTimeout)
-            raise transport_error(action, "Google", e, reached=not unreached) from e
+            raise transport_error(action, self.where, e, reached=not unreached) from e
 
     def _error(self, action: str, error: errors.APIError) -> ApiError:
         message = f"{action}: {error.code} {error.status}: {error.message}"

@@ -146,6 +146,13 @@ class OpenAIVideos:
             raise PermanentApiError(f"create character {name!r}: the provider returned no id")
         return character.id
 
+    async def check_access(self, models: list[str]) -> set[str] | None:
+        """`GET /v1/models` (the openai SDK's `models.list`): authenticated, and served by LiteLLM's proxy and
+        new-api as by OpenAI, listing the model names the gateway routes."""
+        async with self._translated("list the models"):
+            listed = {model.id async for model in self.client.models.list()}
+        return {model for model in models if model in listed}
+
     @classmethod
     def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
         if isinstance(job, ClipJob):

@@ -16,7 +16,8 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+import warnings
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urljoin
 
@@ -121,6 +122,18 @@ class OpenRouterVideos:
     async def create_character(self, name: str, clip: Reference) -> str:
         raise PermanentApiError(f"create character {name!r}: OpenRouter has no characters")
 
+    async def check_access(self, models: list[str]) -> set[str] | None:
+        """`GET /api/v1/key` (the SDK's `api_keys.get_current_key_metadata`: the key's own record, 401 for a
+        refused key), then the video models' catalog `GET /api/v1/videos/models` (`video_generation.
+        list_videos_models`, which needs no key), each model by its id or dated slug."""
+        async with self._translated("ask for the key's own record"):
+            with _deprecated_key_fields_read():
+                await self.sdk.api_keys.get_current_key_metadata_async()
+        async with self._translated("list the video models"):
+            catalog = await self.sdk.video_generation.list_videos_models_async()
+        listed = {name for entry in catalog.data for name in (entry.id, entry.canonical_slug)}
+        return {model for model in models if model in listed}
+
     @classmethod
     def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
         if not isinstance(job, ClipJob):
@@ -168,6 +181,16 @@ class OpenRouterVideos:
         except httpx.TransportError as e:  # timeouts too
             unreached = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
             raise transport_error(action, self.base_url, e, reached=not unreached) from e
+
+
+@contextlib.contextmanager
+def _deprecated_key_fields_read() -> Iterator[None]:
+    """The SDK reads the key record's deprecated fields as it parses it (openrouter 1.3.84
+    `operations.GetCurrentKeyData.is_provisioning_key` and `rate_limit`, each `Field(deprecated=...)`): expected,
+    and not ours to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"warning: \*\* DEPRECATED \*\*", category=DeprecationWarning)
+        yield
 
 
 def _frame_fields(size: str) -> dict[str, str]:

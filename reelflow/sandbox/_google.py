@@ -80,6 +80,7 @@ class GooglePose:
             *(route("POST", f"{path}:predictLongRunning", self.create, creates_job=True)
               for path in (PROJECT_PATH, MODEL_PATH)),
             *(route("POST", f"{path}:fetchPredictOperation", self.fetch) for path in (PROJECT_PATH, MODEL_PATH)),
+            route("GET", MODEL_PATH, self.model),
             route("POST", "/_sandbox/oauth2/token", self.token, public=False),
         ]
 
@@ -102,6 +103,15 @@ class GooglePose:
 
     async def close(self) -> None:
         return None
+
+    async def model(self, request: Request) -> Response:
+        """A publisher model, as Vertex's `publishers.models.get` answers it (the fields google-genai reads are all
+        optional): the profile's models, by name or dated snapshot; another is NOT_FOUND."""
+        model = request.path_params["model"]
+        if self.profile.model_limits(model) is None:
+            raise ApiProblem(404, f"Publisher Model `publishers/google/models/{model}` not found.")
+        return JSONResponse({"name": f"publishers/google/models/{model}", "versionId": model.rpartition("-")[2],
+                             "openSourceCategory": "PROPRIETARY", "launchStage": "GA"})
 
     async def token(self, request: Request) -> Response:
         """An OAuth 2 refresh, as Google's token endpoint answers it (for Application Default Credentials)."""

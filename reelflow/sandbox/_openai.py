@@ -82,6 +82,7 @@ class OpenAIPose:
             route("POST", "/v1/files", self.upload_file),
             route("GET", "/v1/files/{id}", self.file_info),
             route("GET", "/v1/files/{id}/content", self.file_content),
+            route("GET", "/v1/models", self.list_models),
         ]
         if p.list_jobs:
             routes.append(route("GET", "/v1/videos", self.list_videos))
@@ -250,6 +251,13 @@ class OpenAIPose:
         job = self.engine.job(request.path_params["id"])
         hint = {} if job.is_terminal(now()) else self._poll_hint()
         return JSONResponse(video_object(job, now(), self.config.asset_ttl_seconds), headers=hint)
+
+    async def list_models(self, request: Request) -> Response:
+        """`GET /v1/models`: the profile's models and their dated snapshots, each a model object (openai SDK
+        `types.Model`: id, object, created, owned_by), as OpenAI and the gateways that forward to it list theirs."""
+        names = [name for name, limits in self.profile.models.items() for name in (name, *limits.snapshots)]
+        return JSONResponse({"object": "list", "data": [
+            {"id": name, "object": "model", "created": 1759708800, "owned_by": "system"} for name in names]})
 
     async def list_videos(self, request: Request) -> Response:
         query = request.query_params

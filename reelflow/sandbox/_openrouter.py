@@ -68,6 +68,7 @@ class OpenRouterPose:
         return [
             route("POST", f"{BASE}/videos", self.create, creates_job=True),
             route("GET", f"{BASE}/videos/models", self.models, public=False),  # listed without a key
+            route("GET", f"{BASE}/key", self.current_key),
             route("GET", f"{BASE}/videos/{{id}}", self.retrieve),
             route("GET", f"{BASE}/videos/{{id}}/content", self.content),
             route("GET", "/_storage/videos/{id}/{index}.mp4", self.signed_content, public=False),
@@ -265,6 +266,19 @@ class OpenRouterPose:
         if self.engine.expired(job):
             raise ApiProblem(410, "The video is no longer available")
         return Response(await self.engine.media(job, "video"), media_type="video/mp4")
+
+    async def current_key(self, request: Request) -> Response:
+        """`GET /api/v1/key`: the key's own record (the SDK's `GetCurrentKeyResponse`, every required field), for
+        a key without limits that has spent nothing."""
+        usage = dict.fromkeys(("usage", "usage_daily", "usage_weekly", "usage_monthly", "byok_usage",
+                               "byok_usage_daily", "byok_usage_weekly", "byok_usage_monthly"), 0.0)
+        return JSONResponse({"data": {
+            **usage, "label": "sk-or-v1-san...box", "limit": None, "limit_remaining": None, "limit_reset": None,
+            "is_free_tier": False, "is_management_key": False, "is_provisioning_key": False,
+            "include_byok_in_limit": False, "allowed_data_regions": [], "budgets": [], "effective_budget": None,
+            "creator_user_id": None, "organization_id": None, "workspace_id": None,
+            "free_model_daily_requests": {"limit": 50, "remaining": 50, "used": 0},
+            "rate_limit": {"interval": "10s", "note": "This field is deprecated and safe to ignore.", "requests": -1}}})
 
     async def models(self, request: Request) -> Response:
         return JSONResponse({"data": [self._model_entry(name, limits) for name, limits in self.profile.models.items()]})

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from flows.render_plan import RenderFailed, render_plan
-from reelflow import AuthenticationError, PlanError, load_plan
+from reelflow import AuthenticationError, PlanError, ProviderUnreachableError, load_plan
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tests.images import awkward_references, encoded, photo
 from tests.pipeline.conftest import point_at
@@ -121,14 +121,14 @@ def test_bad_input(name: str, provider: RunningSandbox, tmp_path: Path, monkeypa
     assert provider.stats()["jobs"] - before == 1 + case.creates
 
 
-def test_an_unreachable_api_fails_each_scene_clearly(monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+def test_an_unreachable_api_stops_the_run_at_once_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                prefect_harness: None) -> None:
     with run_sandbox() as gone:
         address = gone.base_url
-    point_at(monkeypatch, address, "sk-x", task_retries="1", request_retries="0")
-    with pytest.raises(RenderFailed) as failed:
-        render_plan(load_plan_text("{id: a, prompt: p}"), output="memory://out")
-    error = failed.value.result.scenes[0].error or ""
-    assert f"could not connect ({address}/)" in error and "\n" not in error
+    point_at(monkeypatch, address, "sk-x", task_retries="3")
+    with pytest.raises(ProviderUnreachableError) as stopped:
+        render_plan(load_plan_text(*(f"{{id: s{i}, prompt: p{i}}}" for i in range(6))), output="memory://out")
+    assert f"could not connect to {address}/ (" in str(stopped.value) and "\n" not in str(stopped.value)
 
 
 def test_a_rejected_key_stops_the_run_at_once(monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:

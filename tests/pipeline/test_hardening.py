@@ -19,7 +19,7 @@ import pytest
 from flows.render_plan import render_plan
 from reelflow import parse_plan
 from reelflow.sandbox import Faults, RunningSandbox, run_sandbox
-from tests.conftest import free_port, wait_until
+from tests.conftest import wait_until
 from tests.pipeline.conftest import point_at
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,28 +155,22 @@ def test_a_full_disk_fails_scenes_cleanly_and_leaves_no_temporaries(tmp_path: Pa
 
 
 def test_an_outage_is_shown_with_its_start_and_its_end(tmp_path: Path, local_prefect_server: str) -> None:
-    """During a provider outage the console said nothing until the run gave up."""
-    port = free_port()
+    """During a provider outage the console said nothing until the run gave up. (A provider that answers 5xx:
+    one that cannot be reached at all stops the run at once, tests/test_unreachable_provider.py.)"""
     plan = tmp_path / "plan.yaml"
     plan.write_text("name: outage\nscenes:\n  - {id: a, prompt: x, size: 1280x720}\n")
-    env = {**os.environ, "OPENAI_API_KEY": "sk-sandbox", "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
-           "REELFLOW_PROVIDER": "sandbox", "REELFLOW_TASK_RETRIES": "30", "REELFLOW_RETRY_DELAYS_SECONDS": "[1]",
-           "REELFLOW_POLL_MIN_SECONDS": "0.1"}
-    run = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "run", str(plan), "--output", f"file://{tmp_path}"],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert run.stderr is not None
-    lines: list[str] = []
-    for line in run.stderr:
-        lines.append(line.rstrip("\n"))
-        if line.startswith("provider: waiting"):
-            break
-    assert run.poll() is None, lines
-    with run_sandbox(port=port, job_seconds=0.2):
-        _, rest = run.communicate(timeout=300)
-    lines += rest.splitlines()
-    assert run.returncode == 0, lines
+    # seed 4's draws are 0.236, 0.103, 0.396: the first two creates answer 500, the third goes through
+    with run_sandbox(job_seconds=0.2, faults="5xx=0.3", fault_scope="creates", seed=4) as failing:
+        done = subprocess.run([sys.executable, "-m", "reelflow.cli", "run", str(plan), "--output",
+                               f"file://{tmp_path}"], capture_output=True, text=True, timeout=300, env={
+            **os.environ, "OPENAI_API_KEY": failing.api_key, "OPENAI_BASE_URL": failing.base_url,
+            "REELFLOW_PROVIDER": "sandbox", "REELFLOW_RETRY_DELAYS_SECONDS": "[1]", "REELFLOW_POLL_MIN_SECONDS": "0.1"})
+        faults = failing.stats()["faults"]
+    lines = done.stderr.splitlines()
+    assert done.returncode == 0, lines
+    assert faults == {"5xx": 2}
     waiting = next(line for line in lines if line.startswith("provider: "))
-    assert re.fullmatch(r"provider: waiting for the provider since \d\d:\d\d:\d\d \(create a video: could not "
-                        rf"connect \(http://127\.0\.0\.1:{port}/v1/\)\); retrying", waiting), waiting
+    assert re.fullmatch(r"provider: waiting for the provider since \d\d:\d\d:\d\d \(create a video: 500 The server "
+                        r"had an error while processing your request\. Sorry about that!\); retrying", waiting), waiting
     assert lines.index("provider: answering again") > lines.index(waiting)
     assert lines.index("provider: answering again") < lines.index("scene 'a': done")
