@@ -11,10 +11,11 @@ import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Iterator
-from typing import cast
+from collections.abc import Callable, Iterator
+from typing import TypeVar, cast
 from uuid import UUID
 
+import httpx
 from prefect.artifacts import (
     TableArtifact,
     create_progress_artifact,
@@ -24,7 +25,10 @@ from prefect.artifacts import (
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 
+from reelflow.prefect_server import PREFECT_GONE
 from reelflow.progress import FINAL_STAGES, watching
+
+Written = TypeVar("Written")
 
 
 def artifact_key(plan: str, kind: str) -> str:
@@ -53,7 +57,8 @@ ROWS_PER_SECOND = 20  # the scene table's rows sent to the API per second at mos
 
 
 class RunBoard:
-    """Every scene's stage as the run page shows it."""
+    """Every scene's stage as the run page shows it. The page is written only while the Prefect server answers:
+    one that goes away mid-run (stopped, crashed) is said once, and the run goes on without its page."""
 
     def __init__(self, plan: str, scenes: list[str]) -> None:
         self.plan = plan
@@ -63,11 +68,24 @@ class RunBoard:
         self.changed = threading.Event()
         self.lock = threading.Lock()
         self.shown: tuple[int, str | None] = (0, None)  # the progress artifact's finished scenes and trouble
+        self.gone: str | None = None  # why the Prefect server no longer answers, once it did not
         # Called outside an event loop: the sync calls, and their ids.
-        self.progress_id = cast(UUID, create_progress_artifact(0.0, key=artifact_key(plan, "progress"),
-                                                               description=self._description()))
-        self.table_id = cast(UUID, create_table_artifact(self._rows(), key=artifact_key(plan, "scenes"),
-                                                         description=self._description()))
+        self.progress_id = self.write(lambda: cast(UUID, create_progress_artifact(
+            0.0, key=artifact_key(plan, "progress"), description=self._description())))
+        self.table_id = self.write(lambda: cast(UUID, create_table_artifact(
+            self._rows(), key=artifact_key(plan, "scenes"), description=self._description())))
+
+    def write(self, call: Callable[[], Written]) -> Written | None:
+        """`call` to the Prefect API for the run's page, unless the server stopped answering (`gone` says why;
+        the run goes on without its page: its files, manifest and report do not depend on it)."""
+        if self.gone is not None:
+            return None
+        try:
+            return call()
+        except httpx.HTTPError as e:  # refused, reset, timed out, or answered 5xx after Prefect's own retries
+            self.gone = f"{PREFECT_GONE} ({e or type(e).__name__}) during the run: it went on without its page in " \
+                        "the Prefect UI"
+            return None
 
     def update(self, scene: str, stage: str, percent: int | None = None) -> None:
         with self.lock:
@@ -83,9 +101,9 @@ class RunBoard:
     def publish_progress(self) -> None:
         """The share of finished scenes, and whether the provider answers, when either changed."""
         shown = (self.finished, self.trouble)
-        if shown != self.shown:
-            update_progress_artifact(self.progress_id, round(100 * shown[0] / max(len(self.stages), 1), 1),
-                                     description=self._description())
+        if shown != self.shown and self.progress_id is not None:
+            progress_id, percent = self.progress_id, round(100 * shown[0] / max(len(self.stages), 1), 1)
+            self.write(lambda: update_progress_artifact(progress_id, percent, description=self._description()))
             self.shown = shown
 
     def publish_table(self) -> None:
@@ -98,7 +116,9 @@ class RunBoard:
         """The scene table as `rows` (scene, status and error first: the columns a narrow page shows)."""
         # As Prefect formats a new table (NaN as null); `_sync` picks the sync side of Prefect's async_dispatch.
         table = TableArtifact(table=rows).format(_sync=True)  # type: ignore[call-arg]
-        update_artifact(self.table_id, cast(str, table), self._description())
+        if self.table_id is not None:
+            table_id = self.table_id
+            self.write(lambda: update_artifact(table_id, cast(str, table), self._description()))
 
     def _rows(self) -> list[dict[str, object]]:
         return [scene_row(scene, stage) for scene, stage in self.stages.items()]

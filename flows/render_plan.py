@@ -37,7 +37,7 @@ from tasks.fleet import set_up_fleet
 from tasks.reel import ReelSpec, assemble_reel
 
 from ._batch import batched
-from ._board import artifact_key, on_the_run_page
+from ._board import RunBoard, artifact_key, on_the_run_page
 from ._cast import cast
 from ._crashes import owning
 from ._stoppable import run_stoppable
@@ -105,14 +105,24 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
                 results, paid = _render_here(plan, scenes, storage, settings, costs, retry_failed,
                                              Review(plan.name, plan.review, plan.review_timeout_seconds), profile)
         result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
-                            estimate_usd=costs.total_usd, paid=paid)
+                            estimate_usd=costs.total_usd, paid=paid, warnings=[board.gone] if board.gone else [])
         if plan.assemble:
             result = _with_reel(result, storage, ReelSpec.of(plan, settings))
         board.show_table(table_rows(result, costs))
-        _publish(result, scenes, costs, storage)
+        _publish(result, scenes, costs, storage, board)
+    _FINISHED[plan.name] = result
     if result.failed:
         _fail(result)
     return result
+
+
+_FINISHED: dict[str, PlanResult] = {}  # each plan's outcome as its run's body ended, in this process
+
+
+def finished_result(plan: str) -> PlanResult | None:
+    """The outcome of the plan's run in this process, as the flow's body ended it: for a caller whose Prefect engine
+    failed after the body had finished (the Prefect server went away, and the run's end could not be recorded)."""
+    return _FINISHED.pop(plan, None)
 
 
 def _fail(result: PlanResult) -> NoReturn:
@@ -196,10 +206,13 @@ def _with_reel(result: PlanResult, storage: Storage, spec: ReelSpec) -> PlanResu
     return result.model_copy(update={"reel": assemble_reel(storage, [s.folder for s in result.kept], spec)})
 
 
-def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, storage: Storage) -> None:
-    """The manifest and the contact sheet next to the videos; the same summary on the flow run in the UI."""
+def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, storage: Storage,
+             board: RunBoard) -> None:
+    """The manifest and the contact sheet next to the videos; the same summary on the flow run in the UI (while
+    the Prefect server answers)."""
     storage.write_json(result.model_dump(mode="json"), "manifest.json")
     pictures = thumbnails(result, storage)
     storage.write_bytes(html_report(result, scenes, costs, pictures).encode(), "report.html")
-    create_markdown_artifact(markdown_summary(result, costs, pictures), key=artifact_key(result.plan, "summary"),
-                             description=f"Run report of {result.plan}: thumbnails, failures")
+    board.write(lambda: create_markdown_artifact(markdown_summary(result, costs, pictures),
+                                                 key=artifact_key(result.plan, "summary"),
+                                                 description=f"Run report of {result.plan}: thumbnails, failures"))

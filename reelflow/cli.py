@@ -144,6 +144,8 @@ def run(
 
     Prints the cost estimate first; refuses (exit code 3) a plan that would cost more than its budget.
     Running it again on the same output resumes: nothing already paid for is paid for twice."""
+    import httpx
+
     from .progress import showing_progress
     from .providers import SANDBOX, announcement, check_settings, choose_provider, going_live
 
@@ -170,6 +172,8 @@ def run(
         raise typer.Exit(1) from None
     except ReelflowError as e:
         raise fail(str(e), 1) from None
+    except httpx.HTTPError as e:  # Prefect's own client (a provider's errors are ReelflowErrors by now)
+        result = _without_prefect(loaded.name, e)
     _print_result(result)
     if access is None and choice.profile.name != SANDBOX:
         command = " ".join(["reelflow run", plan, *(["--output", output] if output else [])])
@@ -401,6 +405,25 @@ def _user_error(error: UserError) -> typer.Exit:
     for line in str(error).splitlines():
         typer.echo(f"error: {line}", err=True)
     return typer.Exit(2)
+
+
+def _without_prefect(plan: str, error: Exception) -> PlanResult:
+    """The run's outcome when the Prefect server went away before its end could be recorded there: the run went on
+    without it and wrote its files, manifest and report; said in one line."""
+    from flows.render_plan import finished_result
+
+    from .prefect_server import PREFECT_GONE
+
+    result = finished_result(plan)
+    if result is None:
+        raise fail(f"{PREFECT_GONE} ({error}) before the run ended; run the same command again to resume", 1)
+    if not any(note.startswith(PREFECT_GONE) for note in result.warnings):  # (else the result says so, once)
+        said = f"{PREFECT_GONE} ({error}) as the run ended: the Prefect UI does not show how it ended"
+        result = result.model_copy(update={"warnings": [*result.warnings, said]})
+    if result.failed:
+        _print_result(result)
+        raise typer.Exit(1)
+    return result
 
 
 def _print_result(result: PlanResult) -> None:

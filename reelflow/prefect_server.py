@@ -21,6 +21,7 @@ from .errors import ReelflowError
 from .settings import Settings
 
 STARTUP_TIMEOUT_SECONDS = 180.0  # a new database runs its migrations first (about 20 s here)
+PREFECT_GONE = "the Prefect server stopped answering"  # how a run says its server went away mid-run
 PID_FILE = "server.pid"  # Prefect's own name for it: `prefect server stop` reads this file
 LOG_FILE = "reelflow-server.log"
 _OUTLIVING_US: list[subprocess.Popen[bytes]] = []  # held so that no server is reported as leaked: they outlive us

@@ -18,6 +18,12 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # A Prefect server that went away mid-run is found out in seconds, not after minutes of retries: the run goes
+    # on without its page (flows/_board.py). Prefect's own default is 5 retries with exponential backoff.
+    "PREFECT_CLIENT_MAX_RETRIES": "2",
+    # Prefect's internal services (its event and log flushers) log through a logger that heeds this setting, not
+    # its level (prefect/_internal/_logging.py `SafeLogger`): a server gone away is said by the run, once.
+    "PREFECT_LOGGING_INTERNAL_LEVEL": "CRITICAL",
 }
 
 
@@ -25,8 +31,13 @@ def quiet_prefect() -> None:
     """Set Prefect's environment before it is imported; the user's own settings win."""
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    # Shutdown chatter of the temporary server and its event flusher (not errors of the run).
-    for name in ("EventsWorker", "APILogWorker", "prefect._internal.concurrency"):
+    _hush_prefects_own_chatter()
+
+
+def _hush_prefects_own_chatter() -> None:
+    """Shutdown chatter of the temporary server and its event flusher, and of a server that went away (not errors
+    of the run, which says so itself, once)."""
+    for name in ("EventsWorker", "APILogWorker", "prefect.events.clients"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -40,6 +51,8 @@ def keep_run_logs_off_the_console() -> None:
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).propagate = False
+    logging.raiseExceptions = False  # a log that cannot be sent (the server gone) prints no "--- Error logging" block
+    _hush_prefects_own_chatter()  # (again: Prefect's logging setup, on import, set its loggers' levels)
     keep_library_logs_off_the_terminal()
     root = logging.getLogger()
     if not any(isinstance(handler, APILogHandler) for handler in root.handlers):
