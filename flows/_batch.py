@@ -5,13 +5,14 @@ mid-way resumes the same batch."""
 from __future__ import annotations
 
 from reelflow.costs import BudgetExceeded
-from reelflow.ledger import BatchRecord, SceneEntry
+from reelflow.ledger import BatchRecord, SceneEntry, needs_new_job
 from reelflow.plans import ResolvedScene
 from reelflow.providers import ClipJob, JobState
 from tasks._retry import tuned
 from tasks.batch import BatchProgress, run_batch
 
-from .render_scene import SceneRun, entry_of, images_of, needs_new_job, scene_request
+from ._requests import request_of
+from ._scene_run import Chain, SceneRun, Step
 
 
 async def batched(scenes: list[ResolvedScene], run: SceneRun) -> None:
@@ -32,19 +33,20 @@ async def _new_batch(scenes: list[ResolvedScene], run: SceneRun) -> BatchRecord 
     """Each scene's create as a line; the intent recorded in its entry, the whole input in the ledger."""
     jobs: dict[str, ClipJob] = {}
     for scene in scenes:
-        images = await images_of(scene, run)
-        entry = entry_of(scene, images, run)
-        if not _wants_first_job(entry, run.retry_failed):
+        chain = await Chain.of(scene, run)
+        run.warnings[scene.id] = chain.warnings  # (the scene's own run reports them)
+        if not _wants_first_job(chain.entry, run.retry_failed):
             continue
-        usd = run.estimate.cost_of(scene.id).segment_usd(scene.segments[0].seconds)
+        first = Step(chain, 0)
         try:
-            run.spend.commit(usd, f"scene {scene.id!r}: the clip")
+            run.spend.commit(first.usd, first.what)
         except BudgetExceeded:
             continue  # its own run reports the refusal
-        job = await scene_request(scene, images, entry, run, run.warnings.setdefault(scene.id, []))
-        entry.status = "rendering"
-        run.made.append(entry.intend(0, usd))
-        run.ledger.save(entry)
+        job = await request_of(first)
+        assert isinstance(job, ClipJob)
+        chain.entry.rendering()
+        run.made.append(chain.entry.intend(0, first.usd))
+        chain.save()
         jobs[scene.id] = job
     if not jobs:
         return None
@@ -67,9 +69,9 @@ def _record(scene_id: str, outcome: JobState | str | None, run: SceneRun) -> Non
     if entry is None or job is None:
         return
     if isinstance(outcome, JobState):
-        job.id, job.status = outcome.id, "created"
+        job.created(outcome.id)
         run.known_ids.add(outcome.id)
     else:
-        job.status, job.transient = "failed", outcome is None
-        job.error = f"refused in the batch: {outcome}" if outcome else "the batch ended without running it"
+        job.failed(f"refused in the batch: {outcome}" if outcome else "the batch ended without running it",
+                   may_pass=outcome is None)
     run.ledger.save(entry)

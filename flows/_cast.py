@@ -13,7 +13,7 @@ from reelflow.storage import read_source
 from tasks._retry import tuned
 from tasks.videos import create_character
 
-from .render_scene import SceneRun
+from ._scene_run import SceneRun
 
 
 async def cast(characters: list[Character], scenes: list[ResolvedScene], run: SceneRun) -> dict[str, str]:

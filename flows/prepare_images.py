@@ -7,7 +7,6 @@ from prefect.cache_policies import NO_CACHE
 
 from reelflow import Settings
 from reelflow.image_batch import Batch, PreparedImage, PrepareJob, prepare_all
-from reelflow.media.images import Fit, OutputFormat
 from tasks._retry import DEFAULT_RETRIES, transient_only
 
 
@@ -17,8 +16,7 @@ def prepare_batch(jobs: list[PrepareJob]) -> list[PreparedImage]:
 
 
 @flow(name="prepare-images")
-def prepare_images(sources: list[str], size: str, output: str, fit: Fit = "cover", pad_color: str = "#000000",
-                   output_format: OutputFormat = "JPEG") -> list[PreparedImage]:
-    """Make every image in `sources` exactly `size` (WIDTHxHEIGHT) and write it to `output`."""
-    jobs = Batch(sources, size, output, fit, pad_color, output_format).jobs(Settings())
+def prepare_images(batch: Batch) -> list[PreparedImage]:
+    """Make every image of the batch's sources exactly its size, and write them to its output."""
+    jobs = batch.jobs(Settings())
     return prepare_batch(jobs) if jobs else []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import NoReturn
 from uuid import UUID
 
@@ -40,8 +42,9 @@ from ._batch import batched
 from ._board import RunBoard, artifact_key, on_the_run_page
 from ._cast import cast
 from ._crashes import owning
+from ._scene_run import SceneRun
 from ._stoppable import run_stoppable
-from .render_scene import SceneRun, recorded_result, render_concurrently
+from .render_scene import recorded_result, render_concurrently
 from .review import Review, chosen_takes, shots_of
 
 
@@ -71,6 +74,29 @@ class _ToldFailures(logging.Filter):
 _TOLD_FAILURES = _ToldFailures()
 
 
+@dataclass(frozen=True)
+class PlanRun:
+    """A plan being rendered: its scenes checked against the provider, where they go, what they cost."""
+
+    plan: Plan
+    scenes: list[ResolvedScene]
+    profile: ProviderProfile
+    settings: Settings
+    output: str  # where the plan's folder is
+    retry_failed: bool = False
+    costs: Estimate | None = None  # priced once the output is held (what earlier runs made there is not paid again)
+
+    @cached_property
+    def storage(self) -> Storage:
+        """The plan's folder."""
+        return Storage(self.output, self.settings.storage_options).child(self.plan.name)
+
+    @property
+    def estimate(self) -> Estimate:
+        assert self.costs is not None, "priced once the output is held"
+        return self.costs
+
+
 @flow(name="render-plan")
 def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = False, wait: bool = False,
                 review: bool = False) -> PlanResult:
@@ -82,34 +108,18 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
     (of what is left to pay) exceeds its budget is refused before any call. One run renders to an output
     at a time: another run on it stops at once, naming this one, or with `wait` waits for it. With `review` (or
     the plan's own), the run pauses once the scenes are rendered for a person to choose what becomes of each."""
-    settings = Settings()
-    plan = plan.model_copy(update={"review": True}) if review else plan
-    profile = active_profile(settings, plan.provider)
-    check_settings(settings, profile)
-    scenes = validate_plan(plan, profile)
-    root = output or plan.output or DEFAULT_OUTPUT
-    storage = Storage(root, settings.storage_options).child(plan.name)
-    check_images(profile, storage, scenes)
-    with owning(storage, settings, wait):
-        costs = estimate(plan, scenes, profile, settings, planned_reuse(plan, scenes, storage, profile.name, settings))
-        costs.check()
-        get_run_logger().info("plan %r: %s on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
-                              counted(scenes), profile.name, storage.location(), costs.total_usd,
-                              sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
-        with on_the_run_page(plan.name, [s.id for s in scenes], settings.ui_update_seconds) as board:
-            if settings.scene_deployment:
-                started = time.time()
-                results = _fan_out(plan, scenes, root, storage, settings, profile, retry_failed)
-                paid = paid_for(job for scene in scenes for job in _jobs_since(scene, storage, started))
-            else:
-                results, paid = _render_here(plan, scenes, storage, settings, costs, retry_failed,
-                                             Review(plan.name, plan.review, plan.review_timeout_seconds), profile)
-        result = PlanResult(plan=plan.name, provider=profile.name, output=storage.location(), scenes=results,
-                            estimate_usd=costs.total_usd, paid=paid, warnings=[board.gone] if board.gone else [])
+    run = _checked(plan.model_copy(update={"review": True}) if review else plan, output, retry_failed)
+    with owning(run.storage, run.settings, wait):
+        run = _priced(run)
+        with on_the_run_page(plan.name, [s.id for s in run.scenes], run.settings.ui_update_seconds) as board:
+            results, paid = _fan_out(run) if run.settings.scene_deployment else _render_here(run)
+        result = PlanResult(plan=plan.name, provider=run.profile.name, output=run.storage.location(), scenes=results,
+                            estimate_usd=run.estimate.total_usd, paid=paid,
+                            warnings=[board.gone] if board.gone else [])
         if plan.assemble:
-            result = _with_reel(result, storage, ReelSpec.of(plan, settings))
-        board.show_table(table_rows(result, costs))
-        _publish(result, scenes, costs, storage, board)
+            result = _with_reel(result, run)
+        board.show_table(table_rows(result, run.estimate))
+        _publish(result, run, board)
     _FINISHED[plan.name] = result
     if result.failed:
         _fail(result)
@@ -125,6 +135,29 @@ def finished_result(plan: str) -> PlanResult | None:
     return _FINISHED.pop(plan, None)
 
 
+def _checked(plan: Plan, output: str | None, retry_failed: bool) -> PlanRun:
+    """The plan checked against its provider before any call: its settings, its scenes, how its images travel."""
+    settings = Settings()
+    profile = active_profile(settings, plan.provider)
+    check_settings(settings, profile)
+    scenes = validate_plan(plan, profile)
+    run = PlanRun(plan, scenes, profile, settings, output or plan.output or DEFAULT_OUTPUT, retry_failed)
+    check_images(profile, run.storage, scenes)
+    return run
+
+
+def _priced(run: PlanRun) -> PlanRun:
+    """The plan's cost less what earlier runs on its output made, refused over its budget; said on the run page."""
+    plan, scenes = run.plan, run.scenes
+    costs = estimate(plan, scenes, run.profile, run.settings,
+                     planned_reuse(plan, scenes, run.storage, run.profile.name, run.settings))
+    costs.check()
+    get_run_logger().info("plan %r: %s on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
+                          counted(scenes), run.profile.name, run.storage.location(), costs.total_usd,
+                          sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
+    return replace(run, costs=costs)
+
+
 def _fail(result: PlanResult) -> NoReturn:
     """End the run with its failed scenes: one line each, last in its log, and no traceback."""
     for scene in result.failed:
@@ -133,16 +166,19 @@ def _fail(result: PlanResult) -> NoReturn:
     raise RenderFailed(result)
 
 
-def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, settings: Settings, costs: Estimate,
-                 retry_failed: bool, review: Review, profile: ProviderProfile) -> tuple[list[SceneResult], Paid]:
-    """Every scene rendered by this process (each take) on `profile`'s provider, then one result per scene of the
-    plan: the take chosen for it, in `review` or by default; and what the run paid for, every take and redo
+def _render_here(plan_run: PlanRun) -> tuple[list[SceneResult], Paid]:
+    """Every scene rendered by this process (each take) on the plan's provider, then one result per scene of the
+    plan: the take chosen for it, in a review or by default; and what the run paid for, every take and redo
     included."""
-    with connect_provider(settings, profile) as connection:
+    plan, scenes, settings = plan_run.plan, plan_run.scenes, plan_run.settings
+    review = Review(plan.name, plan.review, plan.review_timeout_seconds)
+    with connect_provider(settings, plan_run.profile) as connection:
         get_run_logger().info(connection.describe())
 
         async def render_all() -> tuple[list[SceneResult], Paid]:
-            async with SceneRun.open(connection, storage, settings, scenes, costs, retry_failed) as run:
+            async with SceneRun.open(connection, plan_run.storage, settings, plan_run.estimate,
+                                     plan_run.retry_failed) as run:
+                run.expect(scenes)
                 run.character_ids = await cast(plan.characters, scenes, run)
                 if plan.mode == "batch":
                     await batched(scenes, run)
@@ -152,39 +188,39 @@ def _render_here(plan: Plan, scenes: list[ResolvedScene], storage: Storage, sett
         return run_stoppable(render_all())
 
 
+def _fan_out(run: PlanRun) -> tuple[list[SceneResult], Paid]:
+    """Each scene as a run of the scene deployment, so the workers serving it share the plan; Prefect's
+    global limits keep all of them together under the provider's limits. Outcomes, and what was paid, come
+    from the ledger."""
+    plan, settings, storage = run.plan, run.settings, run.storage
+    if plan.characters or plan.mode == "batch" or plan.review or any(scene.takes > 1 for scene in plan.scenes):
+        raise UserError(f"plan {plan.name!r}: characters, takes, review and batch mode are for one process for now; "
+                        "render this plan without REELFLOW_SCENE_DEPLOYMENT")
+    per_minute = settings.requests_per_minute or run.profile.requests_per_minute
+    if per_minute is None:
+        raise UserError("rendering on a fleet needs the provider's request rate: set REELFLOW_REQUESTS_PER_MINUTE")
+    asyncio.run(set_up_fleet(settings.max_concurrent, per_minute))
+    started, deployment = time.time(), settings.scene_deployment or ""
+
+    async def all_finished() -> list[FlowRun]:
+        runs = [await arun_deployment(
+            deployment, timeout=0, idempotency_key=f"{flow_run.id}:{scene.id}",
+            parameters={"plan": plan.model_copy(update={"scenes": [scene], "output": run.output}).model_dump(
+                mode="json", exclude_none=True), "retry_failed": run.retry_failed, "fleet": True},
+        ) for scene in plan.scenes]
+        return list(await asyncio.gather(*(_finished(scene.id, scene_run.id)
+                                           for scene, scene_run in zip(run.scenes, runs, strict=True))))
+
+    finished = run_stoppable(all_finished())
+    results = [recorded_result(scene, storage) or _lost(scene, scene_run)
+               for scene, scene_run in zip(run.scenes, finished, strict=True)]
+    return results, paid_for(job for scene in run.scenes for job in _jobs_since(scene, storage, started))
+
+
 def _jobs_since(scene: ResolvedScene, storage: Storage, started: float) -> list[JobRecord]:
     """The jobs the scene's ledger entry records as sent since `started` (by the scene's own run, elsewhere)."""
     entry = Ledger(storage).load(scene.id)
     return [job for job in entry.jobs if job.recorded_at >= started] if entry else []
-
-
-def _fan_out(plan: Plan, scenes: list[ResolvedScene], root: str, storage: Storage, settings: Settings,
-             profile: ProviderProfile, retry_failed: bool) -> list[SceneResult]:
-    """Each scene as a run of the scene deployment, so the workers serving it share the plan; Prefect's
-    global limits keep all of them together under the provider's limits. Outcomes come from the ledger."""
-    if plan.characters or plan.mode == "batch" or plan.review or any(scene.takes > 1 for scene in plan.scenes):
-        raise UserError(f"plan {plan.name!r}: characters, takes, review and batch mode are for one process for now; "
-                        "render this plan without REELFLOW_SCENE_DEPLOYMENT")
-    per_minute = settings.requests_per_minute or profile.requests_per_minute
-    if per_minute is None:
-        raise UserError("rendering on a fleet needs the provider's request rate: set REELFLOW_REQUESTS_PER_MINUTE")
-    asyncio.run(set_up_fleet(settings.max_concurrent, per_minute))
-    shared = {"output": root, "plan_name": plan.name, "retry_failed": retry_failed, "fleet": True,
-              "provider": plan.provider,
-              "defaults": plan.defaults.model_dump(mode="json", exclude_none=True),
-              "style": plan.style.model_dump(exclude_none=True) if plan.style else None}
-    deployment = settings.scene_deployment or ""
-
-    async def all_finished() -> list[FlowRun]:
-        started = [await arun_deployment(
-            deployment, timeout=0, idempotency_key=f"{flow_run.id}:{scene.id}",
-            parameters={"scene": scene.model_dump(mode="json", exclude_none=True), **shared},
-        ) for scene in plan.scenes]
-        return list(await asyncio.gather(*(_finished(scene.id, run.id) for scene, run in zip(scenes, started,
-                                                                                             strict=True))))
-
-    finished = run_stoppable(all_finished())
-    return [recorded_result(scene, storage) or _lost(scene, run) for scene, run in zip(scenes, finished, strict=True)]
 
 
 async def _finished(scene_id: str, run_id: UUID) -> FlowRun:
@@ -199,20 +235,21 @@ def _lost(scene: ResolvedScene, run: FlowRun) -> SceneResult:
                        error=f"its run {run.name} ended {state} without recording an outcome")
 
 
-def _with_reel(result: PlanResult, storage: Storage, spec: ReelSpec) -> PlanResult:
+def _with_reel(result: PlanResult, run: PlanRun) -> PlanResult:
     if result.failed:
         note = f"reel.mp4 not assembled: {len(result.failed)} of {len(result.scenes)} scenes failed"
         return result.model_copy(update={"warnings": [*result.warnings, note]})
-    return result.model_copy(update={"reel": assemble_reel(storage, [s.folder for s in result.kept], spec)})
+    reel = assemble_reel(run.storage, [s.folder for s in result.kept], ReelSpec.of(run.plan, run.settings))
+    return result.model_copy(update={"reel": reel})
 
 
-def _publish(result: PlanResult, scenes: list[ResolvedScene], costs: Estimate, storage: Storage,
-             board: RunBoard) -> None:
+def _publish(result: PlanResult, run: PlanRun, board: RunBoard) -> None:
     """The manifest and the contact sheet next to the videos; the same summary on the flow run in the UI (while
     the Prefect server answers)."""
+    storage, costs = run.storage, run.estimate
     storage.write_json(result.model_dump(mode="json"), "manifest.json")
     pictures = thumbnails(result, storage)
-    storage.write_bytes(html_report(result, scenes, costs, pictures).encode(), "report.html")
+    storage.write_bytes(html_report(result, run.scenes, costs, pictures).encode(), "report.html")
     board.write(lambda: create_markdown_artifact(markdown_summary(result, costs, pictures),
                                                  key=artifact_key(result.plan, "summary"),
                                                  description=f"Run report of {result.plan}: thumbnails, failures"))

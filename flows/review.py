@@ -41,7 +41,8 @@ from reelflow.results import Choice, SceneResult
 from reelflow.storage import Storage
 
 from ._board import artifact_key, update_artifact
-from .render_scene import SceneRun, render_concurrently, request_signatures
+from ._scene_run import SceneRun
+from .render_scene import render_concurrently
 
 REDO, DROP = "redo", "drop"
 PROMPT_SUFFIX = " redo prompt"
@@ -122,7 +123,7 @@ async def _redone(redos: list[tuple[Shot, Choice]], run: SceneRun) -> dict[str, 
         return {}
     scenes = [redo_of(shot.scene, choice.prompt or shot.scene.prompt) for shot, choice in redos]
     run.estimate = extended(run.estimate, scenes, run.gateway.profile, run.settings)  # each job within the budget
-    run.requests.update(signature for scene in scenes for signature in request_signatures(scene))
+    run.expect(scenes)
     results = await render_concurrently(scenes, run, run.settings.max_concurrent)
     return {shot.id: result for (shot, _), result in zip(redos, results, strict=True)}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .profiles import LABELS
 from .providers import key_variables, picking
 
 if TYPE_CHECKING:
@@ -62,14 +63,10 @@ def _continuing(profile: ProviderProfile) -> str:
 
 
 def _features(profile: ProviderProfile) -> str:
-    p = profile
-    has = {"last frame": p.last_frame, "edits": p.edits, "remix": p.remix,
-           f"characters (≤{p.max_characters})": p.max_characters > 0, "batch": p.batch, "webhooks": p.webhooks,
-           "job list": p.list_jobs, "poll hint": p.poll_hint, "sound switch": p.audio_switch, "seed": p.seed,
-           "negative prompt": p.negative_prompt,
-           f"subjects (≤{p.subjects.max_count if p.subjects else 0})": p.subjects is not None}
-    listed = ", ".join(name for name, present in has.items() if present) or "-"
-    mapped = any(m.endpoints for m in p.models.values())
+    counts = {"characters": profile.max_characters, "subjects": profile.subjects.max_count if profile.subjects else 0}
+    listed = ", ".join(LABELS[name] + (f" (≤{counts[name]})" if name in counts else "")
+                       for name in profile.capabilities.switched_on() if name != "extensions") or "-"
+    mapped = any(m.endpoints for m in profile.models.values())
     return f"{listed} (where a model's input map takes it)" if mapped and listed != "-" else listed
 
 

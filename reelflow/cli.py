@@ -336,7 +336,8 @@ def prepare(
     from .image_batch import Batch, prepare_all
 
     try:
-        results = prepare_all(Batch(sources, size, out, mode, pad_color, image_format).jobs(Settings()))
+        results = prepare_all(Batch(sources=sources, size=size, output=out, fit=mode, pad_color=pad_color,
+                                   output_format=image_format).jobs(Settings()))
     except KeyboardInterrupt:
         raise fail("stopped (Ctrl-C); the images already written are kept", 128 + signal.SIGINT) from None
     except ReelflowError as e:

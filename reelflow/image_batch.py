@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import fsspec
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ReelflowError
 from .media.images import EXTENSIONS, Fit, OutputFormat, prepare
@@ -80,16 +81,17 @@ def prepare_all(jobs: list[PrepareJob]) -> list[PreparedImage]:
         return list(pool.map(prepare_one, jobs, chunksize=max(1, len(jobs) // 32)))
 
 
-@dataclass(frozen=True)
-class Batch:
+class Batch(BaseModel):
     """What a batch asks for: the sources (files, folders, globs or URLs) and how each is made."""
 
-    sources: list[str]
-    size: str  # WIDTHxHEIGHT
-    output: str
-    fit: Fit = "cover"
-    pad_color: str = "#000000"
-    output_format: OutputFormat = "JPEG"
+    model_config = ConfigDict(frozen=True)
+
+    sources: list[str] = Field(description="Image files, folders, globs or URLs.")
+    size: str = Field(pattern=r"^[1-9][0-9]*x[1-9][0-9]*$", description="The size every image is made: WIDTHxHEIGHT.")
+    output: str = Field(description="The folder the images go to (an fsspec URL).")
+    fit: Fit = Field(default="cover", description="cover (crop to fill), pad (letterbox) or stretch.")
+    pad_color: str = Field(default="#000000", description="The background of `pad`.")
+    output_format: OutputFormat = Field(default="JPEG", description="The images' file format.")
 
     def jobs(self, settings: Settings) -> list[PrepareJob]:
         width, _, height = self.size.partition("x")

@@ -5,7 +5,6 @@ attach the job by hand (adopt), or pay for it again knowingly."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -131,8 +130,8 @@ def adopt(storage: Storage, adoption: Adoption, scenes: list[ResolvedScene], set
         _not_held(job_id, ledger, scenes, (scene.id, record.step))
         if adoption.checked is not None:
             adoption.checked(job_id)
-        record.id, record.status, record.error, record.recorded_at = job_id, "created", None, time.time()
-        entry.status, entry.error, entry.transient = "rendering", None, True
+        record.adopted(job_id)
+        entry.resumable()
         ledger.save(entry)
     return f"scene {scene.id!r}: step {record.step + 1} is job {job_id}; the next run waits for it"
 
@@ -168,10 +167,10 @@ def pay_again(storage: Storage, scene_ids: list[str]) -> list[str]:
             entry = ledger.load(scene_id)
             for record in entry.jobs if entry else []:
                 if record.status == "unknown":
-                    record.status, record.transient = "failed", True
+                    record.paid_again()
                     done.append(f"scene {scene_id!r}: step {record.step + 1} will be made again")
             if entry is not None and any(r.status == "failed" and r.transient for r in entry.jobs):
-                entry.transient = True
+                entry.resumable()
                 ledger.save(entry)
     return done
 

@@ -28,6 +28,21 @@ Record = TypeVar("Record", bound=BaseModel)
 
 
 JobStatus = Literal["submitting", "created", "completed", "failed", "expired", "unknown", "gone"]
+# The job's state machine: where each status may move, and nowhere else. Only the ledger moves a job (the methods
+# of JobRecord below), and `needs_new_job` is the one rule for paying for a step again.
+MOVES: dict[JobStatus, frozenset[JobStatus]] = {
+    "submitting": frozenset({"created", "unknown", "failed"}),  # answered; answer lost; refused in a batch
+    "created": frozenset({"completed", "failed", "gone", "expired"}),  # gone: the provider forgot it (404)
+    "completed": frozenset({"expired", "gone"}),  # its files gone from the provider; the job itself forgotten
+    "unknown": frozenset({"created", "failed"}),  # adopted by hand; or made again, knowingly (--retry-unknown)
+    "gone": frozenset({"created"}),  # adopted by hand (--retry-failed makes a new job instead)
+    "failed": frozenset(),  # a new job is made instead, when `needs_new_job` says so
+    "expired": frozenset(),
+}
+
+
+class LedgerStateError(RuntimeError):
+    """A move of a job that the state machine does not have: a mistake in reelflow, never the user's."""
 
 
 class JobRecord(BaseModel):
@@ -50,6 +65,72 @@ class JobRecord(BaseModel):
     def alive(self, now: float, margin: float = 120) -> bool:
         """Its files can still be fetched from (or built on at) the provider, as far as it said."""
         return self.expires_at is None or self.expires_at - margin > now
+
+    def _move(self, to: JobStatus, error: str | None = None) -> None:
+        if to not in MOVES[self.status]:
+            raise LedgerStateError(f"job {self.id or '(not yet named)'} of step {self.step + 1}: {self.status} -> "
+                                   f"{to} is no move of the ledger's state machine")
+        self.status, self.error = to, error
+
+    def created(self, job_id: str) -> None:
+        """The provider named the job: it is paid for, and recorded before any waiting."""
+        self._move("created")
+        self.id = job_id
+
+    def adopted(self, job_id: str) -> None:
+        """The job a person found for a step left unknown, gone, or whose answer was never recorded."""
+        self._move("created")  # (from submitting too: no run is sending it, as the adoption holds the output)
+        self.id, self.recorded_at = job_id, time.time()
+
+    def finished(self, expires_at: float | None, billed_usd: float | None) -> None:
+        """Made: kept with when its files go and what the provider billed."""
+        self._move("completed")
+        self.expires_at, self.billed_usd = expires_at, billed_usd
+
+    def failed(self, error: str, may_pass: bool) -> None:
+        """The provider ended it failed (or refused it in a batch); a cause that `may_pass` gets a new job."""
+        self._move("failed", error)
+        self.transient = may_pass
+
+    def lost(self, error: str) -> None:
+        """Its create's answer was lost and the provider lists no jobs to tell: it may exist, and be paid."""
+        self._move("unknown", error)
+
+    def paid_again(self) -> None:
+        """Left unknown, made again by the next run, knowingly (`reelflow jobs --retry-unknown`)."""
+        self._move("failed")
+        self.transient = True
+
+    def forgotten(self, error: str, free: bool) -> None:
+        """The provider no longer knows it (404): gone, so a new job is the user's decision; on a provider whose
+        jobs cost nothing (the embedded sandbox) its files are merely expired, and it is made again."""
+        self._move("expired" if free else "gone", error)
+
+    def expired(self) -> None:
+        """Its files are gone from the provider (or its step is paid again): a new job makes them."""
+        self._move("expired")
+
+    def files_gone(self, at: float) -> None:
+        """The provider no longer has its files, whatever expiry it announced."""
+        self.expires_at = at
+
+
+def needs_new_job(record: JobRecord | None, retry_failed: bool) -> bool:
+    """The never-pay-twice rule: whether a step needs a new, paid job. It does with no job yet, with its job's files
+    gone (expired), or when its job failed for a cause that may pass; when it failed for good, or the provider no
+    longer knows it, only when the user asks (`retry_failed`). A job being made, made, or whose create's answer was
+    lost (unknown: it may exist, and be paid) never gets another."""
+    if record is None:
+        return True
+    match record.status:
+        case "expired":
+            return True
+        case "failed":
+            return record.transient or retry_failed
+        case "gone":
+            return retry_failed
+        case _:
+            return False
 
 
 class SceneEntry(BaseModel):
@@ -75,6 +156,28 @@ class SceneEntry(BaseModel):
                            list_usd=list_usd)
         self.jobs.append(record)
         return record
+
+    def withdraw(self, record: JobRecord) -> None:
+        """An intent whose create made nothing (refused, or the provider never reached): gone from the ledger, so
+        no later run asks after a job that cannot exist."""
+        if record.status != "submitting":
+            raise LedgerStateError(f"step {record.step + 1}: a {record.status} job is no intent to withdraw")
+        self.jobs.remove(record)
+
+    def rendering(self) -> None:
+        """The scene is being rendered (again)."""
+        self.status, self.error, self.transient = "rendering", None, False
+
+    def completed(self) -> None:
+        self.status, self.error, self.transient = "completed", None, False
+
+    def failed(self, error: str, transient: bool) -> None:
+        """The scene failed; `transient`: no verdict on it (a later run renders it without being asked)."""
+        self.status, self.error, self.transient = "failed", error, transient
+
+    def resumable(self) -> None:
+        """A step of the failed scene was resolved by hand (a job adopted): the next run renders it."""
+        self.status, self.error, self.transient = "rendering", None, True
 
     def chain(self) -> list[JobRecord]:
         """The current job of each step, as far as the steps have one."""

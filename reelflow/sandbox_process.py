@@ -16,7 +16,6 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 SANDBOX_API_KEY = "sk-sandbox"  # the key its clients send; it accepts any unless told otherwise
-POSES = ("openai-videos", "openrouter-videos", "google-genai", "fal-queue")  # the dialects it serves
 START_SECONDS, STOP_SECONDS = 60, 30
 
 

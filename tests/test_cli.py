@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from reelflow import builtin_profile_names
 from reelflow.sandbox import RunningSandbox
 from tests.images import awkward_references
 from tests.media import probe_video
@@ -68,8 +69,7 @@ def test_providers_lists_every_profile_and_what_it_can_do(tmp_path: Path) -> Non
     found = json.loads(listed.stdout)
     profiles = {p["name"]: p for p in found["profiles"]}
     assert found["active"] == "my-gateway"
-    assert set(profiles) == {"sora", "sora-spec", "litellm", "litellm-runway", "sandbox", "openrouter", "google-vertex",
-                             "fal", "openai-gateway", "my-gateway"}
+    assert set(profiles) == {*builtin_profile_names(), "my-gateway"}
     assert (profiles["openrouter"]["api"], profiles["openrouter"]["credentials"]["api_key"]) == (
         "openrouter-videos", "OPENROUTER_API_KEY")
     assert profiles["sora"]["extensions"] == {"seconds": [4, 8, 12, 16, 20], "max_count": 6, "max_total_seconds": 120,

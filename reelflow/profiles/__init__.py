@@ -9,21 +9,25 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .._yamlfile import load_yaml
 from ..errors import ProfileError
+from ._capabilities import BY_PLAN_FIELD
+from ._capabilities import LABELS as LABELS
+from ._capabilities import SWITCHES as SWITCHES
+from ._capabilities import Capabilities as Capabilities
+from ._capabilities import ImageTransport as ImageTransport
+from ._capabilities import Variant as Variant
 from ._inputs import ALWAYS_SENT as ALWAYS_SENT
 from ._inputs import Endpoint as Endpoint
 from ._inputs import InputSchema as InputSchema
 from ._inputs import InputSpec as InputSpec
 from ._inputs import Quantity as Quantity
 from ._inputs import endpoint_problems
-
-Variant = Literal["video", "thumbnail", "spritesheet"]
 
 
 class _Strict(BaseModel):
@@ -207,10 +211,19 @@ class ProviderProfile(_Strict):
         return self.provider_takes(quantity) and mapped
 
     def provider_takes(self, quantity: Quantity) -> bool:
-        """Whether the provider takes `quantity` at all (for some model, where models have input maps)."""
-        flags = {"seed": self.seed, "negatives": self.negative_prompt, "last_image": self.last_frame,
-                 "audio": self.audio_switch}
-        return flags.get(quantity, True)
+        """Whether the provider takes `quantity` at all (for some model, where models have input maps): where a
+        capability is needed for it, whether the profile switches it on."""
+        switch = BY_PLAN_FIELD.get(quantity)
+        return switch is None or bool(getattr(self.capabilities, switch))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the profile switches on for its provider, in the one vocabulary (`Capabilities`)."""
+        return Capabilities(extensions=self.extensions is not None, edits=self.edits, remix=self.remix,
+                            characters=self.max_characters > 0, batch=self.batch, webhooks=self.webhooks,
+                            list_jobs=self.list_jobs, last_frame=self.last_frame, audio_switch=self.audio_switch,
+                            seed=self.seed, negative_prompt=self.negative_prompt, subjects=self.subjects is not None,
+                            poll_hint=self.poll_hint, variants=tuple(self.variants))
 
     def model_limits(self, model: str) -> ModelLimits | None:
         """The limits of `model`, accepting dated snapshot names; None when unknown."""

@@ -7,8 +7,8 @@ describe a request for the dry run, check the key and the models offered for `re
 Dialects are found by name (`dialect()`), imported only when used, and a third party adds one through the
 `reelflow.dialects` entry-point group (see `_registry`).
 
-Built in: `openai-videos` (OpenAI's `/v1/videos`, as LiteLLM and other gateways serve it), `openrouter-videos`
-(OpenRouter's `/api/v1/videos`), `google-genai` (Veo on Vertex AI) and `fal-queue` (fal's model queue)."""
+The built-in ones are the registry's entries (`dialect_entries()`): each names its class, its SDK's package, the
+sandbox pose that speaks it and the profile its contract runs against."""
 
 from ._base import (
     Body,
@@ -55,7 +55,16 @@ from ._connect import (
     uses_embedded_sandbox,
 )
 from ._gateway import Batching, BatchState, Downloaded, Gateway, Pacer
-from ._registry import ENTRY_POINT_GROUP, dialect, known_dialects, register_dialect
+from ._registry import (
+    ENTRY_POINT_GROUP,
+    DialectEntry,
+    dialect,
+    dialect_entries,
+    known_dialects,
+    pose_of,
+    posed_dialects,
+    register_dialect,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -68,6 +77,7 @@ __all__ = [
     "Choice",
     "ClipJob",
     "Connection",
+    "DialectEntry",
     "Downloaded",
     "ExtensionJob",
     "Gateway",
@@ -93,6 +103,7 @@ __all__ = [
     "connect_provider",
     "credentialed",
     "dialect",
+    "dialect_entries",
     "environment",
     "going_live",
     "image_delivery",
@@ -101,6 +112,8 @@ __all__ = [
     "live_variables",
     "open_gateway",
     "picking",
+    "pose_of",
+    "posed_dialects",
     "provider_access",
     "provider_key",
     "register_dialect",

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import SecretStr
 
-from ..profiles import Variant as Variant  # one list of content variants, the profiles'
+from ..profiles import Capabilities as Capabilities  # one vocabulary of capabilities, the profiles'
+from ..profiles import ImageTransport as ImageTransport
+from ..profiles import Variant as Variant
 
 if TYPE_CHECKING:
     from ..profiles import ProviderProfile
 
 Status = Literal["queued", "running", "completed", "failed"]
-ImageTransport = Literal["bytes", "url", "url-or-data", "url-or-upload"]
 
 
 @dataclass(frozen=True)
@@ -146,29 +147,6 @@ class WireRequest:
     route: str
     fields: Mapping[str, Any]  # a Reference where the body carries an image (as a URL, or inline)
     files: Mapping[str, Reference] = field(default_factory=dict)  # uploaded as multipart parts
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a dialect's API can do at all; a profile may switch any of it off for its provider, never on."""
-
-    extensions: bool = False  # continues the provider's own video
-    edits: bool = False
-    remix: bool = False
-    characters: bool = False
-    batch: bool = False
-    webhooks: bool = False
-    job_list: bool = False  # can find a job whose create answer was lost
-    last_frame: bool = False  # a clip can be told which frame to land on
-    audio_switch: bool = False  # a request can switch the sound off
-    seed: bool = False
-    negative_prompt: bool = False
-    subjects: bool = False  # subject reference images
-    input_maps: bool = False  # each model's inputs are written by its map in the profile (which it must have)
-    variants: tuple[Variant, ...] = ("video",)
-    images: ImageTransport = "bytes"  # how it takes reference images: sent along, fetched from a URL (a presigned
-    # one, else a data URL, or one of the provider's own storage the dialect uploads them to first)
-    own_endpoint: bool = False  # its SDK knows where the provider is (per region, say): no base URL needed
 
 
 @dataclass(frozen=True)

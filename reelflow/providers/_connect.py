@@ -15,12 +15,12 @@ from pydantic import SecretStr
 from ..errors import ProfileError, UserError
 from ..plans import ResolvedScene
 from ..profiles import ProviderProfile, load_profile
-from ..sandbox_process import POSES, sandbox_process
+from ..sandbox_process import sandbox_process
 from ..settings import Settings
 from ..storage import Storage
 from ._base import ProviderConfig, VideoProvider
 from ._gateway import Gateway, Pacer
-from ._registry import dialect
+from ._registry import dialect, posed_dialects
 
 SANDBOX = "sandbox"  # the profile of a run for which no provider's credentials are set
 
@@ -127,14 +127,7 @@ def checked_profile(name: str, settings: Settings) -> ProviderProfile:
 def check_capabilities(profile: ProviderProfile, provider: type[VideoProvider]) -> None:
     """A profile may switch off what its dialect does, never switch on what it cannot."""
     can = provider.capabilities
-    claims = {"extensions": (profile.extensions is not None, can.extensions), "edits": (profile.edits, can.edits),
-              "remix": (profile.remix, can.remix), "characters": (profile.max_characters > 0, can.characters),
-              "batch": (profile.batch, can.batch), "webhooks": (profile.webhooks, can.webhooks),
-              "list_jobs": (profile.list_jobs, can.job_list), "last_frame": (profile.last_frame, can.last_frame),
-              "audio_switch": (profile.audio_switch, can.audio_switch), "seed": (profile.seed, can.seed),
-              "negative_prompt": (profile.negative_prompt, can.negative_prompt),
-              "subjects": (profile.subjects is not None, can.subjects)}
-    wrong = [name for name, (claimed, possible) in claims.items() if claimed and not possible]
+    wrong = profile.capabilities.beyond(can)
     wrong += [f"variants: {v}" for v in profile.variants if v not in can.variants]
     mapped = sorted(name for name, limits in profile.models.items() if limits.endpoints)
     if mapped and not can.input_maps:
@@ -189,7 +182,7 @@ def connect_provider(settings: Settings, profile: ProviderProfile) -> Iterator[C
         yield Connection(access.base_url, access.api_key, profile, embedded_sandbox=False, project=access.project,
                          location=access.location)
         return
-    if profile.api not in POSES:
+    if profile.api not in posed_dialects():
         raise UserError(f"provider {profile.name!r}: set {' or '.join(key_variables(profile))} (the sandbox "
                         f"cannot pose as its dialect {profile.api!r})")
     switches = ["--profile", profile.name, "--job-seconds", str(settings.sandbox_job_seconds)]

@@ -80,8 +80,8 @@ class OpenAIVideos:
 
     dialect: ClassVar[str] = "openai-videos"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        extensions=True, edits=True, remix=True, characters=True, batch=True, webhooks=True, job_list=True,
-        last_frame=False, variants=("video", "thumbnail", "spritesheet"), images="bytes")
+        extensions=True, edits=True, remix=True, characters=True, batch=True, webhooks=True, list_jobs=True,
+        last_frame=False, poll_hint=True, variants=("video", "thumbnail", "spritesheet"), images="bytes")
 
     def __init__(self, config: ProviderConfig) -> None:
         self.key_variable = config.profile.credentials.api_key

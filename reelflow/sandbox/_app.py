@@ -22,13 +22,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..profiles import ProviderProfile, load_profile
-from ..sandbox_process import POSES
-from ..testing._routes import Routes
+from ..providers._registry import pose_of
 from ._config import SandboxConfig
 from ._fetch import FetchFailed, fetch_image
 from ._limits import RequestBucket, check_concurrency
 from ._media import Recipe, render
 from ._problems import ApiProblem, not_found
+from ._routes import Routes
 from ._state import Job, JobKind, SandboxState, new_id, now, request_record
 
 log = logging.getLogger("reelflow.sandbox")
@@ -80,27 +80,13 @@ class Pose(Protocol):
     async def close(self) -> None: ...
 
 
-def _poses() -> dict[str, type[Pose]]:
-    from ._fal import FalPose
-    from ._google import GooglePose
-    from ._openai import OpenAIPose
-    from ._openrouter import OpenRouterPose
-
-    return {pose.dialect: pose for pose in (OpenAIPose, OpenRouterPose, GooglePose, FalPose)}
-
-
-
-
-
 class Sandbox:
     """One sandbox server's behaviour and state; `asgi()` is the application to serve."""
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.profile: ProviderProfile = load_profile(config.profile, config.providers_file)
-        if self.profile.api not in POSES:
-            raise ValueError(f"the sandbox cannot pose as dialect {self.profile.api!r} (it poses as "
-                             f"{', '.join(POSES)})")
+        posed: type[Pose] = pose_of(self.profile.api)  # (ProfileError: no pose speaks its dialect)
         self.state = SandboxState(config.state_dir)
         self.bucket = RequestBucket(config.rpm) if config.rpm else None
         self.rng = random.Random(config.seed)
@@ -118,7 +104,7 @@ class Sandbox:
         self._renders: dict[str, asyncio.Task[None]] = {}
         self._failed_once: set[str] = set()
         self._timers: set[asyncio.Task[None]] = set()
-        self.pose: Pose = _poses()[self.profile.api](self)
+        self.pose: Pose = posed(self)
 
     @property
     def base_path(self) -> str:

@@ -43,10 +43,10 @@ from ..profiles import (
     frame_of,
     load_profile,
 )
-from ..testing._routes import Routes
 from ._fetch import FetchFailed, image_format
 from ._media import Recipe, Segment
 from ._problems import ApiProblem
+from ._routes import Routes
 from ._state import Job, now
 
 if TYPE_CHECKING:

@@ -28,10 +28,10 @@ from starlette.routing import Route
 
 from ..media.video import probe
 from ..profiles import ModelLimits, ProviderProfile, dimensions_of
-from ..testing._routes import Routes
 from ._fetch import MAX_IMAGE_BYTES, image_format
 from ._media import Recipe, Segment
 from ._problems import ApiProblem, bearer_key, read_fields
+from ._routes import Routes
 from ._state import Job, SandboxState, new_id, now
 
 if TYPE_CHECKING:

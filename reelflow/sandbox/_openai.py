@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from ..media.video import probe
 from ..profiles import ProviderProfile
-from ..testing._routes import Routes
 from ._batches import Batches
 from ._config import SandboxConfig
 from ._fetch import FetchFailed
@@ -34,6 +33,7 @@ from ._problems import (
     read_fields,
     required_text,
 )
+from ._routes import Routes
 from ._state import Job, JobKind, SandboxState, new_id, now
 from ._webhooks import WebhookSender
 

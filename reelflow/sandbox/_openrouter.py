@@ -24,10 +24,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, dimensions_of, frame_of
-from ..testing._routes import Routes
 from ._fetch import FetchFailed, image_format
 from ._media import Recipe, Segment
 from ._problems import ApiProblem, bearer_key, read_fields
+from ._routes import Routes
 from ._state import Job, SandboxState, now
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ._routes import Route, Routes
+from ..sandbox import Route, Routes
 from ._wire import Fault
 
 Outcome = Literal["delivered", "delivered where the provider lists jobs"]

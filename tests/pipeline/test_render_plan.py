@@ -12,7 +12,7 @@ from PIL import Image
 
 from flows.render_plan import RenderFailed, render_plan
 from flows.render_scene import render_scene
-from reelflow import Scene, parse_plan
+from reelflow import Plan, Scene, parse_plan
 from reelflow.sandbox import FPS, RunningSandbox
 from tests.images import awkward_references
 from tests.media import probe_video, psnr, video_frames
@@ -136,7 +136,8 @@ def test_a_blocked_scene_fails_alone_and_the_run_says_why(provider: RunningSandb
 
 
 def test_a_single_scene_renders_on_its_own(provider: RunningSandbox) -> None:
-    result = render_scene(Scene(id="solo", prompt="one shot", size="1280x720"), output="memory://single")
+    result = render_scene(Plan(name="scenes", output="memory://single",
+                               scenes=[Scene(id="solo", prompt="one shot", size="1280x720")]))
     assert result.status == "completed"
     assert probe_video(read(result.files["video.mp4"].url)).size == (1280, 720)
 

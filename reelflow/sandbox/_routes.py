@@ -1,5 +1,4 @@
-"""Where a dialect's requests go, for a proxy that breaks them (kept apart from the proxy: a sandbox pose declares
-its routes without importing it)."""
+"""Where a dialect's requests go, as a pose declares them, for a proxy that breaks them (`reelflow.testing`)."""
 
 from __future__ import annotations
 
