@@ -83,8 +83,10 @@ class JobRecord(BaseModel):
         self.id, self.recorded_at = job_id, time.time()
 
     def finished(self, expires_at: float | None, billed_usd: float | None) -> None:
-        """Made: kept with when its files go and what the provider billed."""
-        self._move("completed")
+        """Made: kept with when its files go and what the provider billed (asked again, as a retry that fetches
+        its files does, the answer is kept anew)."""
+        if self.status != "completed":
+            self._move("completed")
         self.expires_at, self.billed_usd = expires_at, billed_usd
 
     def failed(self, error: str, may_pass: bool) -> None:

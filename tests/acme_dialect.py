@@ -51,6 +51,7 @@ credentials: {api_key: ACME_KEY}
 default_model: acme-1
 default_size: 640x360
 default_seconds: 3
+reference_formats: [JPEG, PNG]
 models:
   acme-1:
     sizes: [640x360]

@@ -185,8 +185,11 @@ def test_a_review_answered_the_way_the_ui_answers_it(served: str, sandbox: Runni
     assert found["ui-review-review"][0]["data"].startswith(
         "# Review of ui-review\n\n**Answered**: dawn: take 2 kept (review); gulls: redone (review).")
     assert paid - start == 4 and sandbox.stats()["jobs"] - paid == 1  # the takes, then the redo only
+    summary = found["ui-review-summary"][0]["data"]  # what was paid beside the estimate: every take, and the redo
+    assert "estimated **$1.60**" in summary and "This run paid 5 jobs, $2.00 at list price." in summary, summary
     folder = Storage(f"file://{tmp_path}").child("ui-review")
     manifest = json.loads(folder.read_bytes("manifest.json"))
+    assert (manifest["paid"]["jobs"], manifest["paid"]["list_usd"]) == (5, 2.0)
     assert [(s["take"], s["choice"]["kind"], s["choice"]["by"]) for s in manifest["scenes"]] == [
         ("dawn.take2", "keep", "review"), ("gulls.redo", "redo", "review")]
     assert manifest["scenes"][1]["choice"]["prompt"] == "gulls over a stormy pier"
