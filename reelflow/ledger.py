@@ -33,7 +33,7 @@ JobStatus = Literal["submitting", "created", "completed", "failed", "expired", "
 MOVES: dict[JobStatus, frozenset[JobStatus]] = {
     "submitting": frozenset({"created", "unknown", "failed"}),  # answered; answer lost; refused in a batch
     "created": frozenset({"completed", "failed", "gone", "expired"}),  # gone: the provider forgot it (404)
-    "completed": frozenset({"expired", "gone"}),  # its files gone from the provider; the job itself forgotten
+    "completed": frozenset({"completed", "expired", "gone"}),  # asked again; its files gone; the job forgotten
     "unknown": frozenset({"created", "failed"}),  # adopted by hand; or made again, knowingly (--retry-unknown)
     "gone": frozenset({"created"}),  # adopted by hand (--retry-failed makes a new job instead)
     "failed": frozenset(),  # a new job is made instead, when `needs_new_job` says so
@@ -85,8 +85,7 @@ class JobRecord(BaseModel):
     def finished(self, expires_at: float | None, billed_usd: float | None) -> None:
         """Made: kept with when its files go and what the provider billed (asked again, as a retry that fetches
         its files does, the answer is kept anew)."""
-        if self.status != "completed":
-            self._move("completed")
+        self._move("completed")
         self.expires_at, self.billed_usd = expires_at, billed_usd
 
     def failed(self, error: str, may_pass: bool) -> None:
