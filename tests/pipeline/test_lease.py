@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reelflow.lease import Holder, OutputBusy, acquire
+from reelflow.lease import Holder, Lease, OutputBusy, acquire
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from reelflow.storage import Storage
 from tests.pipeline.test_crash import PLAN
@@ -33,8 +33,10 @@ def someone(name: str, seconds: float = 30) -> Holder:
     return Holder.me(f"id-{name}", name, seconds).model_copy(update={"host": f"machine-{name}"})
 
 
-def test_of_runs_that_find_the_output_free_together_exactly_one_holds_it(folder: Storage) -> None:
-    start, won, refused = threading.Barrier(6), [], []
+def contended(folder: Storage, runs: int) -> tuple[list[Lease], list[str]]:
+    """`runs` runs (threads, each a holder of its own) that find `folder` free at once: the leases they got, and
+    what the others were told."""
+    start, won, refused = threading.Barrier(runs), list[Lease](), list[str]()
 
     def contend(name: str) -> None:
         start.wait()
@@ -43,11 +45,16 @@ def test_of_runs_that_find_the_output_free_together_exactly_one_holds_it(folder:
         except OutputBusy as e:
             refused.append(str(e))
 
-    threads = [threading.Thread(target=contend, args=(f"run{n}",)) for n in range(6)]
+    threads = [threading.Thread(target=contend, args=(f"run{n}",)) for n in range(runs)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return won, refused
+
+
+def test_of_runs_that_find_the_output_free_together_exactly_one_holds_it(folder: Storage) -> None:
+    won, refused = contended(folder, 6)
     assert len(won) == 1 and len(refused) == 5
     holder = won[0].holder
     assert all(f"host {holder.host}, pid {holder.pid}, Prefect flow run {holder.flow_run_name}" in line
