@@ -90,7 +90,7 @@ async def _reference(chain: Chain, role: Role) -> None:
     if source is None or _name(role) in chain.references:
         return
     scene, run = chain.scene, chain.run
-    if usable_as_is(source, scene, run.gateway.profile.reference_formats, role):
+    if usable_as_is(source, scene, chain.gateway.profile.reference_formats, role):
         reference = unchanged_reference(source, role)
     else:
         report(scene.id, "preparing")
@@ -106,7 +106,7 @@ def _subjects(chain: Chain) -> None:
     if any(name.startswith("subject-") for name in chain.references):
         return
     for number, source in enumerate(chain.images.subjects, start=1):
-        reference = subject_reference(source, run.gateway.profile.reference_formats, run.settings.reference_format)
+        reference = subject_reference(source, chain.gateway.profile.reference_formats, run.settings.reference_format)
         name = f"subject-{number}.{reference.filename.rpartition('.')[2]}"
         chain.references[name] = _kept(chain, reference, name)
 
@@ -119,7 +119,7 @@ def _kept(chain: Chain, reference: Reference, name: str) -> Reference:
     run.storage.write_bytes(reference.data, scene_id, name)
     chain.entry.files[name] = FileRecord(url=run.storage.location(scene_id, name), bytes=len(reference.data),
                                          sha256=hashlib.sha256(reference.data).hexdigest())
-    if run.gateway.provider.capabilities.images == "bytes":
+    if chain.gateway.provider.capabilities.images == "bytes":
         return reference
     url = run.storage.signed_url(scene_id, name, seconds=run.settings.reference_url_seconds)
     return replace(reference, url=url) if url else reference

@@ -4,19 +4,22 @@ it (`Step`): the objects the pipeline passes along instead of long parameter lis
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from prefect.context import AsyncClientContext
 
-from reelflow import ResolvedScene, Settings
-from reelflow.costs import Estimate, Spend
-from reelflow.ledger import JobRecord, Ledger, SceneEntry, SceneInputs, fingerprint, needs_new_job, step_fingerprints
+from reelflow import ProviderOutageError, ResolvedScene, Settings
+from reelflow.costs import Estimate, Spend, price_per_second
+from reelflow.ledger import JobRecord, Ledger, SceneEntry, SceneInputs, needs_new_job
 from reelflow.media.references import SceneImages
+from reelflow.profiles import ProviderProfile
 from reelflow.progress import Watch
 from reelflow.providers import Connection, Gateway, JobState, Reference, open_gateway
 from reelflow.reuse import clip_name, kept_in
+from reelflow.routes import RoutedPlan
 from reelflow.storage import Storage
 from tasks._retry import tuned
 from tasks.fleet import Fleet
@@ -44,9 +47,10 @@ def revision_name(number: int) -> str:
 
 @dataclass
 class SceneRun:
-    """Everything a scene's steps share within one run."""
+    """Everything a scene's steps share within one run: the providers (a gateway to each of the plan's, the first
+    route's first), where the scenes go, the settings, the estimate and what the run has paid for."""
 
-    gateway: Gateway
+    gateways: dict[str, Gateway]  # by provider profile name
     storage: Storage
     settings: Settings
     estimate: Estimate
@@ -59,20 +63,48 @@ class SceneRun:
     warnings: dict[str, list[str]] = field(default_factory=dict)  # by scene, gathered before its own run
     embedded_sandbox: bool = False  # the provider is the sandbox started for this run: its jobs cost nothing
     made: list[JobRecord] = field(default_factory=list)  # every job this run sent (or is sending) a create for
+    routes: RoutedPlan | None = None  # where each scene may go next, when a plan has routes
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, connection: Connection, storage: Storage, settings: Settings, costs: Estimate,
+    async def open(cls, connections: list[Connection], storage: Storage, settings: Settings, costs: Estimate,
                    retry_failed: bool = False) -> AsyncIterator[SceneRun]:
-        """A gateway to the provider, and one Prefect client for every task run, for the life of the block (inside
+        """A gateway to each provider, and one Prefect client for every task run, for the life of the block (inside
         the run's event loop: each task run would otherwise open a client of its own, about 60 ms of CPU)."""
-        gateway = open_gateway(connection, settings)
+        gateways = {c.profile.name: open_gateway(c, settings) for c in connections}
         try:
             async with AsyncClientContext():
-                yield cls(gateway, storage, settings, costs, retry_failed, spend=Spend(costs.budget_usd),
-                          embedded_sandbox=connection.embedded_sandbox)
+                yield cls(gateways, storage, settings, costs, retry_failed, spend=Spend(costs.budget_usd),
+                          embedded_sandbox=all(c.embedded_sandbox for c in connections))
         finally:
-            await gateway.close()
+            for gateway in gateways.values():
+                await gateway.close()
+
+    @property
+    def gateway(self) -> Gateway:
+        """The first route's provider: what a plan with one provider renders on (its characters, its batch)."""
+        return next(iter(self.gateways.values()))
+
+    def gateway_of(self, scene: ResolvedScene) -> Gateway:
+        return self.gateways[scene.provider]
+
+    @property
+    def profiles(self) -> list[ProviderProfile]:
+        return [gateway.profile for gateway in self.gateways.values()]
+
+    @property
+    def has_routes(self) -> bool:
+        """Whether a scene may move to another route (a provider unusable for one is then no reason to stop)."""
+        return self.routes is not None and any(len(options) > 1 for options in self.routes.routes.values())
+
+    def next_route(self, scene: ResolvedScene) -> ResolvedScene | None:
+        """The scene (this take of it) on the route after its own, if it has one."""
+        options = self.routes.routes_of(scene) if self.routes else []
+        keys = [routed.route.key for routed in options]
+        if scene.route not in keys or keys.index(scene.route) + 1 == len(keys):
+            return None
+        following = options[keys.index(scene.route) + 1].scenes
+        return next((s for s in following if s.id == scene.id), None)  # (none for a review's redo: it stays)
 
     def expect(self, scenes: list[ResolvedScene]) -> None:
         """Count the jobs `scenes` will ask for: a lost create is adopted only when no other job asks the same."""
@@ -102,13 +134,10 @@ class SceneRun:
     def entry_of(self, scene: ResolvedScene, images: SceneImages) -> SceneEntry:
         """The ledger's entry for the scene as it is now: a changed scene renders again, keeping the jobs of the
         steps that did not change."""
-        inputs = SceneInputs.of(images, self.gateway.profile.name, self.settings.reference_format,
+        inputs = SceneInputs.of(images, scene.provider, self.settings.reference_format,
                                 [self.character_ids[name] for name in scene.characters])
-        expected, steps = fingerprint(scene, inputs), step_fingerprints(scene, inputs)
         entry = self.ledger.load(scene.id)
-        if entry is None:
-            return SceneEntry(scene=scene.id, fingerprint=expected, steps=steps)
-        return entry.restamped(expected, steps)
+        return SceneEntry.new(scene, inputs) if entry is None else entry.restamped(scene, inputs)
 
 
 @dataclass
@@ -129,8 +158,22 @@ class Chain:
         return cls(scene, images, run.entry_of(scene, images), run, run.warnings.pop(scene.id, []))
 
     @property
+    def gateway(self) -> Gateway:
+        """The provider of the scene's route."""
+        return self.run.gateway_of(self.scene)
+
+    @property
     def steps(self) -> int:
         return len(self.scene.segments) + len(self.scene.revisions)
+
+    def check_outage(self) -> None:
+        """Before a new create: a provider that has been failing for longer than `route_outage_seconds` gets none
+        from a scene that can move to another route (nothing is sent; see `moves_on`)."""
+        since, now = self.gateway.health.failing_since, time.time()
+        if since is None or now - since < self.run.settings.route_outage_seconds or not self.run.next_route(self.scene):
+            return
+        raise ProviderOutageError(f"has been failing since {time.strftime('%H:%M:%S', time.localtime(since))} "
+                                  f"({now - since:.0f} s); nothing was sent")
 
     def save(self) -> None:
         self.run.ledger.save(self.entry)
@@ -164,9 +207,11 @@ class Step:
 
     @property
     def usd(self) -> float:
-        segments = self.scene.segments
-        seconds = segments[self.number].seconds if self.number < len(segments) else self.scene.total_seconds
-        return self.run.estimate.cost_of(self.scene.id).segment_usd(seconds)
+        """The step's job at its route's list price."""
+        segments, scene = self.scene.segments, self.scene
+        seconds = segments[self.number].seconds if self.number < len(segments) else scene.total_seconds
+        return round(seconds * price_per_second(self.chain.gateway.profile, scene.model, scene.size,
+                                                self.run.settings), 4)
 
     @property
     def what(self) -> str:
@@ -191,7 +236,7 @@ class Step:
         if scene.stitched_locally:
             return self._kept_video(clip_name(self.number), scene.segments[self.number].seconds)
         if revision == len(scene.revisions):
-            offered = run.gateway.profile.variants
+            offered = self.chain.gateway.profile.variants
             return Delivery(scene.id, run.storage, {FILENAMES[variant]: variant for variant in offered},
                             Expected(scene.dimensions, scene.total_seconds),
                             tuple(variant for variant in PICTURES if variant not in offered))

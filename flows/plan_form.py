@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
 from reelflow import Plan, ProviderProfile, Settings
+from reelflow.plans import Route
 from reelflow.providers import active_profile
 from reelflow.results import PlanResult
 
@@ -81,7 +82,8 @@ class _FormBuilder:
                 annotation = self._swapped(info.annotation, left_empty=info.default is None)
                 if annotation != info.annotation:
                     changed[name] = (annotation, copy(info))
-            chosen = {name: choice for name, choice in self.choices.items() if name in model.model_fields}
+            chosen = {name: choice for name, choice in self.choices.items()
+                      if name in model.model_fields and model is not Route}  # (a route's model is its provider's)
             self.built[model, left_empty] = create_model(
                 model.__name__, __base__=(model, _FormLeftEmpty if left_empty else _Form), __doc__=model.__doc__,
                 **{**changed, **chosen, **fields})

@@ -24,16 +24,16 @@ from reelflow import (
     ResolvedScene,
     Settings,
     UserError,
-    validate_plan,
 )
 from reelflow.costs import Estimate, estimate
 from reelflow.ledger import JobRecord, Ledger, paid_for
 from reelflow.plans import counted
 from reelflow.progress import report
-from reelflow.providers import active_profile, check_images, check_settings, connect_provider
+from reelflow.providers import connect_providers
 from reelflow.report import html_report, markdown_summary, table_rows, thumbnails
 from reelflow.results import Paid, PlanResult, SceneResult
 from reelflow.reuse import planned_reuse
+from reelflow.routes import RoutedPlan, check_route_images, checked_plan
 from reelflow.storage import DEFAULT_OUTPUT, Storage
 from tasks.fleet import set_up_fleet
 from tasks.reel import ReelSpec, assemble_reel
@@ -76,15 +76,24 @@ _TOLD_FAILURES = _ToldFailures()
 
 @dataclass(frozen=True)
 class PlanRun:
-    """A plan being rendered: its scenes checked against the provider, where they go, what they cost."""
+    """A plan being rendered: its scenes checked against its routes, where they go, what they cost."""
 
     plan: Plan
-    scenes: list[ResolvedScene]
-    profile: ProviderProfile
+    routed: RoutedPlan
     settings: Settings
     output: str  # where the plan's folder is
     retry_failed: bool = False
     costs: Estimate | None = None  # priced once the output is held (what earlier runs made there is not paid again)
+
+    @property
+    def scenes(self) -> list[ResolvedScene]:
+        """Each scene's takes, on their first route."""
+        return self.routed.scenes
+
+    @property
+    def profile(self) -> ProviderProfile:
+        """The first route's provider (the run's only one, without routes)."""
+        return self.routed.profiles[0]
 
     @cached_property
     def storage(self) -> Storage:
@@ -113,8 +122,8 @@ def render_plan(plan: Plan, output: str | None = None, retry_failed: bool = Fals
         run = _priced(run)
         with on_the_run_page(plan.name, [s.id for s in run.scenes], run.settings.ui_update_seconds) as board:
             results, paid = _fan_out(run) if run.settings.scene_deployment else _render_here(run)
-        result = PlanResult(plan=plan.name, provider=run.profile.name, output=run.storage.location(), scenes=results,
-                            estimate_usd=run.estimate.total_usd, paid=paid,
+        result = PlanResult(plan=plan.name, provider=run.estimate.provider, output=run.storage.location(),
+                            scenes=results, estimate_usd=run.estimate.total_usd, paid=paid,
                             warnings=[board.gone] if board.gone else [])
         if plan.assemble:
             result = _with_reel(result, run)
@@ -138,22 +147,22 @@ def finished_result(plan: str) -> PlanResult | None:
 def _checked(plan: Plan, output: str | None, retry_failed: bool) -> PlanRun:
     """The plan checked against its provider before any call: its settings, its scenes, how its images travel."""
     settings = Settings()
-    profile = active_profile(settings, plan.provider)
-    check_settings(settings, profile)
-    scenes = validate_plan(plan, profile)
-    run = PlanRun(plan, scenes, profile, settings, output or plan.output or DEFAULT_OUTPUT, retry_failed)
-    check_images(profile, run.storage, scenes)
+    run = PlanRun(plan, checked_plan(plan, settings), settings, output or plan.output or DEFAULT_OUTPUT, retry_failed)
+    check_route_images(run.routed, run.storage)
     return run
 
 
 def _priced(run: PlanRun) -> PlanRun:
     """The plan's cost less what earlier runs on its output made, refused over its budget; said on the run page."""
     plan, scenes = run.plan, run.scenes
-    costs = estimate(plan, scenes, run.profile, run.settings,
-                     planned_reuse(plan, scenes, run.storage, run.profile.name, run.settings))
+    costs = estimate(plan, scenes, run.routed.profiles, run.settings,
+                     planned_reuse(plan, scenes, run.storage, run.settings))
     costs.check()
-    get_run_logger().info("plan %r: %s on %s to %s; estimate $%.2f, %d jobs to pay, %d reused", plan.name,
-                          counted(scenes), run.profile.name, run.storage.location(), costs.total_usd,
+    if plan.providers:
+        costs.worst_usd = run.routed.worst_usd(run.settings)
+    get_run_logger().info("plan %r: %s on %s to %s; estimate $%.2f%s, %d jobs to pay, %d reused", plan.name,
+                          counted(scenes), costs.provider, run.storage.location(), costs.total_usd,
+                          f" (at most ${costs.worst_usd:.2f} on every route)" if costs.worst_usd is not None else "",
                           sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
     return replace(run, costs=costs)
 
@@ -172,12 +181,14 @@ def _render_here(plan_run: PlanRun) -> tuple[list[SceneResult], Paid]:
     included."""
     plan, scenes, settings = plan_run.plan, plan_run.scenes, plan_run.settings
     review = Review(plan.name, plan.review, plan.review_timeout_seconds)
-    with connect_provider(settings, plan_run.profile) as connection:
-        get_run_logger().info(connection.describe())
+    with connect_providers(settings, plan_run.routed.profiles) as connections:
+        for connection in connections:
+            get_run_logger().info(connection.describe())
 
         async def render_all() -> tuple[list[SceneResult], Paid]:
-            async with SceneRun.open(connection, plan_run.storage, settings, plan_run.estimate,
+            async with SceneRun.open(connections, plan_run.storage, settings, plan_run.estimate,
                                      plan_run.retry_failed) as run:
+                run.routes = plan_run.routed
                 run.expect(scenes)
                 run.character_ids = await cast(plan.characters, scenes, run)
                 if plan.mode == "batch":

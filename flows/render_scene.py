@@ -27,11 +27,11 @@ from reelflow import (
 )
 from reelflow.costs import BudgetExceeded, estimate
 from reelflow.ledger import JobRecord, Ledger, SceneEntry, needs_new_job
-from reelflow.plans import validate_plan
 from reelflow.progress import report
-from reelflow.providers import JobState, active_profile, check_images, check_settings, connect_provider
+from reelflow.providers import JobState, connect_providers
 from reelflow.results import FileRecord, SceneResult
 from reelflow.reuse import Reuse, clip_name, kept_in, reuse_of
+from reelflow.routes import check_route_images, checked_plan, moves_on
 from reelflow.storage import Storage
 from tasks._retry import tuned, unexamined
 from tasks.fleet import Fleet
@@ -45,10 +45,11 @@ from ._stoppable import run_stoppable
 
 async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     """Render one scene, resuming whatever the ledger says was already paid for: check it (its images read whole,
-    its ledger entry, what earlier runs made), then make what is left of its chain and deliver its files.
+    its ledger entry, what earlier runs made), then make what is left of its chain and deliver its files; on a
+    route that cannot make it after all (see `moves_on`), on its next route.
 
     The scene's own failure becomes a failed result; a provider that cannot be used (its key rejected, or not
-    reached at all) stops the whole run."""
+    reached at all) stops the whole run, unless the plan has other routes."""
     try:
         chain = await Chain.of(scene, run)
     except ImageError as e:  # missing, unreadable, damaged: nothing is sent, nothing paid
@@ -58,20 +59,44 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     if earlier is not None:
         return earlier
     chain.entry.rendering()
+    chain.entry.on_route(_route_name(scene))
     run.known_ids.update(j.id for j in chain.entry.jobs if j.id)
     try:
         reuse = await _rendered(chain, reuse)
         chain.entry.completed()
         _log_rendered(chain)
         report(scene.id, "done")
-    except ProviderUnusableError:
-        raise
     except ReelflowError as e:
+        following = _moved(chain, e)
+        if following is not None:
+            return await run_scene(following, run)
+        if isinstance(e, ProviderUnusableError) and not run.has_routes:
+            raise
         _failed(chain, e)
     with contextlib.suppress(ReelflowError):  # the failure itself is already the scene's outcome
         chain.save()
     return _result(chain.entry, scene, chain.warnings, reuse.from_earlier_runs if chain.entry.status == "completed"
                    else 0)
+
+
+def _route_name(scene: ResolvedScene) -> str:
+    """How the run's lines, the manifest and the report name the scene's route: its provider and model."""
+    return f"{scene.provider} {scene.model}"
+
+
+def _moved(chain: Chain, error: ReelflowError) -> ResolvedScene | None:
+    """The scene on its next route, moved there (in the ledger, with the reason), when `error` is a reason to leave
+    its route (see `moves_on`), it has a next one, and no job of it may still be made on this one."""
+    reason, following = moves_on(error), chain.run.next_route(chain.scene)
+    if reason is None or following is None or chain.entry.making():
+        return None
+    chain.entry.moved(reason)
+    chain.save()
+    chain.run.expect([following])  # (its jobs there, told apart from the plan's others should a create be lost)
+    said = f"{chain.entry.route} {reason}; moving to {_route_name(following)}"
+    get_run_logger().warning("scene %r: %s", chain.scene.id, said)
+    report(chain.scene.id, said)
+    return following
 
 
 async def _render_chain(chain: Chain, reuse: Reuse) -> None:
@@ -158,8 +183,9 @@ def _as_before(chain: Chain, reuse: Reuse) -> SceneResult | None:
 def _failed(chain: Chain, error: ReelflowError) -> None:
     """The scene's failure as its entry keeps it. A budget refusal or a storage failure (a full disk) is no verdict
     on the scene: a later run with more budget, or room, renders it (its paid jobs are in the ledger, so only
-    their files are fetched again); nor is a provider that lost a video it said it kept."""
-    transient = is_transient(error) or isinstance(error, BudgetExceeded | StorageError)
+    their files are fetched again); nor is a provider that lost a video it said it kept, or one that could not be
+    used at all (its key refused, or not reached: a plan with routes goes on without it)."""
+    transient = is_transient(error) or isinstance(error, BudgetExceeded | StorageError | ProviderUnusableError)
     said = str(error)
     if isinstance(error, AssetsExpiredError):
         _forget_videos(chain.entry)
@@ -260,6 +286,7 @@ async def _paid(step: Step) -> JobState:
                 _gone(record, e, step)
                 continue
         if needs_new_job(record, run.retry_failed):
+            chain.check_outage()
             run.spend.commit(step.usd, step.what)
             record, fresh = chain.entry.intend(step.number, step.usd), True
             run.made.append(record)
@@ -272,7 +299,7 @@ async def _paid(step: Step) -> JobState:
         order = Order(outgoing, Booked(record, chain), run.attempt(record, step.signature, not fresh), step.watch,
                       delivery)
         try:
-            made = await tuned(generate, run.settings)(run.gateway, unexamined(order), run.policy, run.fleet)
+            made = await tuned(generate, run.settings)(chain.gateway, unexamined(order), run.policy, run.fleet)
         except JobGoneError as e:
             _gone(record, e, step)
             continue
@@ -308,9 +335,9 @@ async def _fetched(job_id: str, delivery: Delivery | None, step: Step) -> JobSta
     if delivery is None:
         return job
     try:
-        _delivered(await tuned(download, run.settings)(run.gateway, job, delivery), step.chain)
+        _delivered(await tuned(download, run.settings)(step.chain.gateway, job, delivery), step.chain)
     except DeliveryError:
-        await run.gateway.retrieve(job_id)  # gone: JobGoneError; else the fetch itself failed, and says so
+        await step.chain.gateway.retrieve(job_id)  # gone: JobGoneError; else the fetch itself failed, and says so
         raise
     return job
 
@@ -374,7 +401,7 @@ def _result(entry: SceneEntry, scene: ResolvedScene, warnings: list[str] | None 
         id=scene.id, status="completed" if entry.status == "completed" else "failed",
         job_ids=[j.id for j in entry.jobs if j.id and j.fingerprint in entry.steps], size=scene.size,
         seconds=scene.total_seconds, files=entry.files, warnings=warnings or [], error=entry.error,
-        reused_jobs=reused,
+        reused_jobs=reused, route=entry.route or _route_name(scene), moves=[m.describe() for m in entry.moves],
     )
 
 
@@ -392,17 +419,17 @@ def render_scene(plan: Plan, retry_failed: bool = False, fleet: bool = False) ->
         raise UserError(f"render-scene renders a plan of one scene, with its output: {plan.name!r} has "
                         f"{len(plan.scenes)} scenes{'' if plan.output else ' and no output'}")
     settings = Settings()
-    profile = active_profile(settings, plan.provider)
-    check_settings(settings, profile)
-    (resolved,) = validate_plan(plan, profile)
-    costs = estimate(plan, [resolved], profile, settings)
+    routed = checked_plan(plan, settings)
+    (resolved,) = routed.scenes
+    costs = estimate(plan, [resolved], routed.profiles, settings)
     costs.check()
     storage = Storage(plan.output, settings.storage_options).child(plan.name)
-    check_images(profile, storage, [resolved])
-    with connect_provider(settings, profile) as connection:
+    check_route_images(routed, storage)
+    with connect_providers(settings, routed.profiles) as connections:
 
         async def render() -> SceneResult:
-            async with SceneRun.open(connection, storage, settings, costs, retry_failed) as run:
+            async with SceneRun.open(connections, storage, settings, costs, retry_failed) as run:
+                run.routes = routed
                 run.expect([resolved])
                 run.fleet = Fleet() if fleet else None
                 return await run_scene(resolved, run)

@@ -122,7 +122,7 @@ async def _redone(redos: list[tuple[Shot, Choice]], run: SceneRun) -> dict[str, 
     if not redos:
         return {}
     scenes = [redo_of(shot.scene, choice.prompt or shot.scene.prompt) for shot, choice in redos]
-    run.estimate = extended(run.estimate, scenes, run.gateway.profile, run.settings)  # each job within the budget
+    run.estimate = extended(run.estimate, scenes, run.profiles, run.settings)  # each job within the budget
     run.expect(scenes)
     results = await render_concurrently(scenes, run, run.settings.max_concurrent)
     return {shot.id: result for (shot, _), result in zip(redos, results, strict=True)}
@@ -147,7 +147,8 @@ async def _asked(shots: list[Shot], review: Review, run: SceneRun) -> dict[str, 
     takes = _takes(shots, run.storage)
     page = await acreate_markdown_artifact(announcement.page(takes), key=artifact_key(review.plan, "review"),
                                            description=f"Review of {review.plan}: waiting for an answer")
-    form = review_form(review.plan, shots, announcement.form_description(page), run.gateway.profile.prompt_max_chars)
+    form = review_form(review.plan, shots, announcement.form_description(page),
+                       min(profile.prompt_max_chars for profile in run.profiles))
     for shot in shots:
         report(shot.id, "waiting for review")
     get_run_logger().info("waiting for a review (Resume on this run's page, or `reelflow review`): %s",

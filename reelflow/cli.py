@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from .costs import Estimate, SceneCost
 from .errors import ReelflowError, UserError
 from .media.images import Fit, OutputFormat
-from .plans import Plan, ResolvedScene, load_plan, plan_warnings, validate_plan
+from .plans import Plan, ResolvedScene, load_plan, plan_warnings
 from .prefect_server import prefect_api
 from .quiet import keep_library_logs_off_the_terminal, keep_run_logs_off_the_console, quiet_prefect
 from .results import PlanResult
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from .jobs import JobRow
-    from .profiles import ProviderProfile
+    from .routes import RoutedPlan
 
 SIZE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
 
@@ -69,16 +69,16 @@ PlanArgument = Annotated[str, typer.Argument(help="Scene plan file (YAML or JSON
 
 @app.command()
 def validate(plan: PlanArgument) -> None:
-    """Check a plan against the active provider, and the settings a run of it needs (credentials, output), without
-    making any call."""
-    from .providers import check_images
+    """Check a plan against the active provider (each of its routes), and the settings a run of it needs
+    (credentials, output), without making any call."""
+    from .routes import check_route_images
 
     settings = Settings()
     try:
         loaded = load_plan(plan)
-        profile = _chosen(loaded, settings)
-        scenes = validate_plan(loaded, profile, source=plan)
-        check_images(profile, _plan_folder(loaded, settings, None), scenes)
+        routed = _routed(loaded, settings, plan)
+        scenes = routed.scenes
+        check_route_images(routed, _plan_folder(loaded, settings, None))
         _check_images(scenes, plan)
     except UserError as e:
         raise _user_error(e) from None
@@ -86,17 +86,25 @@ def validate(plan: PlanArgument) -> None:
         raise fail(str(e)) from None
     _warn(plan_warnings(loaded, source=plan))
     _print_notes((s.id, s.notes) for s in scenes)
+    _print_skipped(routed)
     seconds = sum(s.total_seconds for s in scenes)
-    typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video on {profile.name}: valid")
+    where = ", ".join(profile.name for profile in routed.profiles)
+    typer.echo(f"{plan}: {len(scenes)} scenes, {seconds} s of video on {where}: valid")
 
 
-def _chosen(plan: Plan, settings: Settings) -> ProviderProfile:
-    """The provider a run of `plan` uses, every setting it needs checked (see `check_settings`)."""
-    from .providers import check_settings, choose_provider
+def _routed(plan: Plan, settings: Settings, source: str) -> RoutedPlan:
+    """The plan checked on the provider a run of it uses (each of its routes), every setting a run needs checked
+    (see `checked_plan`)."""
+    from .routes import checked_plan
 
-    profile = choose_provider(settings, plan.provider).profile
-    check_settings(settings, profile)
-    return profile
+    return checked_plan(plan, settings, source)
+
+
+def _print_skipped(routed: RoutedPlan) -> None:
+    """The routes a scene cannot take, and why (a plan with routes)."""
+    for scene, reasons in routed.skipped.items():
+        for reason in reasons:
+            typer.echo(f"note: scene {scene!r} skips route {reason}")
 
 
 def _check_images(scenes: list[ResolvedScene], source: str) -> None:
@@ -147,16 +155,20 @@ def run(
     import httpx
 
     from .progress import showing_progress
-    from .providers import SANDBOX, announcement, check_settings, choose_provider, going_live
+    from .providers import SANDBOX, announcement, check_settings, going_live, route_choices
 
     settings = Settings()
-    loaded, costs = _estimated(plan, settings, output, every_scene=dry_run)
+    loaded, routed, costs = _estimated(plan, settings, output, every_scene=dry_run)
     if dry_run:
-        _print_dry_run(plan, loaded, costs, settings, output)
+        _print_dry_run(plan, (loaded, routed, costs), settings, output)
         return
-    choice = choose_provider(settings, loaded.provider)
-    access = check_settings(settings, choice.profile)
-    typer.echo(announcement(choice, access, settings), err=True)
+    choices = route_choices(loaded, routed.profiles, settings)
+    sandboxed = []
+    for choice in choices:
+        access = check_settings(settings, choice.profile)
+        typer.echo(announcement(choice, access, settings), err=True)
+        if access is None and choice.profile.name != SANDBOX:
+            sandboxed.append(choice.profile)
     quiet_prefect()
     from flows.render_plan import RenderFailed, render_plan
 
@@ -175,9 +187,9 @@ def run(
     except httpx.HTTPError as e:  # Prefect's own client (a provider's errors are ReelflowErrors by now)
         result = _without_prefect(loaded.name, e)
     _print_result(result)
-    if access is None and choice.profile.name != SANDBOX:
+    if sandboxed:
         command = " ".join(["reelflow run", plan, *(["--output", output] if output else [])])
-        for line in going_live(choice.profile, command):
+        for line in going_live(sandboxed, command):
             typer.echo(line)
 
 
@@ -212,39 +224,47 @@ def review_command(plan: PlanArgument) -> None:
     typer.echo(f"answered: the run of {name!r} goes on")
 
 
-def _estimated(plan: str, settings: Settings, output: str | None, every_scene: bool) -> tuple[Plan, Estimate]:
+Priced = tuple[Plan, "RoutedPlan", Estimate]  # a plan as loaded, checked on its routes, and priced
+
+
+def _estimated(plan: str, settings: Settings, output: str | None, every_scene: bool) -> Priced:
     """Load, validate and price the plan (less what earlier runs on `output` made), print the estimate (scene by
-    scene, or for a long plan unless `every_scene`, by kind of scene), and refuse it if it is over budget."""
+    scene, or for a long plan unless `every_scene`, by kind of scene; with routes, the worst case), and refuse it
+    if it is over budget."""
     from .costs import BudgetExceeded, estimate
     from .reuse import planned_reuse
 
     try:
         loaded = load_plan(plan)
-        profile = _chosen(loaded, settings)
-        scenes = validate_plan(loaded, profile, source=plan)
-        reuse = planned_reuse(loaded, scenes, _plan_folder(loaded, settings, output), profile.name, settings)
-        costs = estimate(loaded, scenes, profile, settings, reuse)
+        routed = _routed(loaded, settings, plan)
+        scenes = routed.scenes
+        reuse = planned_reuse(loaded, scenes, _plan_folder(loaded, settings, output), settings)
+        costs = estimate(loaded, scenes, routed.profiles, settings, reuse)
+        if loaded.providers:
+            costs.worst_usd = routed.worst_usd(settings)
     except UserError as e:
         raise _user_error(e) from None
     except ReelflowError as e:  # the output cannot be read
         raise fail(str(e), 1) from None
     _warn(plan_warnings(loaded, source=plan))
+    _print_skipped(routed)
     _print_estimate(costs, every_scene)
     try:
         costs.check(source=plan)
     except BudgetExceeded as e:
         raise fail(str(e), 3) from None
-    return loaded, costs
+    return loaded, routed, costs
 
 
-def _print_dry_run(source: str, plan: Plan, costs: Estimate, settings: Settings, output: str | None) -> None:
+def _print_dry_run(source: str, priced: Priced, settings: Settings, output: str | None) -> None:
     from ._dry_run import describe
-    from .providers import active_profile
 
-    profile = active_profile(settings, plan.provider)
+    plan, routed, costs = priced
     try:
-        scenes = validate_plan(plan, profile, source=source)
-        typer.echo(printable(describe(plan, scenes, profile, settings, costs, _plan_folder(plan, settings, output))))
+        for profile in routed.profiles:  # (with routes: each provider's scenes, as planned, in its own dialect)
+            scenes = [scene for scene in routed.scenes if scene.provider == profile.name]
+            typer.echo(printable(describe(plan, scenes, profile, settings, costs,
+                                          _plan_folder(plan, settings, output))))
     except UserError as e:
         raise _user_error(e) from None
     except ReelflowError as e:
@@ -277,15 +297,20 @@ def _print_estimate(costs: Estimate, every_scene: bool) -> None:
     console.print(table)
     console.print(f"Estimated total: ${costs.total_usd:.2f} for {sum(s.seconds for s in costs.scenes)} s "
                   f"of video in {sum(s.jobs for s in costs.scenes)} jobs{budget}{earlier}", markup=False)
+    if costs.worst_usd is not None:
+        console.print(f"At most ${costs.worst_usd:.2f} if every scene is paid on every route it may take (each "
+                      "route's attempt paid, the last delivered)", markup=False)
     _print_notes((s.id, s.notes) for s in costs.scenes)
 
 
 def _scene_costs(costs: Estimate, reused: int) -> Table:
+    routes = costs.worst_usd is not None  # (each scene's planned route)
     table = _table(f"Estimate on {costs.provider} (USD per second of output)",
-                   ("scene", "model", "size", "seconds", "jobs", *(("reused",) if reused else ()), "cost"))
+                   ("scene", *(("provider",) if routes else ()), "model", "size", "seconds", "jobs",
+                    *(("reused",) if reused else ()), "cost"))
     for scene in costs.scenes:
-        table.add_row(scene.id, scene.model, scene.size, str(scene.seconds), str(scene.jobs),
-                      *((str(scene.reused),) if reused else ()), f"${scene.usd:.2f}")
+        table.add_row(scene.id, *((scene.provider,) if routes else ()), scene.model, scene.size, str(scene.seconds),
+                      str(scene.jobs), *((str(scene.reused),) if reused else ()), f"${scene.usd:.2f}")
     return table
 
 
@@ -309,7 +334,8 @@ def _table(title: str, columns: Iterable[str]) -> Table:
 
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="left" if column in ("scene", "scenes", "model", "size") else "right")
+        left = column in ("scene", "scenes", "provider", "model", "size")
+        table.add_column(column, justify="left" if left else "right")
     return table
 
 
@@ -433,14 +459,17 @@ def _print_result(result: PlanResult) -> None:
     from rich.console import Console
 
     chosen = any(scene.choice for scene in result.scenes)
+    routed = len(result.provider.split(", ")) > 1 or any(scene.moves for scene in result.scenes)  # (routes)
     listed = (result.scenes if len(result.scenes) <= LISTED_SCENES
-              else [scene for scene in result.scenes if scene.status != "completed"])
+              else [scene for scene in result.scenes if scene.status != "completed" or scene.moves])
     table = _table(f"{result.plan} on {result.provider}",
-                   ("scene", "status", "seconds", *(("choice",) if chosen else ()), "video"))
+                   ("scene", "status", *(("route",) if routed else ()), "seconds", *(("choice",) if chosen else ()),
+                    "video"))
     for scene in listed:
         video = scene.files.get("video.mp4")
         choice = (scene.choice.describe() if scene.choice else "-",) if chosen else ()
-        table.add_row(scene.id, scene.status, str(scene.seconds), *choice, video.url if video else "-")
+        table.add_row(scene.id, scene.status, *((scene.route,) if routed else ()), str(scene.seconds), *choice,
+                      video.url if video else "-")
     console = Console(stderr=False, soft_wrap=True)
     if listed:
         console.print(table)
@@ -451,6 +480,8 @@ def _print_result(result: PlanResult) -> None:
     for scene in result.scenes:
         for note in scene.warnings:
             console.print(f"warning: {note}", markup=False)
+        if scene.moves:
+            console.print(f"scene {scene.id!r}: {scene.routing}", markup=False)
         if scene.error:
             console.print(f"scene {scene.id!r} failed: {scene.error}", markup=False)
     for note in result.warnings:
@@ -482,8 +513,8 @@ def jobs(
     settings = Settings()
     try:
         loaded = load_plan(plan)
-        profile = _chosen(loaded, settings)
-        scenes = validate_plan(loaded, profile, source=plan)
+        routed = _routed(loaded, settings, plan)
+        profile, scenes = routed.profiles[0], routed.scenes  # (a plan with routes: its first route's provider)
         folder = _plan_folder(loaded, settings, output)
         live = not uses_embedded_sandbox(settings, profile)  # (the embedded sandbox knows no earlier run's jobs)
         if live:
@@ -684,6 +715,14 @@ def sandbox(
         "key is accepted.")] = None,
     with_parent: Annotated[bool, typer.Option(help="Stop when standard input closes (for a program that starts the "
                                               "sandbox and may end without stopping it).")] = False,
+    refuse: Annotated[list[str] | None, typer.Option(help="Refuse prompts with this word, as a moderation filter "
+                                                     "does (repeatable).")] = None,
+    retire: Annotated[list[str] | None, typer.Option(help="Answer creates for this model 404, as for a model "
+                                                     "retired (repeatable).")] = None,
+    out_of_credit: Annotated[bool, typer.Option(help="Answer every create 402, as for an account out of "
+                                                "credit.")] = False,
+    down_seconds: Annotated[float, typer.Option(help="Answer every request 503 for this long after starting, as in "
+                                                "an outage.")] = 0,
 ) -> None:
     """Serve a provider's video API locally (the dialect of --profile), for demos, tests and benchmarks."""
     from .sandbox import Faults, Sandbox, SandboxConfig, serve_sandbox
@@ -696,7 +735,8 @@ def sandbox(
             max_concurrent=max_concurrent, faults=Faults.parse(faults), fault_scope=fault_scope,
             slow_seconds=slow_seconds, seed=seed, state_dir=state_dir, webhook_url=webhook_url,
             webhook_secret=webhook_secret,
-            api_keys=frozenset(api_key) if api_key else None,
+            api_keys=frozenset(api_key) if api_key else None, refuse=refuse or [], retired=retire or [],
+            out_of_credit=out_of_credit, down_seconds=down_seconds,
         )
     except ValueError as e:
         raise fail(_one_line(e)) from None

@@ -6,7 +6,7 @@ upper bound: a provider may not bill failed jobs)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, Field, PrivateAttr
 
@@ -23,6 +23,7 @@ class BudgetExceeded(UserError):
 
 class SceneCost(BaseModel):
     id: str
+    provider: str = Field(default="", description="The provider profile it is priced on (its planned route's).")
     model: str
     size: str
     seconds: int = Field(description="Seconds of the finished video, extensions included.")
@@ -38,14 +39,13 @@ class SceneCost(BaseModel):
     def usd(self) -> float:
         return round(self.billed_seconds * self.price_per_second, 4)
 
-    def segment_usd(self, seconds: int) -> float:
-        return round(seconds * self.price_per_second, 4)
-
 
 class Estimate(BaseModel):
-    provider: str
+    provider: str = Field(description="The providers it is priced on, the first route's first.")
     scenes: list[SceneCost]
     budget_usd: float | None = None
+    worst_usd: float | None = Field(default=None, description="With routes: what the plan costs at most, every "
+                                    "scene paid on every route it may take.")
     _by_id: tuple[list[SceneCost], dict[str, SceneCost]] | None = PrivateAttr(default=None)  # for which list
 
     @property
@@ -76,28 +76,40 @@ def price_per_second(profile: ProviderProfile, model: str, size: str, settings: 
     return price
 
 
-def estimate(plan: Plan, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
+Profiles = ProviderProfile | Sequence[ProviderProfile]
+
+
+def estimate(plan: Plan, scenes: list[ResolvedScene], profiles: Profiles, settings: Settings,
              reuse: Mapping[str, Reuse] | None = None) -> Estimate:
-    """What the plan costs; with `reuse` (what the output's ledger already has), only what is left to pay."""
+    """What the plan costs, each scene on its route's provider (one of `profiles`); with `reuse` (what the
+    output's ledger already has), only what is left to pay."""
     budgets = [b for b in (plan.budget_usd, settings.budget_usd) if b is not None]
-    return Estimate(provider=profile.name, scenes=_scene_costs(scenes, profile, settings, reuse or {}),
+    return Estimate(provider=", ".join(p.name for p in _listed(profiles)),
+                    scenes=_scene_costs(scenes, profiles, settings, reuse or {}),
                     budget_usd=min(budgets) if budgets else None)
 
 
-def extended(costs: Estimate, scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings) -> Estimate:
+def extended(costs: Estimate, scenes: list[ResolvedScene], profiles: Profiles, settings: Settings) -> Estimate:
     """`costs` and what `scenes` (decided on during the run: a review's redos) cost at most."""
-    return costs.model_copy(update={"scenes": [*costs.scenes, *_scene_costs(scenes, profile, settings, {})]})
+    return costs.model_copy(update={"scenes": [*costs.scenes, *_scene_costs(scenes, profiles, settings, {})]})
 
 
-def _scene_costs(scenes: list[ResolvedScene], profile: ProviderProfile, settings: Settings,
+def _listed(profiles: Profiles) -> list[ProviderProfile]:
+    return [profiles] if isinstance(profiles, ProviderProfile) else list(profiles)
+
+
+def _scene_costs(scenes: list[ResolvedScene], profiles: Profiles, settings: Settings,
                  reuse: Mapping[str, Reuse]) -> list[SceneCost]:
-    return [_scene_cost(s, reuse.get(s.id, Reuse(len(s.segments) + len(s.revisions))),
-                        price_per_second(profile, s.model, s.size, settings)) for s in scenes]
+    listed = _listed(profiles)
+    by_name = {profile.name: profile for profile in listed}
+    priced = [(s, by_name.get(s.provider, listed[0])) for s in scenes]
+    return [_scene_cost(s, profile.name, reuse.get(s.id, Reuse(len(s.segments) + len(s.revisions))),
+                        price_per_second(profile, s.model, s.size, settings)) for s, profile in priced]
 
 
-def _scene_cost(scene: ResolvedScene, reuse: Reuse, price: float) -> SceneCost:
+def _scene_cost(scene: ResolvedScene, provider: str, reuse: Reuse, price: float) -> SceneCost:
     seconds = [segment.seconds for segment in scene.segments] + [scene.total_seconds] * len(scene.revisions)
-    return SceneCost(id=scene.id, model=scene.model, size=scene.size, seconds=scene.total_seconds,
+    return SceneCost(id=scene.id, provider=provider, model=scene.model, size=scene.size, seconds=scene.total_seconds,
                      billed_seconds=sum(seconds[step] for step in reuse.paid), jobs=len(reuse.paid),
                      reused=reuse.from_earlier_runs, price_per_second=price, notes=[*scene.notes, *reuse.notes])
 

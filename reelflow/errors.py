@@ -101,6 +101,11 @@ class ProviderUnreachableError(ProviderUnusableError):
     nothing was made or paid, and waiting as for a 5xx cannot help: stop the whole run at once."""
 
 
+class ProviderOutageError(ApiError):
+    """The provider has been failing (5xx, timeouts) for longer than a scene of a plan with routes waits: its next
+    create is not sent there (nothing is, so nothing is paid), and the scene moves to its next route."""
+
+
 class VideoFailedError(PermanentApiError):
     """The provider finished the job as failed (e.g. `moderation_blocked`).
 

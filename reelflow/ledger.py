@@ -134,6 +134,17 @@ def needs_new_job(record: JobRecord | None, retry_failed: bool) -> bool:
             return False
 
 
+class RouteMove(BaseModel):
+    """A scene leaving a route for the next one: which (its provider and model), why, when."""
+
+    route: str
+    reason: str = Field(description="What the route did, said after its name: `refused it (moderation_blocked)`.")
+    at: float = Field(default_factory=time.time)
+
+    def describe(self) -> str:
+        return f"{self.route} {self.reason}"
+
+
 class SceneEntry(BaseModel):
     scene: str
     fingerprint: str = Field(description="Hash of everything that shapes the scene's output.")
@@ -145,6 +156,10 @@ class SceneEntry(BaseModel):
     files: dict[str, FileRecord] = Field(default_factory=dict)
     error: str | None = None
     transient: bool = False
+    request: str = Field(default="", description="What the scene asked for, wherever made (`request_fingerprint`).")
+    route: str = Field(default="", description="The route it is (or was last) made on.")
+    moves: list[RouteMove] = Field(default_factory=list, description="Each time it left a route for the next, "
+                                   "and why.")
 
     def current(self, step: int) -> JobRecord | None:
         """The latest job made for `step` as it is now (its fingerprint), if any."""
@@ -176,6 +191,22 @@ class SceneEntry(BaseModel):
         """The scene failed; `transient`: no verdict on it (a later run renders it without being asked)."""
         self.status, self.error, self.transient = "failed", error, transient
 
+    def moved(self, reason: str) -> None:
+        """The scene leaves its route for the next (its jobs there stay: they are paid)."""
+        if self.making():
+            raise LedgerStateError(f"scene {self.scene}: a job of it may still be made on {self.route}; it cannot "
+                                   "move to another route")
+        self.moves.append(RouteMove(route=self.route, reason=reason))
+
+    def on_route(self, route: str) -> None:
+        """The scene is made on `route` (its provider and model) from now on."""
+        self.route = route
+
+    def making(self) -> bool:
+        """Whether a job of the scene may still be made where it was sent (being sent, made, or its create's
+        answer lost): then the scene stays on its route, so as not to pay for it twice."""
+        return any(job.status in ("submitting", "created", "unknown") for job in self.chain())
+
     def resumable(self) -> None:
         """A step of the failed scene was resolved by hand (a job adopted): the next run renders it."""
         self.status, self.error, self.transient = "rendering", None, True
@@ -190,16 +221,26 @@ class SceneEntry(BaseModel):
             found.append(record)
         return found
 
-    def restamped(self, fingerprint: str, steps: list[str]) -> SceneEntry:
-        """This entry for the scene as it is now: unchanged, its jobs from before step fingerprints get
-        theirs; changed, it starts rendering again and keeps its jobs, whose steps may still match."""
-        if fingerprint == self.fingerprint:
+    @classmethod
+    def new(cls, scene: ResolvedScene, inputs: SceneInputs) -> SceneEntry:
+        return cls(scene=scene.id, fingerprint=fingerprint(scene, inputs), steps=step_fingerprints(scene, inputs),
+                   request=request_fingerprint(scene, inputs))
+
+    def restamped(self, scene: ResolvedScene, inputs: SceneInputs) -> SceneEntry:
+        """This entry for the scene as it is now. Finished, and asked for the same (see `request_fingerprint`), it
+        stands, on whatever route it was made; unchanged, its jobs from before step fingerprints get theirs;
+        changed, it starts rendering again and keeps its jobs, whose steps may still match."""
+        request, steps = request_fingerprint(scene, inputs), step_fingerprints(scene, inputs)
+        if self.status == "completed" and self.request == request:
+            return self
+        if fingerprint(scene, inputs) == self.fingerprint:
             for job in self.jobs:
                 if job.fingerprint is None and job.step < len(steps):
                     job.fingerprint = steps[job.step]
-            return self.model_copy(update={"steps": steps})
-        return self.model_copy(update={"fingerprint": fingerprint, "steps": steps, "status": "rendering",
-                                       "error": None, "transient": False})
+            return self.model_copy(update={"steps": steps, "request": request})
+        moves = self.moves if request == self.request else []  # (those of what it asked for before: past)
+        return self.model_copy(update={"fingerprint": fingerprint(scene, inputs), "steps": steps, "request": request,
+                                       "status": "rendering", "error": None, "transient": False, "moves": moves})
 
 
 def paid_for(made: Iterable[JobRecord]) -> Paid:
@@ -337,6 +378,7 @@ def fingerprint(scene: ResolvedScene, inputs: SceneInputs) -> str:
     before that setting existed: its ledger still resumes.)"""
     unset = {name for name in ("audio", "seed", "negative", "subjects") if getattr(scene, name) in (None, [])}
     shape = scene.model_dump(mode="json", exclude={"id", "image", "last_image", "characters", "notes", "shot", "take",
+                                                "provider", "route", "request",
                                                 *unset})
     shape.update(image_sha256=inputs.image, reference_format=inputs.reference_format if inputs.image else None,
                  provider=inputs.provider, characters=list(inputs.characters))
@@ -347,11 +389,21 @@ def fingerprint(scene: ResolvedScene, inputs: SceneInputs) -> str:
     return _digest(shape)
 
 
+def request_fingerprint(scene: ResolvedScene, inputs: SceneInputs) -> str:
+    """What the scene asks for wherever it is made (see `ResolvedScene.request`), with its images by content, its
+    characters and its take's seed: a scene finished on any route is taken as it is while this is unchanged, even
+    when the plan's routes changed."""
+    return _digest({"request": scene.request, "seed": scene.seed, "image": inputs.image,
+                    "last_image": inputs.last_image, "subjects": list(inputs.subjects),
+                    "characters": list(inputs.characters)})
+
+
 def step_fingerprints(scene: ResolvedScene, inputs: SceneInputs) -> list[str]:
     """One fingerprint per step (the clip, each extension or continuation, each revision), each over the step's
     own request and the fingerprint of the step before: a step is unchanged exactly when it and every step
     before it are. What the whole scene shares (model, size, sound, images, ...) comes first."""
     shared = scene.model_dump(mode="json", exclude={"id", "prompt", "image", "last_image", "characters", "notes",
+                                                   "provider", "route", "request",
                                                    "segments", "revisions", "subjects", "shot", "take"})
     shared.update(image_sha256=inputs.image, reference_format=inputs.reference_format, provider=inputs.provider,
                   characters=list(inputs.characters), subjects=list(inputs.subjects))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any, Literal
 
 import fsspec
@@ -116,6 +118,27 @@ class Character(_Model):
     clip: str = Field(description="A short video of it (2-4 s on Sora): a path, relative to the plan, or fsspec URL.")
 
 
+class Route(_Model):
+    """A way to render a scene: a provider (its profile), and, for it, a model and a sound setting over the plan's
+    defaults. A plan's `providers:` lists its routes in order; a scene moves to the next one when its route cannot
+    make it (a refusal, a retired model, an account out of credit, a provider refusing the key or out of reach)."""
+
+    provider: ProfileName = Field(description="Provider profile (`reelflow providers` lists them).")
+    model: str | None = Field(default=None, description="Model on this provider, over the plan's default model.")
+    audio: bool | None = Field(default=None, description="Sound on this provider, over the plan's default.")
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", description="What scenes "
+                             "call it by (`route:`); default: the provider, with `/` and the model if it names one.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_name_alone(cls, data: Any) -> Any:
+        return {"provider": data} if isinstance(data, str) else data
+
+    @property
+    def key(self) -> str:
+        return self.name or (f"{self.provider}/{self.model}" if self.model else self.provider)
+
+
 class Scene(Framing):
     """One shot of the plan."""
 
@@ -144,6 +167,9 @@ class Scene(Framing):
         "the last is the scene's video.")
     takes: int = Field(default=1, ge=1, le=MAX_TAKES, strict=True, description="Versions of the shot to make, each "
                        "a job of its own (with a seed: seed, seed+1, ...); a review picks one, else the first is used.")
+    provider: ProfileName | None = Field(default=None, description="Render it only on the plan's routes of this "
+                                         "provider (on this provider alone when the plan has none of it).")
+    route: str | None = Field(default=None, description="Render it only on the plan's route of this name.")
 
 
 class MusicBed(_Model):
@@ -169,6 +195,13 @@ class Plan(_Model):
     provider: ProfileName | None = Field(
         default=None, description="Provider profile to render on (`reelflow providers` lists them), unless "
         "REELFLOW_PROVIDER names another; unset: the provider whose credentials are set.")
+    providers: list[Route] = Field(
+        default_factory=list, description="Routes, in order: the providers (each with a model and sound of its own, "
+        "if given) a scene may be rendered on; a scene goes to the first that can make it, and on to the next when "
+        "that one refuses it, has retired its model, is out of credit, refuses its key or cannot be reached.")
+    prefer: Literal["listed", "cheapest"] = Field(
+        default="listed", description="The order a scene tries the routes that can make it: as listed, or cheapest "
+        "first (by the profiles' prices for the scene's whole chain).")
     output: str | None = Field(default=None, description="Where to write: any fsspec URL (file://, s3://, ...).")
     defaults: SceneDefaults = Field(default_factory=SceneDefaults, description="Values scenes inherit.")
     style: StyleBlock | None = Field(default=None, description="Look every scene's prompt inherits, field by field.")
@@ -229,6 +262,9 @@ class ResolvedScene(_Model):
     shot: str | None = Field(default=None, description="The plan's scene this is a take (or a redo) of; none: "
                              "the scene itself.")
     take: int = Field(default=1, description="Which take of its shot: its first (1) is the scene's own folder.")
+    provider: str = Field(default="", description="The provider profile it is resolved on (its jobs are made there).")
+    route: str = Field(default="", description="The route it is resolved on: its provider, and model if it names one.")
+    request: str = Field(default="", description="What it asks for wherever it is made (see `_request_of`).")
 
     @property
     def shot_id(self) -> str:
@@ -249,11 +285,12 @@ class ResolvedScene(_Model):
         return any(s.via == "last-frame" for s in self.segments)
 
 
-def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile) -> ResolvedScene:
-    """One scene of `plan` as it will be requested: defaults applied, prompts composed, lengths cut into jobs
-    (its length checked first: see `length_problem`)."""
+def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile, route: Route | None = None) -> ResolvedScene:
+    """One scene of `plan` as it will be requested on `profile`'s provider (by `route`, whose model and sound go
+    over the plan's defaults): defaults applied, prompts composed, lengths cut into jobs (its length checked
+    first: see `length_problem`)."""
     d = plan.defaults
-    model = s.model or d.model or profile.default_model
+    model = s.model or (route.model if route else None) or d.model or profile.default_model
     inline = not profile.takes(model, "negatives")
     prompt = compose(s.prompt, plan.style, negatives=inline)
     beats = [(prompt, s.seconds or d.seconds or profile.default_seconds)]
@@ -265,10 +302,21 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile) -> ResolvedSce
         id=s.id, prompt=prompt, image=s.image, last_image=s.last_image, crop=s.crop, characters=s.characters,
         model=model,
         size=size, fit=s.fit or d.fit,
-        audio=s.audio if s.audio is not None else d.audio, seed=s.seed if s.seed is not None else d.seed,
+        audio=next((a for a in (s.audio, route.audio if route else None, d.audio) if a is not None), None),
+        seed=s.seed if s.seed is not None else d.seed,
         subjects=plan.subjects if s.subjects is None else s.subjects,
         negative=None if inline else negatives_of(s.prompt, plan.style), pad_color=s.pad_color or d.pad_color,
-        segments=segments, revisions=s.revisions, notes=notes)
+        segments=segments, revisions=s.revisions, notes=notes, provider=profile.name,
+        route=route.key if route else profile.name, request=_request_of(s, plan))
+
+
+def _request_of(s: Scene, plan: Plan) -> str:
+    """What the scene asks for wherever it is made: its own fields, the plan's defaults and style (not a route's
+    model or sound, nor how a provider cuts its length into jobs)."""
+    shape = {"scene": s.model_dump(mode="json", exclude={"id", "provider", "route", "takes"}),
+             "defaults": plan.defaults.model_dump(mode="json"),
+             "style": plan.style.model_dump(mode="json") if plan.style else None}
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
 
 def length_problem(s: Scene, defaults: SceneDefaults, profile: ProviderProfile) -> str | None:
@@ -423,8 +471,10 @@ def plan_warnings(plan: Plan, source: str = "plan") -> list[str]:
             for s in plan.scenes for i, e in enumerate(s.extensions) if (fields := drift(s.prompt, e.prompt))]
 
 
-def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") -> list[ResolvedScene]:
-    """Every scene checked against the provider before any paid call; raises PlanError listing every problem."""
+def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan", route: Route | None = None
+                  ) -> list[ResolvedScene]:
+    """Every scene checked against the provider (on `route`, if given) before any paid call; raises PlanError
+    listing every problem."""
     problems: list[str] = []
     if not is_safe_name(plan.name):
         problems.append(f"{source}: name: {plan.name!r} is not a safe folder name ({SAFE_NAME_RULE})")
@@ -446,7 +496,7 @@ def validate_plan(plan: Plan, profile: ProviderProfile, source: str = "plan") ->
         if too_long is not None:
             problems.append(f"{where}: {too_long}")
             continue
-        scene = resolve_scene(raw, plan, profile)
+        scene = resolve_scene(raw, plan, profile, route)
         problems += [f"{where}: {p}" for p in scene_problems(scene, profile)]
         problems += [f"{where}: {p}" for p in _cast_problems(scene, plan, profile)]
         for take in takes_of(scene, raw.takes):

@@ -47,6 +47,16 @@ class SceneResult(BaseModel):
                              "when not the scene's own.")
     takes: list[str] = Field(default_factory=list, description="The folders of every take rendered for the scene.")
     choice: Choice | None = None
+    route: str = Field(default="", description="Where it was rendered (or last tried): the provider and model.")
+    moves: list[str] = Field(default_factory=list, description="Each route it left for the next, and why.")
+
+    @property
+    def routing(self) -> str:
+        """`openrouter google/veo-3.1-fast refused it (moderation_blocked); rendered by fal kling-v3-pro`; empty
+        for a scene that never moved."""
+        if not self.moves:
+            return ""
+        return "; ".join([*self.moves, f"{'rendered' if self.status == 'completed' else 'failed'} by {self.route}"])
 
     @property
     def video(self) -> FileRecord | None:
@@ -80,7 +90,7 @@ class Paid(BaseModel):
 
 class PlanResult(BaseModel):
     plan: str
-    provider: str
+    provider: str = Field(description="The providers it rendered on (a plan with routes: each, comma-separated).")
     output: str = Field(description="URL of the plan's output folder.")
     scenes: list[SceneResult]
     estimate_usd: float | None = Field(default=None, description="The plan's cost at list prices.")

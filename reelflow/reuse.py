@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .ledger import LEDGER_FOLDER, JobRecord, Ledger, SceneEntry, SceneInputs, fingerprint, sha256, step_fingerprints
+from .ledger import LEDGER_FOLDER, JobRecord, Ledger, SceneEntry, SceneInputs, sha256
 from .media.references import SceneImages
 from .plans import Plan, ResolvedScene
 from .results import FileRecord
@@ -99,8 +99,7 @@ def verifies(record: FileRecord, storage: Storage, scene_id: str, name: str) -> 
     return len(data) == record.bytes and sha256(data) == record.sha256
 
 
-def planned_reuse(plan: Plan, scenes: list[ResolvedScene], storage: Storage, provider: str,
-                  settings: Settings) -> dict[str, Reuse]:
+def planned_reuse(plan: Plan, scenes: list[ResolvedScene], storage: Storage, settings: Settings) -> dict[str, Reuse]:
     """What each scene can take from earlier runs of `plan` into `storage` (its folder), judged now, before
     anything is paid (reading the scenes' images and the kept files, as the run will)."""
     if not storage.exists(LEDGER_FOLDER):
@@ -112,9 +111,9 @@ def planned_reuse(plan: Plan, scenes: list[ResolvedScene], storage: Storage, pro
         entry = ledger.load(scene.id)
         if entry is None:
             continue
-        inputs = SceneInputs.of(SceneImages.read(scene), provider, settings.reference_format,
+        inputs = SceneInputs.of(SceneImages.read(scene), scene.provider, settings.reference_format,
                                 [characters.get(name, "<to be made>") for name in scene.characters])
-        entry = entry.restamped(fingerprint(scene, inputs), step_fingerprints(scene, inputs))
+        entry = entry.restamped(scene, inputs)
         found[scene.id] = reuse_of(scene, entry, kept_in(entry, storage), time.time())
     return found
 

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     generation_attempts: int = Field(
         default=3, ge=1, description="Jobs created for one scene when generation fails for a transient reason.",
     )
+    route_outage_seconds: float = Field(
+        default=300, gt=0, description="How long a provider may keep failing (5xx, timeouts) before a scene of a "
+        "plan with routes that has sent it nothing yet moves to its next route.",
+    )
     reference_format: Literal["JPEG", "PNG", "WEBP"] = Field(
         default="JPEG", description="File format of prepared reference images.",
     )

@@ -27,6 +27,7 @@ from reelflow.errors import (
     AssetsExpiredError,
     DeliveryError,
     NoAnswerError,
+    PermanentApiError,
     ProviderUnusableError,
     TransientApiError,
     UnknownJobError,
@@ -187,8 +188,10 @@ async def _created(gateway: Gateway, order: Order, fleet: Fleet | None) -> JobSt
         await turn_to_create(fleet)
         try:
             job = await _sent(gateway, order.request)
-        except ProviderUnusableError:  # an earlier create whose answer was lost was looked for (or refused) above
-            order.book.withdrawn()
+        except UnknownJobError:
+            raise
+        except PermanentApiError:  # refused (or never sent: unreachable, a key refused): nothing was made; an
+            order.book.withdrawn()  # earlier create whose answer was lost was looked for above
             raise
     get_run_logger().info("created %s (%s)", job.id, action_of(order.request))
     order.book.created(job)

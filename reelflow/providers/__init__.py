@@ -36,6 +36,7 @@ from ._choice import (
     going_live,
     live_variables,
     picking,
+    route_choices,
 )
 from ._connect import (
     SANDBOX,
@@ -46,6 +47,7 @@ from ._connect import (
     check_settings,
     checked_profile,
     connect_provider,
+    connect_providers,
     environment,
     image_delivery,
     key_variables,
@@ -101,6 +103,7 @@ __all__ = [
     "checked_profile",
     "choose_provider",
     "connect_provider",
+    "connect_providers",
     "credentialed",
     "dialect",
     "dialect_entries",
@@ -117,5 +120,6 @@ __all__ = [
     "provider_access",
     "provider_key",
     "register_dialect",
+    "route_choices",
     "uses_embedded_sandbox"
 ]

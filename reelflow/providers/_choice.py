@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ProfileError, UserError
+from ..plans import Plan
 from ..profiles import ProviderProfile, all_profiles
 from ..settings import Settings
 from ._connect import SANDBOX, Access, checked_profile, environment
@@ -19,6 +20,14 @@ class Choice:
 
     profile: ProviderProfile
     by: str
+
+
+def route_choices(plan: Plan, profiles: list[ProviderProfile], settings: Settings) -> list[Choice]:
+    """The providers a run of `plan` uses, and what picked each: its routes' (`profiles`, from its `providers:`),
+    else the one `choose_provider` picks."""
+    if not plan.providers:
+        return [choose_provider(settings, plan.provider)]
+    return [Choice(profile, "the plan's `providers:`") for profile in profiles]
 
 
 def choose_provider(settings: Settings, planned: str | None = None) -> Choice:
@@ -110,8 +119,10 @@ def announcement(choice: Choice, access: Access | None, settings: Settings) -> s
             f"posing as {profile.name!r}. To render on {profile.name} for real, set {picking(profile)}.")
 
 
-def going_live(profile: ProviderProfile, command: str) -> list[str]:
-    """After a run on the sandbox posing as `profile`: the lines that render the same plan on it for real."""
-    first = (profile.picked_by or [[profile.credentials.api_key or "REELFLOW_API_KEY"]])[0]
-    return [f"That ran on reelflow's sandbox, posing as {profile.name}. To render the same plan on {profile.name} "
-            "for real:", "  export " + " ".join(f"{variable}=..." for variable in first), f"  {command}"]
+def going_live(profiles: list[ProviderProfile], command: str) -> list[str]:
+    """After a run on the sandbox posing as `profiles`: the lines that render the same plan on them for real."""
+    names = " and ".join(profile.name for profile in profiles)
+    variables = [variable for profile in profiles
+                 for variable in (profile.picked_by or [[profile.credentials.api_key or "REELFLOW_API_KEY"]])[0]]
+    return [f"That ran on reelflow's sandbox, posing as {names}. To render the same plan on {names} for real:",
+            "  export " + " ".join(f"{variable}=..." for variable in variables), f"  {command}"]

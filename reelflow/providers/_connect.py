@@ -192,6 +192,13 @@ def connect_provider(settings: Settings, profile: ProviderProfile) -> Iterator[C
         yield Connection(sandbox.base_url, SecretStr(sandbox.api_key), profile, embedded_sandbox=True)
 
 
+@contextlib.contextmanager
+def connect_providers(settings: Settings, profiles: list[ProviderProfile]) -> Iterator[list[Connection]]:
+    """Each of the providers for this run (see `connect_provider`), for as long as the block lasts."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(connect_provider(settings, profile)) for profile in profiles]
+
+
 def open_gateway(connection: Connection, settings: Settings) -> Gateway:
     """The provider of `connection` in its dialect, with the settings' retries, timeout and request pacing."""
     config = ProviderConfig(base_url=connection.base_url, api_key=connection.api_key, profile=connection.profile,

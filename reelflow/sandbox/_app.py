@@ -154,6 +154,8 @@ class Sandbox:
         return Route(path, endpoint, methods=[method])
 
     async def _guarded(self, request: Request, handler: Handler, creates_job: bool) -> Response:
+        if time.monotonic() - self.started_at < self.config.down_seconds:
+            raise ApiProblem(503, "The service is temporarily unavailable (an outage)", type="server_error")
         self._authenticate(request)
         in_scope = creates_job or self.config.fault_scope == "all"
         fault = self.config.faults.pick(self.rng.random()) if self.config.faults.rates and in_scope else None
@@ -201,7 +203,7 @@ class Sandbox:
     # -- jobs --------------------------------------------------------------------------------
 
     def _failure_of(self, prompt: str) -> dict[str, str] | None:
-        if BLOCKED_MARKER in prompt:
+        if BLOCKED_MARKER in prompt or any(word in prompt for word in self.config.refuse):
             return MODERATION
         if FAILS_ONCE_MARKER in prompt and prompt not in self._failed_once:
             self._failed_once.add(prompt)
@@ -211,7 +213,12 @@ class Sandbox:
     def start_job(self, kind: JobKind, model: str, prompt: str, recipe: Recipe, *, job_id: str | None = None,
                   request: Mapping[str, Any] | None = None, **extra: Any) -> Job:
         """A new job on the sandbox's clock (its id `job_id`, in the pose's shape, else OpenAI's): queued, then in
-        progress, done `job_seconds` later; it keeps the fields of the `request` that made it."""
+        progress, done `job_seconds` later; it keeps the fields of the `request` that made it. A retired model, or
+        an account out of credit, makes none (the pose answers the problem in its own envelope)."""
+        if model in self.config.retired:
+            raise ApiProblem(404, f"The model '{model}' does not exist or has been retired", code="model_not_found")
+        if self.config.out_of_credit:
+            raise ApiProblem(402, "Insufficient credits: add credits to the account", code="insufficient_credits")
         created = now()
         job = Job(
             id=job_id or new_id("video_"), kind=kind, seq=self.state.next_seq(), created_at=created,

@@ -69,6 +69,14 @@ class SandboxConfig(BaseModel):
         default=None, description="Accepted bearer keys; None accepts any non-empty key."
     )
     asset_ttl_seconds: int = Field(default=3600, description="How long content stays downloadable.")
+    refuse: list[str] = Field(default_factory=list, description="Words whose prompts it refuses, as a moderation "
+                              "filter does: the job ends failed (a refusal, final).")
+    retired: list[str] = Field(default_factory=list, description="Models it no longer offers: a create for one is "
+                               "answered 404, as for a model retired.")
+    out_of_credit: bool = Field(default=False, description="Every create answered 402, as for an account out of "
+                                "credit.")
+    down_seconds: float = Field(default=0, ge=0, description="Every request answered 503 for this long after it "
+                                "starts, as in an outage.")
 
     @field_validator("faults", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ import json
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -152,16 +152,31 @@ class FaultMatrix:
     """`reelflow run` of a one-scene plan through the dialect while the wire between reelflow and the sandbox
     posing as its provider fails once, in one of the ways of `CASES`. Under every case: the provider made no more
     jobs than were delivered or left "unknown, may be paid"; the delivered video is the one made for the scene's
-    request; the exit code says whether the scene was rendered; one line for the user, no traceback."""
+    request; the exit code says whether the scene was rendered; one line for the user, no traceback.
+
+    With `fallback` (a second profile), the plan has two routes, the dialect's first: no fault of the wire is a
+    reason to move the scene, so nothing is made on the second, and each provider is reached by its own
+    variables (as a user with both sets them)."""
+
+    fallback: ClassVar[str | None] = None
 
     @pytest.fixture
     def pose(self, profile_name: str) -> Iterator[RunningSandbox]:
         with run_sandbox(profile=profile_name, job_seconds=0.2, providers_file=Settings().providers_file) as running:
             yield running
 
+    @pytest.fixture
+    def second_pose(self) -> Iterator[RunningSandbox | None]:
+        if self.fallback is None:
+            yield None
+            return
+        with run_sandbox(profile=self.fallback, job_seconds=0.2, providers_file=Settings().providers_file) as running:
+            yield running
+
     @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
     def test_no_fault_on_the_wire_pays_twice_or_delivers_another_video(
-            self, case: FaultCase, pose: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, case: FaultCase, pose: RunningSandbox, second_pose: RunningSandbox | None, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> None:
         from typer.testing import CliRunner
 
         from ..cli import app
@@ -171,11 +186,14 @@ class FaultMatrix:
             pytest.skip(f"{pose.sandbox.profile.api} has no such request")
         prompt = f"a lighthouse in a storm ({case.name})"
         plan = tmp_path / "matrix.json"
-        plan.write_text(json.dumps({"name": "matrix", "scenes": [{"id": "shot", "prompt": prompt}]}))
+        routes = {"providers": [pose.sandbox.profile.name, second_pose.sandbox.profile.name]} if second_pose else {}
+        plan.write_text(json.dumps({"name": "matrix", "scenes": [{"id": "shot", "prompt": prompt}], **routes}))
         output = f"memory://matrix-{abs(hash(case.name))}"
         with wire_faults(pose.base_url, *faults) as wire:
-            settings = {"REELFLOW_PROVIDER": pose.sandbox.profile.name, "REELFLOW_API_KEY": pose.api_key,
-                        "REELFLOW_BASE_URL": wire.base_url, **FAST, "REELFLOW_TASK_RETRIES": "4"}
+            settings = {**_reached(pose, wire.base_url, alone=second_pose is None), **FAST,
+                        "REELFLOW_TASK_RETRIES": "4"}
+            if second_pose is not None:
+                settings.update(_reached(second_pose, second_pose.base_url, alone=False))
             if case.request_timeout is not None:
                 settings["REELFLOW_REQUEST_TIMEOUT_SECONDS"] = str(case.request_timeout)
             for name, value in settings.items():
@@ -188,6 +206,8 @@ class FaultMatrix:
         left = ledgered(folder.read_bytes, folder.exists, {"shot": 1})
         made = [job for job in pose.sandbox.state.jobs.values() if job.prompt == prompt]
         assert len(made) <= left.delivered_steps + left.unknown_steps, (made, left, done.output)
+        if second_pose is not None:
+            assert not second_pose.sandbox.state.jobs, done.output
         videos = {sha256(pose.sandbox.state.get(f"media/{job.id}/video.mp4")) for job in made
                   if pose.sandbox.state.has(f"media/{job.id}/video.mp4")}
         assert all(video in videos for video in left.delivered.values()), (left, done.output)
@@ -197,3 +217,15 @@ class FaultMatrix:
         if not delivers:
             failed = [line for line in done.output.splitlines() if line.startswith("scene 'shot' failed")]
             assert len(failed) == 1 and "may have been made" in failed[0], done.output
+
+
+def _reached(pose: RunningSandbox, base_url: str, alone: bool) -> dict[str, str]:
+    """The variables that point a run at `pose` at `base_url`: reelflow's own for a plan with one provider, else
+    the provider's (its profile's key and base URL variables)."""
+    profile = pose.sandbox.profile
+    if alone:
+        return {"REELFLOW_PROVIDER": profile.name, "REELFLOW_API_KEY": pose.api_key, "REELFLOW_BASE_URL": base_url}
+    key, url = profile.credentials.api_key, profile.credentials.base_url
+    if key is None or url is None:
+        raise ValueError(f"profile {profile.name!r} names no key or base URL variable: it cannot be a route here")
+    return {key: pose.api_key, url: base_url}

@@ -112,7 +112,8 @@ def test_the_form_reads_like_the_plan() -> None:
                 for name, field in definition["properties"].items() if {"type": "null"} in field.get("anyOf", [])}
     # Left: true-or-false fields whose None is the provider's own choice (the form's switch has no third state),
     # and the reel's loudness, whose null (its sound as the scenes have it) is not its default.
-    assert nullable == {("Scene", "audio"), ("SceneDefaults", "audio"), ("Plan", "loudness")}
+    assert nullable == {("Scene", "audio"), ("SceneDefaults", "audio"), ("Route", "audio"), ("Plan", "loudness")}
+    assert "enum" not in definitions["Route"]["properties"]["model"]  # (a route's model is its own provider's)
     no_defaults_given = [definitions["Scene"]["properties"][name] for name in ("size", "image", "seed", "crop")]
     assert all("default" not in field for field in no_defaults_given)
     assert definitions["MusicBed"]["properties"]["level_db"]["description"].endswith("Default: -18.")

@@ -56,6 +56,6 @@ def test_sigkill_after_the_jobs_were_created_then_resume(tmp_path: Path, local_p
         assert (info.size, info.seconds) == ((1280, 720), seconds)
     assert not list((tmp_path / "out").rglob("*.part-*"))
     with sqlite3.connect(Path(os.environ["PREFECT_HOME"]) / "prefect.db") as db:
-        states = [row[0] for row in db.execute("SELECT state_type FROM flow_run WHERE "
-                                               "json_extract(parameters, '$.plan.name') = 'crash' ORDER BY created")]
+        states = [row[0] for row in db.execute("SELECT state_type FROM flow_run WHERE json_extract(parameters, "
+                                               "'$.output') = ? ORDER BY created", (f"file://{tmp_path / 'out'}",))]
     assert states == ["CRASHED", "COMPLETED"]  # the killed run does not stay RUNNING

@@ -50,7 +50,7 @@ def planned(plan: dict[str, Any]) -> Estimate:
     loaded = parse_plan(plan)
     scenes = validate_plan(loaded, profile)
     folder = Storage(OUT, settings.storage_options).child(loaded.name)
-    return estimate(loaded, scenes, profile, settings, planned_reuse(loaded, scenes, folder, profile.name, settings))
+    return estimate(loaded, scenes, profile, settings, planned_reuse(loaded, scenes, folder, settings))
 
 
 def rendered_then(first: dict[str, Any], then: dict[str, Any], sandbox: RunningSandbox) -> tuple[Estimate, int]:
@@ -65,7 +65,7 @@ def test_a_step_added_to_a_finished_scene_costs_one_job(provider: RunningSandbox
     costs, spent = rendered_then(plan_with(2), plan_with(3), provider)
     assert spent == 1
     assert (costs.cost_of("long").jobs, costs.cost_of("long").reused, costs.cost_of("short").jobs) == (1, 3, 0)
-    assert costs.total_usd == costs.cost_of("long").segment_usd(4)
+    assert costs.total_usd == round(4 * costs.cost_of("long").price_per_second, 4)
     before = paid(provider)
     again = render_plan(parse_plan(plan_with(3)), output=OUT)
     assert paid(provider) == before and again.scenes[0].reused_jobs == 4  # and now it is finished
