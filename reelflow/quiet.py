@@ -18,9 +18,13 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    # A Prefect server that went away mid-run is found out in seconds, not after minutes of retries: the run goes
-    # on without its page (flows/_board.py). Prefect's own default is 5 retries with exponential backoff.
-    "PREFECT_CLIENT_MAX_RETRIES": "2",
+    # A Prefect server that went away mid-run is found out in half a minute, not after minutes of retries: the run
+    # goes on without its page (flows/_board.py). Prefect's own default is 5 retries with exponential backoff
+    # (2, 4, 8, 16, 32 s; prefect/client/base.py `_send_with_retry`). Not fewer than 4: the same retries ride out a
+    # busy server's 503s (SQLite's SQLITE_BUSY_SNAPSHOT when runs write at once, which Prefect's server answers
+    # with 503, prefect/server/api/server.py `is_client_retryable_exception`); with 2 (6 s), a CI run of the suite
+    # lost one run's start to it.
+    "PREFECT_CLIENT_MAX_RETRIES": "4",
     # Prefect's internal services (its event and log flushers) log through a logger that heeds this setting, not
     # its level (prefect/_internal/_logging.py `SafeLogger`): a server gone away is said by the run, once.
     "PREFECT_LOGGING_INTERNAL_LEVEL": "CRITICAL",
