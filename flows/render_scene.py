@@ -59,7 +59,7 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     if earlier is not None:
         return earlier
     chain.entry.rendering()
-    chain.entry.on_route(_route_name(scene))
+    chain.entry.on_route(scene.made_on)
     run.known_ids.update(j.id for j in chain.entry.jobs if j.id)
     try:
         reuse = await _rendered(chain, reuse)
@@ -79,11 +79,6 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
                    else 0)
 
 
-def _route_name(scene: ResolvedScene) -> str:
-    """How the run's lines, the manifest and the report name the scene's route: its provider and model."""
-    return f"{scene.provider} {scene.model}"
-
-
 def _moved(chain: Chain, error: ReelflowError) -> ResolvedScene | None:
     """The scene on its next route, moved there (in the ledger, with the reason), when `error` is a reason to leave
     its route (see `moves_on`), it has a next one, and no job of it may still be made on this one."""
@@ -93,7 +88,7 @@ def _moved(chain: Chain, error: ReelflowError) -> ResolvedScene | None:
     chain.entry.moved(reason)
     chain.save()
     chain.run.expect([following])  # (its jobs there, told apart from the plan's others should a create be lost)
-    said = f"{chain.entry.route} {reason}; moving to {_route_name(following)}"
+    said = f"{chain.entry.route} {reason}; moving to {following.made_on}"
     get_run_logger().warning("scene %r: %s", chain.scene.id, said)
     report(chain.scene.id, said)
     return following
@@ -401,7 +396,7 @@ def _result(entry: SceneEntry, scene: ResolvedScene, warnings: list[str] | None 
         id=scene.id, status="completed" if entry.status == "completed" else "failed",
         job_ids=[j.id for j in entry.jobs if j.id and j.fingerprint in entry.steps], size=scene.size,
         seconds=scene.total_seconds, files=entry.files, warnings=warnings or [], error=entry.error,
-        reused_jobs=reused, route=entry.route or _route_name(scene), moves=[m.describe() for m in entry.moves],
+        reused_jobs=reused, route=entry.route or scene.made_on, moves=[m.describe() for m in entry.moves],
     )
 
 

@@ -508,27 +508,19 @@ def jobs(
     """List the jobs the ledger of the plan's output knows and what the provider says of them; resolve the
     steps left unknown (a create whose answer was lost on a provider that lists no jobs)."""
     from . import jobs as ledger_jobs
-    from .providers import connect_provider, uses_embedded_sandbox
 
     settings = Settings()
     try:
         loaded = load_plan(plan)
         routed = _routed(loaded, settings, plan)
-        profile, scenes = routed.profiles[0], routed.scenes  # (a plan with routes: its first route's provider)
         folder = _plan_folder(loaded, settings, output)
-        live = not uses_embedded_sandbox(settings, profile)  # (the embedded sandbox knows no earlier run's jobs)
-        if live:
-            keep_library_logs_off_the_terminal()
-        with connect_provider(settings, profile) if live else contextlib.nullcontext() as connection:
+        with ledger_jobs.Providers(settings) as providers:  # (each job asked of the route it was made on)
             for spec in adopt or []:
-                adoption = ledger_jobs.Adoption(*_adopted_scene(spec, scenes), profile,
-                                                ledger_jobs.known_to(connection, settings) if connection else None)
-                typer.echo(ledger_jobs.adopt(folder, adoption, scenes, settings))
-            for line in ledger_jobs.pay_again(folder, [s.id for s in scenes]) if retry_unknown else []:
+                adoption = ledger_jobs.adoption(routed, folder, _adopted_scene(spec, routed.scenes), providers)
+                typer.echo(ledger_jobs.adopt(folder, adoption, routed.scenes, settings))
+            for line in ledger_jobs.pay_again(folder, [s.id for s in routed.scenes]) if retry_unknown else []:
                 typer.echo(line)
-            rows = ledger_jobs.job_rows(scenes, folder)
-            if rows and connection:
-                rows = ledger_jobs.asked(rows, connection, settings)
+            rows = providers.asked(ledger_jobs.job_rows(routed, folder), routed)
     except UserError as e:
         raise _user_error(e) from None
     except ReelflowError as e:
@@ -555,12 +547,15 @@ def _print_jobs(rows: list[JobRow], where: str) -> None:
     from .jobs import UNKNOWN_HELP
 
     table = Table(title=f"Jobs in {where}")
-    for column in ("scene", "step", "kind", "job", "status", "recorded", "provider says"):
+    routes = len({row.made_on for row in rows}) > 1  # (a plan with routes whose scenes were made on several)
+    for column in ("scene", "step", "kind", "job", *(["made on"] if routes else []), "status", "recorded",
+                   "provider says"):
         table.add_column(column)
     for row in rows:
         recorded = datetime.fromtimestamp(row.recorded_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(row.scene, str(row.step + 1), row.kind + ("" if row.current else " (earlier version)"),
-                      row.job_id or "-", row.status, recorded, row.provider_says or "-")
+                      row.job_id or "-", *([row.made_on] if routes else []), row.status, recorded,
+                      row.provider_says or "-")
     console = Console(soft_wrap=True)
     console.print(table)
     if unknown := sum(row.status == "unknown" for row in rows):

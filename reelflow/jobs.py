@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 
 from ._dry_run import scene_jobs
@@ -15,7 +15,9 @@ from .lease import Holder, Lease, holding
 from .ledger import JobRecord, Ledger, SceneEntry
 from .plans import ResolvedScene
 from .profiles import ProviderProfile
-from .providers import Connection, Gateway, dialect, open_gateway
+from .providers import Connection, Gateway, connect_provider, dialect, open_gateway, uses_embedded_sandbox
+from .quiet import keep_library_logs_off_the_terminal
+from .routes import Routed, RoutedPlan
 from .settings import Settings
 from .storage import Storage
 
@@ -34,20 +36,41 @@ class JobRow:
     status: str
     recorded_at: float
     current: bool  # made for the scene as it was last run (not for a version of it since changed)
+    provider: str  # the profile of the route it was made on (asked about it)
+    made_on: str  # that route: its provider and model
     provider_says: str = ""
 
 
-def job_rows(scenes: list[ResolvedScene], storage: Storage) -> list[JobRow]:
-    """Every job the ledger of `storage` (the plan's folder) has for the plan's scenes, in order."""
+def job_rows(routed: RoutedPlan, storage: Storage) -> list[JobRow]:
+    """Every job the ledger of `storage` (the plan's folder) has for the plan's scenes, in order, each with the
+    route it was made on."""
     ledger = Ledger(storage)
     rows = []
-    for scene in scenes:
+    for scene in routed.scenes:
         entry = ledger.load(scene.id)
         if entry is None:
             continue
-        rows += [JobRow(scene.id, job.step, _kind(scene, job.step), job.id, job.status, job.recorded_at,
-                        job.fingerprint is None or job.fingerprint in entry.steps) for job in entry.jobs]
+        for job in entry.jobs:
+            where = made_where(routed, scene.id, job.route or entry.route).scenes[0]
+            rows.append(JobRow(scene.id, job.step, _kind(where, job.step), job.id, job.status, job.recorded_at,
+                               job.fingerprint is None or job.fingerprint in entry.steps, where.provider,
+                               where.made_on))
     return rows
+
+
+def made_where(routed: RoutedPlan, scene_id: str, made_on: str) -> Routed:
+    """The route a job of the scene (or take) `scene_id` was made on (`made_on`: its provider and model, as the
+    ledger records it), with the take as requested there; "" or a route the plan no longer has: its first."""
+    first = next(scene for scene in routed.scenes if scene.id == scene_id)
+    options = [Routed(option.route, option.profile, [take]) for option in routed.routes_of(first)
+               for take in option.scenes if take.id == scene_id]
+    return next((option for option in options if option.scenes[0].made_on == made_on), options[0])
+
+
+def step_route(storage: Storage, scene_id: str) -> str:
+    """Where the scene's step left for the user to find (see `_open_step`) was sent."""
+    entry, record = _open_step(Ledger(storage), scene_id)
+    return record.route or entry.route
 
 
 def _kind(scene: ResolvedScene, step: int) -> str:
@@ -56,13 +79,46 @@ def _kind(scene: ResolvedScene, step: int) -> str:
     return f"revision {step - len(scene.segments) + 1}"
 
 
-def asked(rows: list[JobRow], connection: Connection, settings: Settings) -> list[JobRow]:
-    """`rows` with what the provider says of each job it has an id for."""
+class Providers(ExitStack):
+    """The providers `reelflow jobs` asks about jobs, each connected when first needed, for as long as the block
+    lasts; none where a run would stand up the embedded sandbox (it knows no earlier run's jobs)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self._connected: dict[str, Connection | None] = {}
+
+    def connection(self, profile: ProviderProfile) -> Connection | None:
+        if profile.name not in self._connected:
+            live = not uses_embedded_sandbox(self.settings, profile)
+            if live:
+                keep_library_logs_off_the_terminal()
+            self._connected[profile.name] = self.enter_context(connect_provider(self.settings, profile)) if live \
+                else None
+        return self._connected[profile.name]
+
+    def asked(self, rows: list[JobRow], routed: RoutedPlan) -> list[JobRow]:
+        """`rows` with what the provider of each (the route it was made on) says of its job."""
+        for profile in routed.profiles:
+            ours = any(row.job_id is not None and row.provider == profile.name for row in rows)
+            connection = self.connection(profile) if ours else None
+            if connection is not None:
+                rows = _asked(rows, connection, self.settings)
+        return rows
+
+    def checker(self, profile: ProviderProfile) -> Callable[[str], None] | None:
+        """A check that the provider knows a job (see `known_to`); None: nothing to ask."""
+        connection = self.connection(profile)
+        return None if connection is None else known_to(connection, self.settings)
+
+
+def _asked(rows: list[JobRow], connection: Connection, settings: Settings) -> list[JobRow]:
+    """`rows` with what the provider of `connection` says of each job of its it has an id for."""
     async def ask_all() -> list[JobRow]:
         gateway = open_gateway(connection, settings)
         try:
-            return [row if row.job_id is None else
-                    JobRow(**{**row.__dict__, "provider_says": await _status(gateway, row.job_id)}) for row in rows]
+            return [JobRow(**{**row.__dict__, "provider_says": await _status(gateway, row.job_id)})
+                    if row.job_id is not None and row.provider == connection.profile.name else row for row in rows]
         finally:
             await gateway.close()
 
@@ -117,6 +173,13 @@ class Adoption:
     given: str
     profile: ProviderProfile
     checked: Callable[[str], None] | None = None
+
+
+def adoption(routed: RoutedPlan, storage: Storage, given: tuple[ResolvedScene, str], providers: Providers) -> Adoption:
+    """`--adopt SCENE=JOB_ID` (`given`: the scene and the id) for the route the scene's open step was sent on."""
+    scene, job_id = given
+    made = made_where(routed, scene.id, step_route(storage, scene.id))
+    return Adoption(made.scenes[0], job_id, made.profile, providers.checker(made.profile))
 
 
 def adopt(storage: Storage, adoption: Adoption, scenes: list[ResolvedScene], settings: Settings) -> str:

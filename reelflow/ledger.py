@@ -61,6 +61,8 @@ class JobRecord(BaseModel):
     list_usd: float | None = Field(default=None, description="What the job costs at the profile's list price.")
     billed_usd: float | None = Field(default=None, description="What the provider says it billed for the job "
                                      "(OpenRouter's usage.cost), once finished, where it says.")
+    route: str = Field(default="", description="Where it was made: its provider and model (\"\": recorded before "
+                       "jobs named theirs; the scene's route).")
 
     def alive(self, now: float, margin: float = 120) -> bool:
         """Its files can still be fetched from (or built on at) the provider, as far as it said."""
@@ -169,7 +171,7 @@ class SceneEntry(BaseModel):
     def intend(self, step: int, list_usd: float | None = None) -> JobRecord:
         """A new job for `step` (costing `list_usd` at list price), recorded before its create is sent."""
         record = JobRecord(step=step, fingerprint=self.steps[step] if step < len(self.steps) else None,
-                           list_usd=list_usd)
+                           list_usd=list_usd, route=self.route)
         self.jobs.append(record)
         return record
 

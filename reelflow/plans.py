@@ -271,6 +271,12 @@ class ResolvedScene(_Model):
         return self.shot or self.id
 
     @property
+    def made_on(self) -> str:
+        """Where its jobs are made, as the run's lines, the ledger, the manifest and the report name it: its provider
+        and model."""
+        return f"{self.provider} {self.model}"
+
+    @property
     def dimensions(self) -> tuple[int, int]:
         width, _, height = self.size.partition("x")
         return int(width), int(height)

@@ -205,6 +205,22 @@ def test_reordered_or_fewer_routes_pay_nothing_for_finished_scenes(poses: Poses)
     assert (poses.made(poses.openrouter), poses.made(poses.fal)) == made
 
 
+@pytest.mark.knobs(openrouter={"refuse": ["lighthouse"]})
+def test_jobs_asks_each_job_of_the_provider_it_was_made_on(poses: Poses, tmp_path: Path) -> None:
+    """`reelflow jobs` on a plan whose scene moved: its refused job is asked of OpenRouter, its take of fal."""
+    plan = plan_of(HARBOUR, LIGHTHOUSE, output=OUT)
+    rendered(plan)
+    (file := tmp_path / "plan.yaml").write_text(json.dumps(plan))
+    listed = CliRunner().invoke(app, ["jobs", str(file)], env={"COLUMNS": "300"})
+    assert listed.exit_code == 0, listed.output
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in listed.output.splitlines()
+            if line.startswith("│") and "clip" in line]
+    said = {(row[0], row[4]): (row[5], row[7]) for row in rows}  # (scene, made on): (status, provider says)
+    assert said == {("harbour", ON_OPENROUTER): ("completed", "completed"),
+                    ("lighthouse", ON_OPENROUTER): ("failed", "failed"),
+                    ("lighthouse", ON_FAL): ("completed", "completed")}, listed.output
+
+
 def test_one_base_url_for_every_route_is_refused_in_one_line(poses: Poses, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REELFLOW_BASE_URL", poses.fal.base_url)
     with pytest.raises(UserError, match="REELFLOW_BASE_URL would send every route to one provider: unset it"):
