@@ -15,6 +15,7 @@ from reelflow import ProviderOutageError, ResolvedScene, Settings
 from reelflow.costs import Estimate, Spend, price_per_second
 from reelflow.ledger import JobRecord, Ledger, SceneEntry, SceneInputs, needs_new_job
 from reelflow.media.references import SceneImages
+from reelflow.plans import redo_of
 from reelflow.profiles import ProviderProfile
 from reelflow.progress import Watch
 from reelflow.providers import Connection, Gateway, JobState, Reference, open_gateway
@@ -104,7 +105,14 @@ class SceneRun:
         if scene.route not in keys or keys.index(scene.route) + 1 == len(keys):
             return None
         following = options[keys.index(scene.route) + 1].scenes
-        return next((s for s in following if s.id == scene.id), None)  # (none for a review's redo: it stays)
+        if scene.is_redo:  # a review's redo: its scene on the next route, redone with the same prompt
+            base = next((s for s in following if s.id == scene.shot_id), None)
+            return None if base is None else redo_of(base, scene.prompt)
+        return next((s for s in following if s.id == scene.id), None)
+
+    def made_where(self, scene: ResolvedScene, made_on: str) -> ResolvedScene:
+        """`scene` as requested on the route `made_on` names (its provider and model), where the plan has it."""
+        return self.routes.made_where(scene.id, made_on).scenes[0] if self.routes else scene
 
     def expect(self, scenes: list[ResolvedScene]) -> None:
         """Count the jobs `scenes` will ask for: a lost create is adopted only when no other job asks the same."""

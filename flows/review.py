@@ -121,7 +121,8 @@ async def _redone(redos: list[tuple[Shot, Choice]], run: SceneRun) -> dict[str, 
     """The scenes sent back, rendered again with their new prompts (a redo kept from an earlier run is reused)."""
     if not redos:
         return {}
-    scenes = [redo_of(shot.scene, choice.prompt or shot.scene.prompt) for shot, choice in redos]
+    scenes = [redo_of(run.made_where(shot.scene, shot.takes[0].route), choice.prompt or shot.scene.prompt)
+              for shot, choice in redos]  # (each on the route that made its scene; moved on as any scene)
     run.estimate = extended(run.estimate, scenes, run.profiles, run.settings)  # each job within the budget
     run.expect(scenes)
     results = await render_concurrently(scenes, run, run.settings.max_concurrent)

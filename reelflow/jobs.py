@@ -17,7 +17,7 @@ from .plans import ResolvedScene
 from .profiles import ProviderProfile
 from .providers import Connection, Gateway, connect_provider, dialect, open_gateway, uses_embedded_sandbox
 from .quiet import keep_library_logs_off_the_terminal
-from .routes import Routed, RoutedPlan
+from .routes import RoutedPlan
 from .settings import Settings
 from .storage import Storage
 
@@ -51,20 +51,11 @@ def job_rows(routed: RoutedPlan, storage: Storage) -> list[JobRow]:
         if entry is None:
             continue
         for job in entry.jobs:
-            where = made_where(routed, scene.id, job.route or entry.route).scenes[0]
+            where = routed.made_where(scene.id, job.route or entry.route).scenes[0]
             rows.append(JobRow(scene.id, job.step, _kind(where, job.step), job.id, job.status, job.recorded_at,
                                job.fingerprint is None or job.fingerprint in entry.steps, where.provider,
                                where.made_on))
     return rows
-
-
-def made_where(routed: RoutedPlan, scene_id: str, made_on: str) -> Routed:
-    """The route a job of the scene (or take) `scene_id` was made on (`made_on`: its provider and model, as the
-    ledger records it), with the take as requested there; "" or a route the plan no longer has: its first."""
-    first = next(scene for scene in routed.scenes if scene.id == scene_id)
-    options = [Routed(option.route, option.profile, [take]) for option in routed.routes_of(first)
-               for take in option.scenes if take.id == scene_id]
-    return next((option for option in options if option.scenes[0].made_on == made_on), options[0])
 
 
 def step_route(storage: Storage, scene_id: str) -> str:
@@ -178,7 +169,7 @@ class Adoption:
 def adoption(routed: RoutedPlan, storage: Storage, given: tuple[ResolvedScene, str], providers: Providers) -> Adoption:
     """`--adopt SCENE=JOB_ID` (`given`: the scene and the id) for the route the scene's open step was sent on."""
     scene, job_id = given
-    made = made_where(routed, scene.id, step_route(storage, scene.id))
+    made = routed.made_where(scene.id, step_route(storage, scene.id))
     return Adoption(made.scenes[0], job_id, made.profile, providers.checker(made.profile))
 
 

@@ -271,6 +271,11 @@ class ResolvedScene(_Model):
         return self.shot or self.id
 
     @property
+    def is_redo(self) -> bool:
+        """A review's redo of its shot (see `redo_of`)."""
+        return self.take == 0
+
+    @property
     def made_on(self) -> str:
         """Where its jobs are made, as the run's lines, the ledger, the manifest and the report name it: its provider
         and model."""

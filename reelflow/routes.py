@@ -68,6 +68,15 @@ class RoutedPlan:
                 found.setdefault(routed.profile.name, routed.profile)
         return list(found.values())
 
+    def made_where(self, scene_id: str, made_on: str) -> Routed:
+        """The route the scene (or take) `scene_id` was made on (`made_on`: its provider and model, as the ledger
+        and a scene's result name it), with the take as requested there; "" or a route the plan no longer has:
+        its first."""
+        first = next(scene for scene in self.scenes if scene.id == scene_id)
+        options = [Routed(option.route, option.profile, [take]) for option in self.routes_of(first)
+                   for take in option.scenes if take.id == scene_id]
+        return next((option for option in options if option.scenes[0].made_on == made_on), options[0])
+
     def worst_usd(self, settings: Settings) -> float:
         """What the plan costs at most: every scene paid on every route it may take (each route's attempt
         paid, the last one delivered), every take."""

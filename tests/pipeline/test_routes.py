@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.render_plan import RenderFailed, render_plan
+from flows.review import PausedReview
 from reelflow import PlanError, Settings, UserError, parse_plan
 from reelflow.cli import app
 from reelflow.costs import estimate
@@ -28,6 +29,7 @@ from reelflow.storage import Storage
 from reelflow.testing import FaultMatrix
 from tests.conftest import free_port
 from tests.pipeline.conftest import FAST
+from tests.pipeline.test_takes import reviewed
 
 OUT = "memory://routes"
 OPENROUTER_MODEL = "google/veo-3.1-fast"  # the openrouter profile's default
@@ -219,6 +221,21 @@ def test_jobs_asks_each_job_of_the_provider_it_was_made_on(poses: Poses, tmp_pat
     assert said == {("harbour", ON_OPENROUTER): ("completed", "completed"),
                     ("lighthouse", ON_OPENROUTER): ("failed", "failed"),
                     ("lighthouse", ON_FAL): ("completed", "completed")}, listed.output
+
+
+@pytest.mark.knobs(openrouter={"refuse": ["lighthouse"]})
+def test_a_reviews_redo_starts_where_its_scene_was_made_and_moves_on_when_refused(poses: Poses) -> None:
+    """The redo of a scene made on fal starts on fal (not on OpenRouter, which refused it); the redo of a scene made
+    on OpenRouter whose new prompt OpenRouter refuses moves on to fal, as any scene does."""
+    def answer(review: PausedReview) -> None:
+        review.answer({"harbour": "redo", "lighthouse": "redo"},
+                      {"harbour": "a harbour with a lighthouse", "lighthouse": "a lighthouse at night"})
+
+    result = reviewed(plan_of(HARBOUR, LIGHTHOUSE, review=True, name="routes-redo", output=OUT), answer)
+    assert [(scene.take, scene.status, scene.route) for scene in result.scenes] == [
+        ("harbour.redo", "completed", ON_FAL), ("lighthouse.redo", "completed", ON_FAL)]
+    assert (poses.made(poses.openrouter, "lighthouse"), poses.made(poses.fal, "lighthouse")) == (2, 3)
+    assert (poses.made(poses.openrouter), poses.made(poses.fal)) == (3, 3)
 
 
 def test_one_base_url_for_every_route_is_refused_in_one_line(poses: Poses, monkeypatch: pytest.MonkeyPatch) -> None:
