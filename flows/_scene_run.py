@@ -60,7 +60,7 @@ class SceneRun:
     known_ids: set[str] = field(default_factory=set)
     spend: Spend = field(default_factory=lambda: Spend(None))
     character_ids: dict[str, str] = field(default_factory=dict)
-    fleet: Fleet | None = None
+    fleet: bool = False  # hold each provider's fleet limits (`tasks.fleet`), set up by the plan's run
     warnings: dict[str, list[str]] = field(default_factory=dict)  # by scene, gathered before its own run
     embedded_sandbox: bool = False  # the provider is the sandbox started for this run: its jobs cost nothing
     made: list[JobRecord] = field(default_factory=list)  # every job this run sent (or is sending) a create for
@@ -88,6 +88,10 @@ class SceneRun:
 
     def gateway_of(self, scene: ResolvedScene) -> Gateway:
         return self.gateways[scene.provider]
+
+    def fleet_of(self, scene: ResolvedScene) -> Fleet | None:
+        """The fleet limits a job of `scene` holds: its provider's (none outside a fleet)."""
+        return Fleet(scene.provider) if self.fleet else None
 
     @property
     def profiles(self) -> list[ProviderProfile]:

@@ -19,7 +19,6 @@ from prefect.runtime import flow_run
 
 from reelflow import (
     Plan,
-    ProviderProfile,
     ReelflowError,
     ResolvedScene,
     Settings,
@@ -89,11 +88,6 @@ class PlanRun:
     def scenes(self) -> list[ResolvedScene]:
         """Each scene's takes, on their first route."""
         return self.routed.scenes
-
-    @property
-    def profile(self) -> ProviderProfile:
-        """The first route's provider (the run's only one, without routes)."""
-        return self.routed.profiles[0]
 
     @cached_property
     def storage(self) -> Storage:
@@ -207,10 +201,7 @@ def _fan_out(run: PlanRun) -> tuple[list[SceneResult], Paid]:
     if plan.characters or plan.mode == "batch" or plan.review or any(scene.takes > 1 for scene in plan.scenes):
         raise UserError(f"plan {plan.name!r}: characters, takes, review and batch mode are for one process for now; "
                         "render this plan without REELFLOW_SCENE_DEPLOYMENT")
-    per_minute = settings.requests_per_minute or run.profile.requests_per_minute
-    if per_minute is None:
-        raise UserError("rendering on a fleet needs the provider's request rate: set REELFLOW_REQUESTS_PER_MINUTE")
-    asyncio.run(set_up_fleet(settings.max_concurrent, per_minute))
+    asyncio.run(set_up_fleet(run.routed.profiles, settings))
     started, deployment = time.time(), settings.scene_deployment or ""
 
     async def all_finished() -> list[FlowRun]:

@@ -34,7 +34,6 @@ from reelflow.reuse import Reuse, clip_name, kept_in, reuse_of
 from reelflow.routes import check_route_images, checked_plan, moves_on
 from reelflow.storage import Storage
 from tasks._retry import tuned, unexamined
-from tasks.fleet import Fleet
 from tasks.reel import stitch
 from tasks.videos import FILENAMES, VIDEO, Delivery, Order, download, generate
 
@@ -294,7 +293,8 @@ async def _paid(step: Step) -> JobState:
         order = Order(outgoing, Booked(record, chain), run.attempt(record, step.signature, not fresh), step.watch,
                       delivery)
         try:
-            made = await tuned(generate, run.settings)(chain.gateway, unexamined(order), run.policy, run.fleet)
+            made = await tuned(generate, run.settings)(chain.gateway, unexamined(order), run.policy,
+                                                       run.fleet_of(chain.scene))
         except JobGoneError as e:
             _gone(record, e, step)
             continue
@@ -426,7 +426,7 @@ def render_scene(plan: Plan, retry_failed: bool = False, fleet: bool = False) ->
             async with SceneRun.open(connections, storage, settings, costs, retry_failed) as run:
                 run.routes = routed
                 run.expect([resolved])
-                run.fleet = Fleet() if fleet else None
+                run.fleet = fleet
                 return await run_scene(resolved, run)
 
         return run_stoppable(render())

@@ -6,17 +6,21 @@ scene's route and the worst case, and the budget stops a move that would cross i
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 from flows.render_plan import RenderFailed, render_plan
+from flows.render_scene import render_scene
 from flows.review import PausedReview
 from reelflow import PlanError, Settings, UserError, parse_plan
 from reelflow.cli import app
@@ -27,6 +31,7 @@ from reelflow.routes import checked_plan
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from reelflow.storage import Storage
 from reelflow.testing import FaultMatrix
+from tasks.fleet import Fleet, set_up_fleet
 from tests.conftest import free_port
 from tests.pipeline.conftest import FAST
 from tests.pipeline.test_takes import reviewed
@@ -236,6 +241,33 @@ def test_a_reviews_redo_starts_where_its_scene_was_made_and_moves_on_when_refuse
         ("harbour.redo", "completed", ON_FAL), ("lighthouse.redo", "completed", ON_FAL)]
     assert (poses.made(poses.openrouter, "lighthouse"), poses.made(poses.fal, "lighthouse")) == (2, 3)
     assert (poses.made(poses.openrouter), poses.made(poses.fal)) == (3, 3)
+
+
+@pytest.mark.knobs(openrouter={"refuse": ["lighthouse"]})
+def test_a_fleet_sets_up_and_holds_each_providers_own_limits(poses: Poses) -> None:
+    """On a fleet (REELFLOW_SCENE_DEPLOYMENT), each provider of the plan gets limits of its own at its rate; a
+    scene's create takes its route's turn, also after it moved (one create a minute: each provider's turn is taken
+    once, and a create that took another provider's would wait a minute for it)."""
+    plan = parse_plan(plan_of(LIGHTHOUSE, output=OUT))
+    profiles = checked_plan(plan, Settings()).profiles
+    with pytest.raises(UserError, match=r"each provider's request rate \(openrouter, fal's is not in its profile\)"):
+        asyncio.run(set_up_fleet(profiles, Settings()))
+    asyncio.run(set_up_fleet(profiles, Settings(requests_per_minute=1, max_concurrent=3)))
+    fleets = [Fleet("openrouter"), Fleet("fal")]
+
+    async def limits() -> dict[str, tuple[int, int]]:
+        async with get_client() as client:
+            found = [await client.read_global_concurrency_limit_by_name(name) for fleet in fleets
+                     for name in (fleet.jobs, fleet.creates)]
+        return {limit.name: (limit.limit, limit.active_slots) for limit in found}
+
+    taken = {"reelflow-jobs-openrouter": (3, 0), "reelflow-creates-openrouter": (1, 0), "reelflow-jobs-fal": (3, 0),
+             "reelflow-creates-fal": (1, 0)}
+    assert asyncio.run(limits()) == taken
+    began = time.monotonic()
+    result = render_scene(plan, fleet=True)
+    assert (result.status, result.route) == ("completed", ON_FAL) and time.monotonic() - began < 50
+    assert asyncio.run(limits()) == taken | {"reelflow-creates-openrouter": (1, 1), "reelflow-creates-fal": (1, 1)}
 
 
 def test_one_base_url_for_every_route_is_refused_in_one_line(poses: Poses, monkeypatch: pytest.MonkeyPatch) -> None:
