@@ -21,19 +21,12 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-import fsspec
 import google.auth.exceptions
 import httpx2
 from google import genai
 from google.genai import errors, types
 
-from ..errors import (
-    ApiError,
-    AuthenticationError,
-    PermanentApiError,
-    RateLimitedError,
-    TransientApiError,
-)
+from ..errors import ApiError, AuthenticationError, PermanentApiError
 from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ProviderProfile, frame_of
 from ._base import (
     Body,
@@ -50,12 +43,12 @@ from ._base import (
     action_of,
     id_shaped,
 )
+from ._google import PASSING_STATUS, google_error, http_options, inline_body, stored_body
 from ._http import transport_error
 
 # google.rpc.Code: a failed operation whose cause may pass (unavailable, past its deadline, out of quota,
 # aborted, internal).
 _PASSING_CODES = {4, 8, 10, 13, 14}
-_PASSING_STATUS = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"}
 CREATE = "POST {model}:predictLongRunning"
 _OPERATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _OPERATION_NAME = re.compile(r"(projects/[A-Za-z0-9_-]+/locations/[a-z0-9-]+/)?publishers/google/models/"
@@ -71,14 +64,10 @@ class GoogleGenAI:
         variants=("video",), images="bytes", own_endpoint=True)
 
     def __init__(self, config: ProviderConfig) -> None:
-        # Clients of our own: httpx2 throughout (the SDK would take aiohttp for async calls where it is installed,
-        # and its errors are not mapped here), closed with the dialect.
+        # Clients of our own (`_google.http_options`), closed with the dialect.
         self.http = httpx2.AsyncClient(timeout=config.timeout_seconds, follow_redirects=True)
         self.unused_sync_client = httpx2.Client()
-        options = types.HttpOptions(base_url=config.base_url, timeout=int(config.timeout_seconds * 1000),
-                                    httpx_async_client=self.http, httpx_client=self.unused_sync_client,
-                                    retry_options=types.HttpRetryOptions(attempts=1 + config.retries,
-                                                                         initial_delay=0.5, max_delay=8))
+        options = http_options(config, self.http, self.unused_sync_client, 1 + config.retries)
         self.once = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))  # creates: sent once
         self.key_variable = config.profile.credentials.api_key
         self.profile = config.profile
@@ -119,7 +108,7 @@ class GoogleGenAI:
             code, status = operation.error.get("code"), str(operation.error.get("status", ""))
             return JobState(id=job_id, status="failed", error_code=status or str(code),
                             error_message=str(operation.error.get("message", "")),
-                            transient=code in _PASSING_CODES or status in _PASSING_STATUS)
+                            transient=code in _PASSING_CODES or status in PASSING_STATUS)
         response = operation.response
         videos = (response.generated_videos or []) if response else []
         found = next((v.video for v in videos if v.video is not None), None)
@@ -135,33 +124,13 @@ class GoogleGenAI:
         """The finished operation's video: its bytes as the SDK decoded them, or its `gs://` object."""
         video = self.videos.pop(job.id, None) or await self._video_of(job.id)
         if video.video_bytes is not None:
-            data = video.video_bytes
-
-            async def whole() -> AsyncIterator[bytes]:
-                yield data
-
-            yield Body(whole(), len(data), lambda: len(data))
+            async with inline_body(video.video_bytes) as body:
+                yield body
             return
         if video.uri is None:
             raise PermanentApiError(f"download {job.id}: the operation's video has neither bytes nor a URI")
-        try:
-            handle = fsspec.open(video.uri, "rb").open()
-        except (ImportError, ValueError) as e:
-            raise PermanentApiError(f"download {video.uri}: {e} (pip install gcsfs for gs:// outputs)") from e
-        except OSError as e:
-            raise TransientApiError(f"download {video.uri}: {e}") from e
-        received = 0
-
-        async def chunks() -> AsyncIterator[bytes]:
-            nonlocal received
-            while chunk := handle.read(2**20):
-                received += len(chunk)
-                yield chunk
-
-        try:
-            yield Body(chunks(), handle.size if hasattr(handle, "size") else None, lambda: received)
-        finally:
-            handle.close()
+        async with stored_body(video.uri) as body:
+            yield body
 
     async def _video_of(self, job_id: str) -> types.Video:
         """The video of a finished job: asked again (a run that resumes has none kept)."""
@@ -273,16 +242,7 @@ class GoogleGenAI:
             raise transport_error(action, self.where, e, reached=not unreached) from e
 
     def _error(self, action: str, error: errors.APIError) -> ApiError:
-        message = f"{action}: {error.code} {error.status}: {error.message}"
-        if error.code == 401 or error.status == "UNAUTHENTICATED" or "API key not valid" in str(error.message):
-            # (Google answers a bad API key with 400 INVALID_ARGUMENT, not 401: known by its words)
-            check = f"; check {self.key_variable}" if self.key_variable else ""
-            return AuthenticationError(f"{action}: the provider rejected the credentials (401){check}", status=401)
-        if error.code == 429 or error.status == "RESOURCE_EXHAUSTED":
-            return RateLimitedError(message, retry_after=2.0, status=429, code="RESOURCE_EXHAUSTED")
-        if error.code in (408, 500, 502, 503, 504) or error.status in _PASSING_STATUS:
-            return TransientApiError(message, status=error.code, code=error.status)
-        return PermanentApiError(message, status=error.code, code=error.status)
+        return google_error(action, error.code, str(error.status or ""), str(error.message), self.key_variable)
 
 
 def _frame(size: str) -> tuple[str, str]:
