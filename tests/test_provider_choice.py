@@ -20,8 +20,8 @@ from reelflow.sandbox import run_sandbox
 REPO = Path(__file__).resolve().parent.parent
 SANDBOX_LINE = ("No provider's credentials are set: rendering test videos on the embedded sandbox on loopback, at no "
                 "cost. To render for real, set FAL_KEY (fal), GEMINI_API_KEY (gemini-omni), GOOGLE_API_KEY or "
-                "GOOGLE_CLOUD_PROJECT (google-vertex), OPENAI_API_KEY with OPENAI_BASE_URL (openai-gateway), or OPENROUTER_API_KEY "
-                "(openrouter).")
+                "GOOGLE_CLOUD_PROJECT (google-vertex), OPENAI_API_KEY with OPENAI_BASE_URL (openai-gateway), or "
+                "OPENROUTER_API_KEY (openrouter).")
 
 
 def first_line(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch, planned: str | None = None) -> str:
