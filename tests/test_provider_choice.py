@@ -119,7 +119,7 @@ def test_vertex_express_mode_configures_google_genai_with_the_key_alone() -> Non
         assert client._http_options.headers is not None
         assert client._http_options.headers["x-goog-api-key"] == "AQ.express"
     finally:
-        dialect.unused_sync_client.close()
+        dialect.clients.unused_sync.close()
 
 
 @pytest.mark.parametrize(("profile", "key", "address", "create"), [

@@ -36,32 +36,18 @@ import base64
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import google.auth.exceptions
-import httpx2
 from google import genai
-from google.genai import _interactions, errors
+from google.genai import _interactions
 
-from ..errors import ApiError, AuthenticationError, PermanentApiError
-from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ProviderProfile, frame_of
-from ._base import (
-    Body,
-    Capabilities,
-    ClipJob,
-    ExtensionJob,
-    JobSpec,
-    JobState,
-    ProviderConfig,
-    Reference,
-    RevisionJob,
-    Variant,
-    WireRequest,
-    action_of,
-    id_shaped,
-)
-from ._google import google_error, http_options, inline_body, stored_body
-from ._http import transport_error
+from ..errors import PermanentApiError
+from ._base import Capabilities, ClipJob, ExtensionJob, JobState, RevisionJob, WireRequest, action_of, id_shaped
+from ._google import GoogleDialect, filtered, google_error, google_frame, translated, transported
+
+if TYPE_CHECKING:
+    from ..profiles import ProviderProfile
+    from ._base import JobSpec, ProviderConfig, Reference, Variant
 
 CREATE = "POST {version}/interactions"
 # InteractionStatus words (`_gaos/types/interactions/interaction.py`) of an interaction still at work.
@@ -70,26 +56,23 @@ _AT_WORK = {"queued": "queued", "idle": "queued", "in_progress": "running"}
 _PASSING = {"internal", "internal_error", "unavailable", "deadline_exceeded", "resource_exhausted", "aborted"}
 _SAFETY = re.compile(r"safety|blocked|prohibited|responsible_ai", re.IGNORECASE)
 _INTERACTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
-ImagePart = Callable[[Reference], dict[str, Any]]
+ImagePart = Callable[["Reference"], dict[str, Any]]
 
 
-class GoogleInteractions:
+class GoogleInteractions(GoogleDialect):
     """Gemini Omni through `google.genai.Client(...).aio.interactions`."""
 
     dialect: ClassVar[str] = "google-interactions"
+    product: ClassVar[str] = "Gemini Omni"
     capabilities: ClassVar[Capabilities] = Capabilities(
         extensions=True, edits=True, last_frame=True, subjects=True, variants=("video",), images="bytes",
         own_endpoint=True)
 
     def __init__(self, config: ProviderConfig) -> None:
-        self.http = httpx2.AsyncClient(timeout=config.timeout_seconds, follow_redirects=True)
-        self.unused_sync_client = httpx2.Client()
-        self.profile = config.profile
-        self.key_variable = config.profile.credentials.api_key
+        super().__init__(config)
         self.where = config.base_url or ("Vertex AI" if self._on_vertex else "the Gemini API")
         self.client = self._client(config, 1 + config.retries)
         self.creating = self._client(config, 1)  # creates: sent once
-        self.videos: dict[str, _interactions.types.interactions.VideoContent] = {}  # finished, not yet downloaded
 
     @property
     def _on_vertex(self) -> bool:
@@ -97,13 +80,12 @@ class GoogleInteractions:
         return self.profile.credentials.project is not None
 
     def _client(self, config: ProviderConfig, attempts: int) -> genai.Client:
-        options = http_options(config, self.http, self.unused_sync_client, attempts)
         key = config.api_key.get_secret_value() if config.api_key is not None else None
         if not self._on_vertex:
-            return genai.Client(api_key=key, http_options=options)
+            return self.clients.client(attempts, api_key=key)
         if key is not None:  # express mode: the key alone (google-genai 3.6.1 `_api_client.BaseApiClient.__init__`)
-            return genai.Client(vertexai=True, api_key=key, http_options=options)
-        return genai.Client(vertexai=True, project=config.project, location=config.location, http_options=options)
+            return self.clients.client(attempts, vertexai=True, api_key=key)
+        return self.clients.client(attempts, vertexai=True, project=config.project, location=config.location)
 
     async def submit(self, job: JobSpec) -> JobState:
         body = _body(job, _inline_image, await self._model_for(job))
@@ -135,51 +117,12 @@ class GoogleInteractions:
             return _failure(job_id, status, interaction.errors or [])
         video = interaction.output_video
         if video is None or not (video.data or video.uri):
-            said = (interaction.output_text or "").strip() or "no reason given"
-            return JobState(id=job_id, status="failed", error_code="filtered",
-                            error_message=f"the interaction completed without a video (a safety filter): {said}")
-        self.videos[job_id] = video
-        return JobState(id=job_id, status="completed", progress=100, outputs=(video.uri,) if video.uri else ())
+            said = (interaction.output_text or "").strip() or "the interaction completed without a video"
+            return filtered(job_id, said)
+        return self._kept(job_id, video, video.uri)
 
-    @contextlib.asynccontextmanager
-    async def download(self, job: JobState, variant: Variant) -> AsyncIterator[Body]:
-        """The finished interaction's video: inline (base64), or the object at its `gs://` URI."""
-        video = self.videos.pop(job.id, None) or await self._video_of(job.id)
-        if video.data:
-            async with inline_body(base64.b64decode(video.data)) as body:
-                yield body
-            return
-        async with stored_body(str(video.uri)) as body:
-            yield body
-
-    async def _video_of(self, job_id: str) -> Any:
-        """The video of a finished interaction: asked again (a run that resumes has none kept)."""
-        state = await self.poll(job_id)
-        if state.status != "completed":
-            raise PermanentApiError(f"{job_id} has no video ({state.status}: {state.error_message})")
-        return self.videos.pop(job_id)
-
-    async def find_lost(self, job: JobSpec, since: float, exclude: frozenset[str]) -> JobState | None:
-        return None  # interactions are not listed, and a create carries no client reference
-
-    async def create_character(self, name: str, clip: Reference) -> str:
-        raise PermanentApiError(f"create character {name!r}: Gemini Omni has no characters (use subjects)")
-
-    async def check_access(self, models: list[str]) -> set[str] | None:
-        """Each model asked for by name: `client.aio.models.get` (google-genai 3.6.1 `models.AsyncModels.get`:
-        `GET {version}/models/{model}` on the Gemini API, `GET {version}/publishers/google/models/{model}` on
-        Vertex), authenticated as every call; NOT_FOUND: not offered."""
-        offered = set()
-        for model in models or [self.profile.default_model]:
-            try:
-                async with self._translated(f"look up model {model}"):
-                    await self.client.aio.models.get(model=model)
-            except PermanentApiError as e:
-                if e.status != 404:
-                    raise
-                continue
-            offered.add(model)
-        return offered
+    def _video_parts(self, video: Any) -> tuple[bytes | None, str | None]:
+        return (base64.b64decode(video.data) if video.data else None), video.uri  # (`data`: base64)
 
     @classmethod
     def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
@@ -196,39 +139,27 @@ class GoogleInteractions:
     def adopted_id(cls, given: str, request: WireRequest) -> str:
         return id_shaped(given, _INTERACTION, "an interaction id, e.g. v1_ChdY...")
 
-    async def close(self) -> None:
-        for client in (self.client, self.creating):
-            await client.aio.aclose()
-        await self.http.aclose()
-        self.unused_sync_client.close()
-
     @contextlib.asynccontextmanager
     async def _translated(self, action: str) -> AsyncIterator[None]:
-        try:
-            yield
-        except ApiError:
-            raise
-        except _interactions.APIStatusError as e:
-            error = e.body.get("error") if isinstance(e.body, dict) else None
-            said = error if isinstance(error, dict) else {}
-            raise google_error(action, e.status_code, str(said.get("code") or ""), str(said.get("message") or e),
-                               self.key_variable) from e
-        except errors.APIError as e:  # (the models resource answers in google-genai's own errors)
-            raise google_error(action, e.code, str(e.status or ""), str(e.message), self.key_variable) from e
-        except (_interactions.APIConnectionError, httpx2.TransportError) as e:
-            cause = e.__cause__ if isinstance(e, _interactions.APIConnectionError) else e
-            unreached = isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout)
-            raise transport_error(action, self.where, e, reached=not unreached) from e
-        except google.auth.exceptions.GoogleAuthError as e:
-            raise AuthenticationError(f"{action}: Google credentials: {e} (set GOOGLE_APPLICATION_CREDENTIALS, or "
-                                      f"run `gcloud auth application-default login`)") from e
+        """The Interactions client's errors (`_interactions_errors.py`) and the rest of google-genai's
+        (`_google.translated`), in reelflow's terms."""
+        async with translated(action, self.where, self.key_variable):
+            try:
+                yield
+            except _interactions.APIStatusError as e:
+                error = e.body.get("error") if isinstance(e.body, dict) else None
+                said = error if isinstance(error, dict) else {}
+                raise google_error(action, e.status_code, str(said.get("code") or ""),
+                                   str(said.get("message") or e), self.key_variable) from e
+            except _interactions.APIConnectionError as e:  # (its cause: the httpx2 error)
+                raise transported(action, self.where, e) from e
 
 
 def _body(job: JobSpec, image: ImagePart, model: str) -> dict[str, Any]:
     """The create's fields as google-genai sends them (see the module's docstring), images by `image`."""
     if isinstance(job, ClipJob):
         images, task = _images(job)
-        ratio, resolution = _frame(job.size)
+        ratio, resolution = google_frame(job.size, "Gemini Omni")  # (`videoresponseformat.py`: "4k", lower case)
         form = {"aspect_ratio": ratio, "resolution": resolution, "duration": _duration(job.seconds)}
         follows: dict[str, str] = {}
     else:
@@ -258,13 +189,6 @@ def _images(job: ClipJob) -> tuple[list[Reference], str]:
 def _duration(seconds: int) -> str:
     """`duration` is a string (`videoresponseformat.py`): a protobuf Duration's JSON form, e.g. "8s"."""
     return f"{seconds}s"
-
-
-def _frame(size: str) -> tuple[str, str]:
-    frame = frame_of(size, list(ASPECT_RATIOS), list(RESOLUTION_LINES))
-    if frame is None:
-        raise PermanentApiError(f"{size} is no aspect ratio and resolution Gemini Omni makes")
-    return frame[0], frame[1].lower()  # (`videoresponseformat.py`: "4k", lower case)
 
 
 def _inline_image(reference: Reference) -> dict[str, Any]:

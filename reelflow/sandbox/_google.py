@@ -56,15 +56,13 @@ def invalid(message: str) -> ApiProblem:
     return ApiProblem(400, message)
 
 
-class GooglePose:
-    dialect: ClassVar[str] = "google-genai"
-    base_path: ClassVar[str] = ""  # the SDK adds the API version and the resource path itself
-    fault_routes: ClassVar[Routes] = Routes(  # (the video comes inside the finished operation: no download)
-        create=("POST", r":predictLongRunning$"), status=("POST", r":fetchPredictOperation$"), finished=b'"done":true')
+class GoogleFront:
+    """What Google's poses share: the engine, the key as google-genai carries it (an API key in `x-goog-api-key`,
+    an OAuth token as a bearer), Google's refusals of it, the OAuth token refresh of Application Default
+    Credentials, and no push notifications (jobs are polled)."""
 
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
-        self.served: dict[str, str] = {}  # sha256 of a video handed out -> its job (an extension passes it back)
 
     @property
     def profile(self) -> ProviderProfile:
@@ -73,6 +71,37 @@ class GooglePose:
     @property
     def state(self) -> SandboxState:
         return self.engine.state
+
+    def key_of(self, request: Request) -> str | None:
+        return bearer_key(request) or request.headers.get("x-goog-api-key") or None
+
+    def unauthenticated(self, key_given: bool) -> ApiProblem:
+        if key_given:
+            return ApiProblem(400, "API key not valid. Please pass a valid API key.")
+        return ApiProblem(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+                               "cookie or other valid authentication credential.")
+
+    async def job_finished(self, job: Job) -> None:
+        """No push notifications: jobs are polled."""
+
+    async def close(self) -> None:
+        return None
+
+    async def token(self, request: Request) -> Response:
+        """An OAuth 2 refresh, as Google's token endpoint answers it (for Application Default Credentials)."""
+        return JSONResponse({"access_token": new_id("ya29.sandbox-"), "expires_in": 3599, "token_type": "Bearer",
+                             "scope": "https://www.googleapis.com/auth/cloud-platform"})
+
+
+class GooglePose(GoogleFront):
+    dialect: ClassVar[str] = "google-genai"
+    base_path: ClassVar[str] = ""  # the SDK adds the API version and the resource path itself
+    fault_routes: ClassVar[Routes] = Routes(  # (the video comes inside the finished operation: no download)
+        create=("POST", r":predictLongRunning$"), status=("POST", r":fetchPredictOperation$"), finished=b'"done":true')
+
+    def __init__(self, engine: Sandbox) -> None:
+        super().__init__(engine)
+        self.served: dict[str, str] = {}  # sha256 of a video handed out -> its job (an extension passes it back)
 
     def routes(self) -> list[Route]:
         route = self.engine.route
@@ -89,21 +118,6 @@ class GooglePose:
         return JSONResponse({"error": {"code": problem.status, "message": problem.message, "status": status}},
                             status_code=problem.status, headers=problem.headers)
 
-    def key_of(self, request: Request) -> str | None:
-        return bearer_key(request) or request.headers.get("x-goog-api-key") or None
-
-    def unauthenticated(self, key_given: bool) -> ApiProblem:
-        if key_given:
-            return ApiProblem(400, "API key not valid. Please pass a valid API key.")
-        return ApiProblem(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
-                               "cookie or other valid authentication credential.")
-
-    async def job_finished(self, job: Job) -> None:
-        """No push notifications in this pose: operations are polled."""
-
-    async def close(self) -> None:
-        return None
-
     async def model(self, request: Request) -> Response:
         """A publisher model, as Vertex's `publishers.models.get` answers it (the fields google-genai reads are all
         optional): the profile's models, by name or dated snapshot; another is NOT_FOUND."""
@@ -112,11 +126,6 @@ class GooglePose:
             raise ApiProblem(404, f"Publisher Model `publishers/google/models/{model}` not found.")
         return JSONResponse({"name": f"publishers/google/models/{model}", "versionId": model.rpartition("-")[2],
                              "openSourceCategory": "PROPRIETARY", "launchStage": "GA"})
-
-    async def token(self, request: Request) -> Response:
-        """An OAuth 2 refresh, as Google's token endpoint answers it (for Application Default Credentials)."""
-        return JSONResponse({"access_token": new_id("ya29.sandbox-"), "expires_in": 3599, "token_type": "Bearer",
-                             "scope": "https://www.googleapis.com/auth/cloud-platform"})
 
     # -- create --------------------------------------------------------------------------------------------
 

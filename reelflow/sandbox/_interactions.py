@@ -32,15 +32,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..profiles import ModelLimits, ProviderProfile, dimensions_of
+from ..profiles import ModelLimits, dimensions_of
 from ._fetch import MAX_IMAGE_BYTES, image_format
+from ._google import GoogleFront
 from ._media import Recipe, Segment, tinted
-from ._problems import ApiProblem, bearer_key, read_fields
+from ._problems import ApiProblem, read_fields
 from ._routes import Routes
-from ._state import Job, JobKind, SandboxState, new_id, now
+from ._state import Job, JobKind, new_id, now
 
 if TYPE_CHECKING:
-    from ._app import Sandbox
+    pass
 
 GEMINI = "/{version}"
 VERTEX = "/{version}/projects/{project}/locations/{location}"
@@ -68,23 +69,12 @@ def invalid(message: str) -> ApiProblem:
     return ApiProblem(400, message)
 
 
-class InteractionsPose:
+class InteractionsPose(GoogleFront):
     dialect: ClassVar[str] = "google-interactions"
     base_path: ClassVar[str] = ""  # the SDK adds the API version (and the project) itself
     fault_routes: ClassVar[Routes] = Routes(  # (the video comes inside the finished interaction: no download)
         create=("POST", r"/interactions$"), status=("GET", r"/interactions/[^/?]+(\?.*)?$"),
         finished=b'"status":"completed"')
-
-    def __init__(self, engine: Sandbox) -> None:
-        self.engine = engine
-
-    @property
-    def profile(self) -> ProviderProfile:
-        return self.engine.profile
-
-    @property
-    def state(self) -> SandboxState:
-        return self.engine.state
 
     def routes(self) -> list[Route]:
         route = self.engine.route
@@ -102,32 +92,12 @@ class InteractionsPose:
         return JSONResponse({"error": {"code": WORDS.get(problem.status, "unknown"), "message": problem.message}},
                             status_code=problem.status, headers=problem.headers)
 
-    def key_of(self, request: Request) -> str | None:
-        return bearer_key(request) or request.headers.get("x-goog-api-key") or None
-
-    def unauthenticated(self, key_given: bool) -> ApiProblem:
-        if key_given:
-            return ApiProblem(400, "API key not valid. Please pass a valid API key.")
-        return ApiProblem(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
-                               "cookie or other valid authentication credential.")
-
-    async def job_finished(self, job: Job) -> None:
-        """No webhooks in this pose: interactions are polled."""
-
-    async def close(self) -> None:
-        return None
-
     async def model(self, request: Request) -> Response:
         """A model, as `models.get` answers it (every field google-genai reads is optional)."""
         model = request.path_params["model"]
         if self.profile.model_limits(model) is None:
             raise ApiProblem(404, f"models/{model} is not found for API version {request.path_params['version']}.")
         return JSONResponse({"name": f"models/{model}", "displayName": model, "version": model.rpartition("-")[0]})
-
-    async def token(self, request: Request) -> Response:
-        """An OAuth 2 refresh, as Google's token endpoint answers it (for Application Default Credentials)."""
-        return JSONResponse({"access_token": new_id("ya29.sandbox-"), "expires_in": 3599, "token_type": "Bearer",
-                             "scope": "https://www.googleapis.com/auth/cloud-platform"})
 
     # -- create --------------------------------------------------------------------------------------------
 
