@@ -40,6 +40,14 @@ class GoogleDialect(abc.ABC):
         self.profile: ProviderProfile = config.profile
         self.key_variable = config.profile.credentials.api_key
         self.videos: dict[str, Any] = {}  # finished jobs' videos, until they are downloaded
+        self.output = config.output
+
+    def _delivered_to(self, vertex: bool) -> str | None:
+        """Where Vertex writes the videos when the run's output is on Cloud Storage (then read from there through
+        fsspec, gcsfs installed); None: they come inline."""
+        if not vertex or not (self.output or "").startswith("gs://"):
+            return None
+        return f"{str(self.output).rstrip('/')}/.google-deliveries/"
 
     @abc.abstractmethod
     async def poll(self, job_id: str) -> JobState: ...

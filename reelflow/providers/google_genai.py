@@ -116,11 +116,11 @@ class GoogleGenAI(GoogleDialect):
         if isinstance(job, ExtensionJob):
             video = self.videos.pop(job.source, None) or await self._video_of(job.source)
             return (types.GenerateVideosSource(prompt=job.prompt, video=video),
-                    types.GenerateVideosConfig(duration_seconds=job.seconds))
+                    types.GenerateVideosConfig(duration_seconds=job.seconds, output_gcs_uri=self._delivered_to(True)))
         frame = google_frame(job.size, "Veo")  # (an extension's frame is its source's)
         config = types.GenerateVideosConfig(
             duration_seconds=job.seconds, aspect_ratio=frame[0], resolution=frame[1], generate_audio=job.audio,
-            seed=job.seed, negative_prompt=job.negative, number_of_videos=1,
+            seed=job.seed, negative_prompt=job.negative, number_of_videos=1, output_gcs_uri=self._delivered_to(True),
             last_frame=_image(job.last_frame) if job.last_frame else None,
             reference_images=[types.VideoGenerationReferenceImage(
                 image=_image(s), reference_type=types.VideoGenerationReferenceType.ASSET)

@@ -88,7 +88,7 @@ class GoogleInteractions(GoogleDialect):
         return self.clients.client(attempts, vertexai=True, project=config.project, location=config.location)
 
     async def submit(self, job: JobSpec) -> JobState:
-        body = _body(job, _inline_image, await self._model_for(job))
+        body = _body(job, _inline_image, await self._model_for(job), self._delivered_to(self._on_vertex))
         async with self._translated(action_of(job)):
             interaction = await self.creating.aio.interactions.create(**body)
         if not interaction.id:
@@ -129,7 +129,7 @@ class GoogleInteractions(GoogleDialect):
         """The JSON the SDK sends, images as `Reference`s."""
         version = "v1beta1" if profile.credentials.project is not None else "v1"
         model = profile.default_model if isinstance(job, RevisionJob) else job.model or profile.default_model
-        return WireRequest(CREATE.format(version=version), _body(job, _described_image, model))
+        return WireRequest(CREATE.format(version=version), _body(job, _described_image, model, None))
 
     @classmethod
     def describe_followup(cls, variants: list[Variant]) -> str:
@@ -155,8 +155,10 @@ class GoogleInteractions(GoogleDialect):
                 raise transported(action, self.where, e) from e
 
 
-def _body(job: JobSpec, image: ImagePart, model: str) -> dict[str, Any]:
-    """The create's fields as google-genai sends them (see the module's docstring), images by `image`."""
+def _body(job: JobSpec, image: ImagePart, model: str, folder: str | None) -> dict[str, Any]:
+    """The create's fields as google-genai sends them (see the module's docstring), images by `image`; the video
+    inline, or written to the Cloud Storage `folder` (`delivery: uri` with `gcs_uri`, Vertex only:
+    `videoresponseformat.py`)."""
     if isinstance(job, ClipJob):
         images, task = _images(job)
         ratio, resolution = google_frame(job.size, "Gemini Omni")  # (`videoresponseformat.py`: "4k", lower case)
@@ -167,9 +169,10 @@ def _body(job: JobSpec, image: ImagePart, model: str) -> dict[str, Any]:
         form = {"duration": _duration(job.seconds)} if isinstance(job, ExtensionJob) else {}
         follows = {"previous_interaction_id": job.source}
     content = [{"type": "text", "text": job.prompt}, *(image(reference) for reference in images)]
+    delivery = {"delivery": "uri", "gcs_uri": folder} if folder else {"delivery": "inline"}
     return {"model": model, "background": True, "input": [{"type": "user_input", "content": content}],
             **follows, "response_modalities": ["video"],
-            "response_format": {"type": "video", **form, "delivery": "inline"},
+            "response_format": {"type": "video", **form, **delivery},
             "generation_config": {"video_config": {"task": task}}}
 
 

@@ -13,8 +13,9 @@ video a `video` part of a `model_output` step (`videocontent.py`), an error in t
 (`{"error": {"code": a word, "message"}}`, as the live API answers: `{"code": "invalid_request"}`).
 
 Where neither the SDK nor Google's pages say, this says what it assumes: a video interaction must run in the
-background (`background: true`); `duration` is a protobuf Duration's JSON ("8s"); images go inline (no Files API,
-no Cloud Storage: `uri` and `gcs_uri` are refused, and `delivery` is `inline`); a blocked prompt ends `failed`
+background (`background: true`); `duration` is a protobuf Duration's JSON ("8s"); images go inline (no Files API:
+an image's `uri` is refused); the video comes inline, or with `delivery: uri` and a `gcs_uri` (gs://) it is written
+there through fsspec and answered by its `uri`; a blocked prompt ends `failed`
 with the error code `safety_blocked`; a server-side failure `failed` with `internal_error`; no webhooks
 (`webhook_config` is refused). A first frame (and a last one) is `image_to_video` with one or two images,
 references `reference_to_video` with one to six (as Omni infers from the number of images when no task is given);
@@ -123,9 +124,11 @@ class InteractionsPose(GoogleFront):
             raise invalid("response_format.type: 'video' is required for a video")
         if form.get("delivery", "inline") not in ("inline", "uri"):
             raise invalid(f"response_format.delivery: {form['delivery']!r} is not one of inline, uri")
-        if form.get("delivery") == "uri" or "gcs_uri" in form:
-            raise invalid("response_format.delivery: the sandbox delivers videos inline only (no Files API or Cloud "
-                          "Storage)")
+        if (form.get("delivery") == "uri") != ("gcs_uri" in form):
+            raise invalid("response_format.delivery: uri goes with a gcs_uri (the sandbox poses no Files API), and a "
+                          "gcs_uri with delivery uri")
+        if "gcs_uri" in form:
+            self.storable(form["gcs_uri"], "response_format.gcs_uri")
         previous = body.get("previous_interaction_id")
         kind: JobKind = "create"
         if previous is not None:
@@ -242,10 +245,17 @@ class InteractionsPose(GoogleFront):
         status = self._status(job)
         answer = self._interaction(job)
         if status == "completed":
-            data = await self.engine.media(job, "video")
-            answer["steps"].append({"type": "model_output", "content": [
-                {"type": "video", "mime_type": "video/mp4", "data": base64.b64encode(data).decode()}]})
+            answer["steps"].append({"type": "model_output", "content": [await self._video(job)]})
         return JSONResponse(answer)
+
+    async def _video(self, job: Job) -> dict[str, Any]:
+        """The finished job's video part: inline, or at its URI in the Cloud Storage folder the request named."""
+        folder = (job.request.get("response_format") or {}).get("gcs_uri")
+        if folder:
+            uri, _ = await self.delivered(job, folder)
+            return {"type": "video", "mime_type": "video/mp4", "uri": uri}
+        data = await self.engine.media(job, "video")
+        return {"type": "video", "mime_type": "video/mp4", "data": base64.b64encode(data).decode()}
 
     async def cancel(self, request: Request) -> Response:
         """A background interaction still at work ends `cancelled`; a finished one is as it was."""

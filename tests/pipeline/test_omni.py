@@ -10,11 +10,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
+from reelflow import parse_plan
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from tests.conftest import image_bytes
 from tests.media import probe_video, sound_of
@@ -111,3 +114,54 @@ def test_the_dry_run_shows_the_interactions_bodies(tmp_path: Path) -> None:
     assert first["type"] == "user_input" and first["content"][0] == {"type": "text", "text": "a harbour at dawn"}
     assert first["content"][1]["type"] == "image" and first["content"][1]["data"].startswith("reference.png (")
     assert set(shown("model")) == {"gemini-omni-1.1-flash"} and set(shown("background")) == {True}
+
+
+class FakeCloudStorage(MemoryFileSystem):  # type: ignore[misc]
+    """`gs://` in this process, in memory (gcsfs against Google is not reachable here): the sandbox posing as
+    Vertex writes the videos there, reelflow writes its output there and reads the videos back, through fsspec."""
+
+    protocol = ("gs", "gcs")
+    store: ClassVar[dict[str, Any]] = {}
+    pseudo_dirs: ClassVar[list[str]] = [""]
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        return MemoryFileSystem._strip_protocol(str(path).replace("gs://", "memory://", 1))
+
+    def unstrip_protocol(self, name: str) -> str:
+        return "gs://" + name.lstrip("/")
+
+
+@pytest.fixture
+def cloud_storage(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeCloudStorage]]:
+    """`gs` is FakeCloudStorage for the test (fsspec's registry has no public way to take a filesystem back)."""
+    monkeypatch.setitem(sys.modules["fsspec.registry"]._registry, "gs", FakeCloudStorage)
+    yield FakeCloudStorage
+    FakeCloudStorage.store.clear()
+
+
+@pytest.mark.parametrize(("profile", "extension", "field"), [
+    ("google-vertex", 7, "storageUri"), ("gemini-omni-vertex", 4, "gcs_uri")])
+def test_on_vertex_an_output_on_cloud_storage_has_google_deliver_there(
+        profile: str, extension: int, field: str, cloud_storage: type[FakeCloudStorage],
+        monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+    """Veo (`output_gcs_uri`) and Omni (`delivery: uri`, `gcs_uri`) write the videos beside the run's output on
+    Cloud Storage; reelflow reads them back through fsspec (an extension passes Veo its source's URI)."""
+    from flows.render_plan import render_plan
+
+    with run_sandbox(profile=profile, job_seconds=0.2) as vertex:
+        for name, value in {"REELFLOW_PROVIDER": profile, "REELFLOW_API_KEY": "AQ.express",
+                            "REELFLOW_BASE_URL": vertex.base_url, "REELFLOW_POLL_MIN_SECONDS": "0.05"}.items():
+            monkeypatch.setenv(name, value)
+        plan = parse_plan({"name": "stored", "scenes": [{"id": "pier", "prompt": "a pier", "seconds": 8, "extensions": [
+            {"prompt": "the tide rises", "seconds": extension}]}]})
+        result = render_plan(plan, output="gs://reels/out")
+        requests = [job.request for job in vertex.sandbox.state.jobs.values()]
+    assert [s.status for s in result.scenes] == ["completed"]
+    storage = FakeCloudStorage()
+    video = storage.cat("gs://reels/out/stored/pier/video.mp4")
+    assert probe_video(video).seconds == 8 + extension and sound_of(video) is not None
+    delivered = storage.glob("gs://reels/out/stored/.google-deliveries/*/sample_0.mp4")
+    assert len(delivered) == 2  # the clip and its extension, written by the provider
+    folders = {json.dumps(r, sort_keys=True).split(f'"{field}": "', 1)[1].split('"')[0] for r in requests}
+    assert folders == {"gs://reels/out/stored/.google-deliveries/"}
