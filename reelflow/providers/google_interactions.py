@@ -47,11 +47,11 @@ from ._google import GoogleDialect, filtered, google_error, google_frame, transl
 
 if TYPE_CHECKING:
     from ..profiles import ProviderProfile
-    from ._base import JobSpec, ProviderConfig, Reference, Variant
+    from ._base import JobSpec, ProviderConfig, Reference, Status, Variant
 
 CREATE = "POST {version}/interactions"
 # InteractionStatus words (`_gaos/types/interactions/interaction.py`) of an interaction still at work.
-_AT_WORK = {"queued": "queued", "idle": "queued", "in_progress": "running"}
+_AT_WORK: dict[str, Status] = {"queued": "queued", "idle": "queued", "in_progress": "running"}
 # Error codes (`_gaos/types/interactions/error.py`: a word) of a failure whose cause may pass, and of a safety block.
 _PASSING = {"internal", "internal_error", "unavailable", "deadline_exceeded", "resource_exhausted", "aborted"}
 _SAFETY = re.compile(r"safety|blocked|prohibited|responsible_ai", re.IGNORECASE)
@@ -112,7 +112,7 @@ class GoogleInteractions(GoogleDialect):
     def _state(self, job_id: str, interaction: Any) -> JobState:
         status = str(interaction.status)
         if status in _AT_WORK:
-            return JobState(id=job_id, status="running" if _AT_WORK[status] == "running" else "queued")
+            return JobState(id=job_id, status=_AT_WORK[status])
         if status != "completed":
             return _failure(job_id, status, interaction.errors or [])
         video = interaction.output_video
