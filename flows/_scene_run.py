@@ -72,7 +72,7 @@ class SceneRun:
                    retry_failed: bool = False) -> AsyncIterator[SceneRun]:
         """A gateway to each provider, and one Prefect client for every task run, for the life of the block (inside
         the run's event loop: each task run would otherwise open a client of its own, about 60 ms of CPU)."""
-        gateways = {c.profile.name: open_gateway(c, settings) for c in connections}
+        gateways = {c.profile.name: open_gateway(c, settings, storage.location()) for c in connections}
         try:
             async with AsyncClientContext():
                 yield cls(gateways, storage, settings, costs, retry_failed, spend=Spend(costs.budget_usd),

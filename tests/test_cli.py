@@ -129,9 +129,9 @@ def test_run_without_a_key_uses_the_embedded_sandbox_and_stays_quiet(tmp_path: P
     assert done.returncode == 0, done.stderr
     notice, *progress = done.stderr.strip().splitlines()
     assert notice == ("No provider's credentials are set: rendering test videos on the embedded sandbox on loopback, "
-                      "at no cost. To render for real, set FAL_KEY (fal), GOOGLE_API_KEY or GOOGLE_CLOUD_PROJECT "
-                      "(google-vertex), OPENAI_API_KEY with OPENAI_BASE_URL (openai-gateway), or OPENROUTER_API_KEY "
-                      "(openrouter).")
+                      "at no cost. To render for real, set FAL_KEY (fal), GEMINI_API_KEY (gemini-omni), "
+                      "GOOGLE_API_KEY or GOOGLE_CLOUD_PROJECT (google-vertex), OPENAI_API_KEY with OPENAI_BASE_URL "
+                      "(openai-gateway), or OPENROUTER_API_KEY (openrouter).")
     # Not a terminal: progress is plain lines, one per change of stage, in order for each scene.
     assert "\x1b" not in done.stderr and "\r" not in done.stderr
     assert [line for line in progress if line.startswith("scene 'first'")][::-1][:2] == [

@@ -19,9 +19,9 @@ from reelflow.sandbox import run_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 SANDBOX_LINE = ("No provider's credentials are set: rendering test videos on the embedded sandbox on loopback, at no "
-                "cost. To render for real, set FAL_KEY (fal), GOOGLE_API_KEY or GOOGLE_CLOUD_PROJECT "
-                "(google-vertex), OPENAI_API_KEY with OPENAI_BASE_URL (openai-gateway), or OPENROUTER_API_KEY "
-                "(openrouter).")
+                "cost. To render for real, set FAL_KEY (fal), GEMINI_API_KEY (gemini-omni), GOOGLE_API_KEY or "
+                "GOOGLE_CLOUD_PROJECT (google-vertex), OPENAI_API_KEY with OPENAI_BASE_URL (openai-gateway), or "
+                "OPENROUTER_API_KEY (openrouter).")
 
 
 def first_line(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch, planned: str | None = None) -> str:
@@ -41,12 +41,14 @@ def first_line(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch, pla
      "Rendering on 'google-vertex' at project film-123 in us-central1 (chosen by GOOGLE_CLOUD_PROJECT)."),
     ({"GOOGLE_API_KEY": "AQ.express"},
      "Rendering on 'google-vertex' at its SDK's own endpoint (chosen by GOOGLE_API_KEY)."),
+    ({"GEMINI_API_KEY": "AIza-x"},  # Veo left the Gemini API on 2026-10-22: its key reaches Gemini Omni
+     "Rendering on 'gemini-omni' at its SDK's own endpoint (chosen by GEMINI_API_KEY)."),
     ({"OPENAI_API_KEY": "sk-gw", "OPENAI_BASE_URL": "http://gateway.local/v1"},
      "Rendering on 'openai-gateway' at http://gateway.local/v1 (chosen by OPENAI_API_KEY and OPENAI_BASE_URL)."),
     ({"OPENAI_API_KEY": "sk-gw", "REELFLOW_BASE_URL": "http://gateway.local/v1"},
      "Rendering on 'openai-gateway' at http://gateway.local/v1 (chosen by OPENAI_API_KEY and REELFLOW_BASE_URL)."),
     ({}, SANDBOX_LINE),
-], ids=["openrouter", "fal", "vertex-project", "vertex-express", "gateway", "gateway-reelflow-url", "none"])
+], ids=["openrouter", "fal", "vertex-project", "vertex-express", "gemini", "gateway", "gateway-reelflow-url", "none"])
 def test_each_key_alone_picks_its_provider_and_says_so(environment: dict[str, str], line: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     assert first_line(environment, monkeypatch) == line
@@ -55,15 +57,13 @@ def test_each_key_alone_picks_its_provider_and_says_so(environment: dict[str, st
 @pytest.mark.parametrize(("environment", "refusal"), [
     ({"OPENAI_API_KEY": "sk-proj-x"},
      "OPENAI_API_KEY is set, but OpenAI shut its video API (Sora 2) down on 2026-09-24; to render elsewhere, set "
-     "FAL_KEY (fal), GOOGLE_API_KEY or GOOGLE_CLOUD_PROJECT (google-vertex), OPENAI_API_KEY with OPENAI_BASE_URL "
-     "(openai-gateway), or OPENROUTER_API_KEY (openrouter)"),
-    ({"GEMINI_API_KEY": "AIza-x"},
-     "GEMINI_API_KEY is set, but it reaches no Veo: Google retired Veo on the Gemini API on 2026-10-22"),
+     "FAL_KEY (fal), GEMINI_API_KEY (gemini-omni), GOOGLE_API_KEY or GOOGLE_CLOUD_PROJECT (google-vertex), "
+     "OPENAI_API_KEY with OPENAI_BASE_URL (openai-gateway), or OPENROUTER_API_KEY (openrouter)"),
     ({"REELFLOW_API_KEY": "sk-x"}, "REELFLOW_API_KEY is set, but no provider is named: set REELFLOW_PROVIDER=NAME"),
     ({"OPENROUTER_API_KEY": "sk-or-v1-x", "FAL_KEY": "fal-id:secret"},
      "the credentials of several providers are set: fal (FAL_KEY); openrouter (OPENROUTER_API_KEY). Choose one with "
      "REELFLOW_PROVIDER=NAME or the plan's `provider: NAME`"),
-], ids=["openai-without-a-gateway", "gemini", "reelflow-key", "several"])
+], ids=["openai-without-a-gateway", "reelflow-key", "several"])
 def test_a_key_that_picks_no_single_provider_is_one_line_saying_what_to_do(
         environment: dict[str, str], refusal: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UserError) as refused:
@@ -119,7 +119,7 @@ def test_vertex_express_mode_configures_google_genai_with_the_key_alone() -> Non
         assert client._http_options.headers is not None
         assert client._http_options.headers["x-goog-api-key"] == "AQ.express"
     finally:
-        dialect.unused_sync_client.close()
+        dialect.clients.unused_sync.close()
 
 
 @pytest.mark.parametrize(("profile", "key", "address", "create"), [

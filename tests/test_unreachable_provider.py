@@ -30,8 +30,11 @@ def closed(path: str = "") -> str:
 UNREACHABLE = {
     "openrouter": {"OPENROUTER_API_KEY": "sk-or-v1-x", "OPENROUTER_BASE_URL": closed("/api/v1")},
     "fal": {"FAL_KEY": "fal-id:secret", "FAL_QUEUE_URL": closed()},  # its reference image is uploaded first
-    # google-genai logs a WARNING of its own when both keys are set: it must not reach the terminal
-    "google-vertex": {"GOOGLE_API_KEY": "AQ.express", "GEMINI_API_KEY": "AIza-x", "GOOGLE_VERTEX_BASE_URL": closed()},
+    # google-genai logs a WARNING of its own when both keys are set: it must not reach the terminal (both keys pick
+    # a provider each, Veo and Gemini Omni: the user names one)
+    "google-vertex": {"GOOGLE_API_KEY": "AQ.express", "GEMINI_API_KEY": "AIza-x", "REELFLOW_PROVIDER": "google-vertex",
+                      "GOOGLE_VERTEX_BASE_URL": closed()},
+    "gemini-omni": {"GEMINI_API_KEY": "AIza-x", "GOOGLE_GEMINI_BASE_URL": closed()},
     "openai-gateway": {"OPENAI_API_KEY": "sk-gw", "OPENAI_BASE_URL": closed("/v1")},
 }
 

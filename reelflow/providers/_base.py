@@ -161,6 +161,8 @@ class ProviderConfig:
     retries: int = 3
     project: str | None = None  # a cloud project and its region, for dialects that are reached through one
     location: str | None = None
+    output: str | None = None  # where the run writes its videos (a URL): a provider that can write there itself
+    # (Google's, to gs://) may deliver to it
 
 
 class VideoProvider(Protocol):

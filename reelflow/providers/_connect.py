@@ -199,11 +199,12 @@ def connect_providers(settings: Settings, profiles: list[ProviderProfile]) -> It
         yield [stack.enter_context(connect_provider(settings, profile)) for profile in profiles]
 
 
-def open_gateway(connection: Connection, settings: Settings) -> Gateway:
-    """The provider of `connection` in its dialect, with the settings' retries, timeout and request pacing."""
+def open_gateway(connection: Connection, settings: Settings, output: str | None = None) -> Gateway:
+    """The provider of `connection` in its dialect, with the settings' retries, timeout and request pacing, for a
+    run writing to `output`."""
     config = ProviderConfig(base_url=connection.base_url, api_key=connection.api_key, profile=connection.profile,
                             timeout_seconds=settings.request_timeout_seconds, retries=settings.request_retries,
-                            project=connection.project, location=connection.location)
+                            project=connection.project, location=connection.location, output=output)
     per_minute = settings.requests_per_minute
     return Gateway(dialect(connection.profile.api)(config), connection.profile,
                    Pacer(per_minute) if per_minute else None, settings.request_retries)

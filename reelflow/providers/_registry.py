@@ -44,6 +44,8 @@ _ENTRIES: dict[str, DialectEntry] = {entry.name: entry for entry in (
                  "reelflow.sandbox._openrouter:OpenRouterPose", "openrouter"),
     DialectEntry("google-genai", "reelflow.providers.google_genai:GoogleGenAI", "google-genai",
                  "reelflow.sandbox._google:GooglePose", "google-vertex"),
+    DialectEntry("google-interactions", "reelflow.providers.google_interactions:GoogleInteractions", "google-genai",
+                 "reelflow.sandbox._interactions:InteractionsPose", "gemini-omni"),
     DialectEntry("fal-queue", "reelflow.providers.fal_queue:FalQueue", "fal-client",
                  "reelflow.sandbox._fal:FalPose", "fal"),
 )}

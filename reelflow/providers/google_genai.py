@@ -18,25 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-import fsspec
-import google.auth.exceptions
-import httpx2
-from google import genai
-from google.genai import errors, types
+from google.genai import types
 
-from ..errors import (
-    ApiError,
-    AuthenticationError,
-    PermanentApiError,
-    RateLimitedError,
-    TransientApiError,
-)
-from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ProviderProfile, frame_of
+from ..errors import PermanentApiError
+from ..profiles import ProviderProfile
 from ._base import (
-    Body,
     Capabilities,
     ClipJob,
     ExtensionJob,
@@ -50,49 +38,40 @@ from ._base import (
     action_of,
     id_shaped,
 )
-from ._http import transport_error
+from ._google import PASSING_STATUS, GoogleDialect, filtered, google_frame, translated
 
 # google.rpc.Code: a failed operation whose cause may pass (unavailable, past its deadline, out of quota,
 # aborted, internal).
 _PASSING_CODES = {4, 8, 10, 13, 14}
-_PASSING_STATUS = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"}
 CREATE = "POST {model}:predictLongRunning"
 _OPERATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _OPERATION_NAME = re.compile(r"(projects/[A-Za-z0-9_-]+/locations/[a-z0-9-]+/)?publishers/google/models/"
                              r"[A-Za-z0-9._-]+/operations/[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
-class GoogleGenAI:
+class GoogleGenAI(GoogleDialect):
     """Veo through `google.genai.Client` in Vertex mode."""
 
     dialect: ClassVar[str] = "google-genai"
+    product: ClassVar[str] = "Veo"
     capabilities: ClassVar[Capabilities] = Capabilities(
         extensions=True, last_frame=True, audio_switch=True, seed=True, negative_prompt=True, subjects=True,
         variants=("video",), images="bytes", own_endpoint=True)
 
     def __init__(self, config: ProviderConfig) -> None:
-        # Clients of our own: httpx2 throughout (the SDK would take aiohttp for async calls where it is installed,
-        # and its errors are not mapped here), closed with the dialect.
-        self.http = httpx2.AsyncClient(timeout=config.timeout_seconds, follow_redirects=True)
-        self.unused_sync_client = httpx2.Client()
-        options = types.HttpOptions(base_url=config.base_url, timeout=int(config.timeout_seconds * 1000),
-                                    httpx_async_client=self.http, httpx_client=self.unused_sync_client,
-                                    retry_options=types.HttpRetryOptions(attempts=1 + config.retries,
-                                                                         initial_delay=0.5, max_delay=8))
+        super().__init__(config)
         self.once = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))  # creates: sent once
-        self.key_variable = config.profile.credentials.api_key
-        self.profile = config.profile
         self.where = config.base_url or "Vertex AI"
         if config.api_key is not None:
             # Express mode: Vertex with an API key and neither project nor location. google-genai 3.6.1
             # (`_api_client.BaseApiClient.__init__`) then sends the key as `x-goog-api-key` to the global
             # https://aiplatform.googleapis.com/ (paths without projects/.../locations/...), and an explicit key
             # takes precedence over GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION in the environment.
-            self.client = genai.Client(vertexai=True, api_key=config.api_key.get_secret_value(), http_options=options)
+            self.client = self.clients.client(1 + config.retries, vertexai=True,
+                                              api_key=config.api_key.get_secret_value())
         else:
-            self.client = genai.Client(vertexai=True, project=config.project, location=config.location,
-                                       http_options=options)
-        self.videos: dict[str, types.Video] = {}  # finished jobs' videos, until they are downloaded
+            self.client = self.clients.client(1 + config.retries, vertexai=True, project=config.project,
+                                              location=config.location)
 
     async def submit(self, job: JobSpec) -> JobState:
         if isinstance(job, RevisionJob):
@@ -119,79 +98,17 @@ class GoogleGenAI:
             code, status = operation.error.get("code"), str(operation.error.get("status", ""))
             return JobState(id=job_id, status="failed", error_code=status or str(code),
                             error_message=str(operation.error.get("message", "")),
-                            transient=code in _PASSING_CODES or status in _PASSING_STATUS)
+                            transient=code in _PASSING_CODES or status in PASSING_STATUS)
         response = operation.response
         videos = (response.generated_videos or []) if response else []
         found = next((v.video for v in videos if v.video is not None), None)
         if found is None:
             reasons = "; ".join(response.rai_media_filtered_reasons or []) if response else ""
-            return JobState(id=job_id, status="failed", error_code="filtered",
-                            error_message=f"the video was filtered: {reasons or 'no reason given'}")
-        self.videos[job_id] = found
-        return JobState(id=job_id, status="completed", progress=100, outputs=(found.uri,) if found.uri else ())
+            return filtered(job_id, reasons or "no reason given")
+        return self._kept(job_id, found, found.uri)
 
-    @contextlib.asynccontextmanager
-    async def download(self, job: JobState, variant: Variant) -> AsyncIterator[Body]:
-        """The finished operation's video: its bytes as the SDK decoded them, or its `gs://` object."""
-        video = self.videos.pop(job.id, None) or await self._video_of(job.id)
-        if video.video_bytes is not None:
-            data = video.video_bytes
-
-            async def whole() -> AsyncIterator[bytes]:
-                yield data
-
-            yield Body(whole(), len(data), lambda: len(data))
-            return
-        if video.uri is None:
-            raise PermanentApiError(f"download {job.id}: the operation's video has neither bytes nor a URI")
-        try:
-            handle = fsspec.open(video.uri, "rb").open()
-        except (ImportError, ValueError) as e:
-            raise PermanentApiError(f"download {video.uri}: {e} (pip install gcsfs for gs:// outputs)") from e
-        except OSError as e:
-            raise TransientApiError(f"download {video.uri}: {e}") from e
-        received = 0
-
-        async def chunks() -> AsyncIterator[bytes]:
-            nonlocal received
-            while chunk := handle.read(2**20):
-                received += len(chunk)
-                yield chunk
-
-        try:
-            yield Body(chunks(), handle.size if hasattr(handle, "size") else None, lambda: received)
-        finally:
-            handle.close()
-
-    async def _video_of(self, job_id: str) -> types.Video:
-        """The video of a finished job: asked again (a run that resumes has none kept)."""
-        state = await self.poll(job_id)
-        if state.status != "completed":
-            raise PermanentApiError(f"{job_id} has no video ({state.status}: {state.error_message})")
-        return self.videos.pop(job_id)
-
-    async def find_lost(self, job: JobSpec, since: float, exclude: frozenset[str]) -> JobState | None:
-        return None  # operations are not listed, and a create carries no client reference
-
-    async def create_character(self, name: str, clip: Reference) -> str:
-        raise PermanentApiError(f"create character {name!r}: Veo has no characters (use subjects)")
-
-    async def check_access(self, models: list[str]) -> set[str] | None:
-        """Each model asked for by name: `client.aio.models.get`, which google-genai 3.6.1 sends in Vertex mode as
-        `GET {version}/publishers/google/models/{model}` (`_api_client._build_request` leaves GETs of
-        `publishers/...` without projects/.../locations/...: Vertex's publisher model), authenticated as every
-        call; NOT_FOUND: not offered."""
-        offered = set()
-        for model in models or [self.profile.default_model]:
-            try:
-                async with self._translated(f"look up model {model}"):
-                    await self.client.aio.models.get(model=model)
-            except PermanentApiError as e:
-                if e.status != 404:
-                    raise
-                continue
-            offered.add(model)
-        return offered
+    def _video_parts(self, video: types.Video) -> tuple[bytes | None, str | None]:
+        return video.video_bytes, video.uri  # (the SDK decoded the base64)
 
     async def _request(self, job: ClipJob | ExtensionJob
                        ) -> tuple[types.GenerateVideosSource, types.GenerateVideosConfig]:
@@ -199,11 +116,11 @@ class GoogleGenAI:
         if isinstance(job, ExtensionJob):
             video = self.videos.pop(job.source, None) or await self._video_of(job.source)
             return (types.GenerateVideosSource(prompt=job.prompt, video=video),
-                    types.GenerateVideosConfig(duration_seconds=job.seconds))
-        frame = _frame(job.size)  # (an extension's frame is its source's)
+                    types.GenerateVideosConfig(duration_seconds=job.seconds, output_gcs_uri=self._delivered_to(True)))
+        frame = google_frame(job.size, "Veo")  # (an extension's frame is its source's)
         config = types.GenerateVideosConfig(
             duration_seconds=job.seconds, aspect_ratio=frame[0], resolution=frame[1], generate_audio=job.audio,
-            seed=job.seed, negative_prompt=job.negative, number_of_videos=1,
+            seed=job.seed, negative_prompt=job.negative, number_of_videos=1, output_gcs_uri=self._delivered_to(True),
             last_frame=_image(job.last_frame) if job.last_frame else None,
             reference_images=[types.VideoGenerationReferenceImage(
                 image=_image(s), reference_type=types.VideoGenerationReferenceType.ASSET)
@@ -228,7 +145,7 @@ class GoogleGenAI:
             instance["lastFrame"] = job.last_frame
         if job.subjects:
             instance["referenceImages"] = [{"image": s, "referenceType": "ASSET"} for s in job.subjects]
-        ratio, tier = _frame(job.size)
+        ratio, tier = google_frame(job.size, "Veo")
         parameters: dict[str, Any] = {"sampleCount": 1, "durationSeconds": job.seconds, "seed": job.seed,
                                       "aspectRatio": ratio, "resolution": tier, "negativePrompt": job.negative,
                                       "generateAudio": job.audio}
@@ -252,44 +169,8 @@ class GoogleGenAI:
         return ("POST {model}:fetchPredictOperation {operationName} until done; its video inline (base64) or "
                 "from its gs:// URI")
 
-    async def close(self) -> None:
-        await self.client.aio.aclose()
-        await self.http.aclose()
-        self.unused_sync_client.close()
-
-    @contextlib.asynccontextmanager
-    async def _translated(self, action: str) -> AsyncIterator[None]:
-        try:
-            yield
-        except ApiError:
-            raise
-        except errors.APIError as e:
-            raise self._error(action, e) from e
-        except google.auth.exceptions.GoogleAuthError as e:
-            raise AuthenticationError(f"{action}: Google credentials: {e} (set GOOGLE_APPLICATION_CREDENTIALS, or "
-                                      f"run `gcloud auth application-default login`)") from e
-        except httpx2.TransportError as e:  # timeouts too
-            unreached = isinstance(e, httpx2.ConnectError | httpx2.ConnectTimeout)
-            raise transport_error(action, self.where, e, reached=not unreached) from e
-
-    def _error(self, action: str, error: errors.APIError) -> ApiError:
-        message = f"{action}: {error.code} {error.status}: {error.message}"
-        if error.code == 401 or error.status == "UNAUTHENTICATED" or "API key not valid" in str(error.message):
-            # (Google answers a bad API key with 400 INVALID_ARGUMENT, not 401: known by its words)
-            check = f"; check {self.key_variable}" if self.key_variable else ""
-            return AuthenticationError(f"{action}: the provider rejected the credentials (401){check}", status=401)
-        if error.code == 429 or error.status == "RESOURCE_EXHAUSTED":
-            return RateLimitedError(message, retry_after=2.0, status=429, code="RESOURCE_EXHAUSTED")
-        if error.code in (408, 500, 502, 503, 504) or error.status in _PASSING_STATUS:
-            return TransientApiError(message, status=error.code, code=error.status)
-        return PermanentApiError(message, status=error.code, code=error.status)
-
-
-def _frame(size: str) -> tuple[str, str]:
-    frame = frame_of(size, list(ASPECT_RATIOS), list(RESOLUTION_LINES))
-    if frame is None:
-        raise PermanentApiError(f"{size} is no aspect ratio and resolution Veo makes")
-    return frame[0], frame[1].lower()
+    def _translated(self, action: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return translated(action, self.where, self.key_variable)
 
 
 def _image(reference: Reference) -> types.Image:

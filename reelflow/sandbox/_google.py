@@ -9,7 +9,8 @@ last frames as JPEG or PNG of at most 20 MB; at most three "asset" reference ima
 for an 8 s 16:9 clip without frames; an extension's input video 1 to 30 s at 720p, extended by 7 s. A prompt
 the sandbox blocks comes back `done` with no video and its reason in `raiMediaFilteredReasons`, as Veo reports
 a safety filter. Where the pages are silent, this says what it assumes: an unknown field is refused with
-Google's own "Unknown name" wording; `storageUri` is refused (the sandbox has no Cloud Storage); several
+Google's own "Unknown name" wording; with a `storageUri` (gs://) the videos are written there through fsspec and
+answered as `gcsUri` (and an extension's `video.gcsUri` read from there); several
 samples (`sampleCount`) are copies of one video. For tests of Application Default Credentials, it also
 answers the OAuth token refresh at `/_sandbox/oauth2/token`."""
 
@@ -22,6 +23,8 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import anyio
+import fsspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -56,15 +59,13 @@ def invalid(message: str) -> ApiProblem:
     return ApiProblem(400, message)
 
 
-class GooglePose:
-    dialect: ClassVar[str] = "google-genai"
-    base_path: ClassVar[str] = ""  # the SDK adds the API version and the resource path itself
-    fault_routes: ClassVar[Routes] = Routes(  # (the video comes inside the finished operation: no download)
-        create=("POST", r":predictLongRunning$"), status=("POST", r":fetchPredictOperation$"), finished=b'"done":true')
+class GoogleFront:
+    """What Google's poses share: the engine, the key as google-genai carries it (an API key in `x-goog-api-key`,
+    an OAuth token as a bearer), Google's refusals of it, the OAuth token refresh of Application Default
+    Credentials, and no push notifications (jobs are polled)."""
 
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
-        self.served: dict[str, str] = {}  # sha256 of a video handed out -> its job (an extension passes it back)
 
     @property
     def profile(self) -> ProviderProfile:
@@ -73,6 +74,74 @@ class GooglePose:
     @property
     def state(self) -> SandboxState:
         return self.engine.state
+
+    def key_of(self, request: Request) -> str | None:
+        return bearer_key(request) or request.headers.get("x-goog-api-key") or None
+
+    def unauthenticated(self, key_given: bool) -> ApiProblem:
+        if key_given:
+            return ApiProblem(400, "API key not valid. Please pass a valid API key.")
+        return ApiProblem(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+                               "cookie or other valid authentication credential.")
+
+    async def job_finished(self, job: Job) -> None:
+        """No push notifications: jobs are polled."""
+
+    async def close(self) -> None:
+        return None
+
+    def storable(self, folder: Any, where: str) -> str:
+        """A Cloud Storage folder the request names for its videos, which the sandbox writes through fsspec (gcsfs,
+        or a `gs` filesystem a test registers); else refused."""
+        if not isinstance(folder, str) or not folder.startswith("gs://"):
+            raise ApiProblem(400, f"{where}: a Cloud Storage URI (gs://bucket/folder/) is required")
+        try:
+            fsspec.get_filesystem_class("gs")
+        except ImportError as e:
+            raise ApiProblem(400, f"{where}: the sandbox cannot write Cloud Storage here ({e}); leave it out to have "
+                                  "videos inline") from e
+        return folder
+
+    async def delivered(self, job: Job, folder: str) -> tuple[str, bytes]:
+        """The job's video written once under the Cloud Storage `folder`: its URI, and its bytes."""
+        data = await self.engine.media(job, "video")
+        uri = f"{folder.rstrip('/')}/{job.id}/sample_0.mp4"
+
+        def write() -> None:
+            with fsspec.open(uri, "wb") as file:
+                file.write(data)
+
+        await anyio.to_thread.run_sync(write)
+        return uri, data
+
+    async def read_stored(self, uri: str, where: str) -> bytes:
+        """A video given by its Cloud Storage URI (one this sandbox delivered, say)."""
+        self.storable(uri, where)
+
+        def read() -> bytes:
+            with fsspec.open(uri, "rb") as file:
+                return bytes(file.read())
+
+        try:
+            return await anyio.to_thread.run_sync(read)
+        except FileNotFoundError as e:
+            raise ApiProblem(400, f"{where}: {uri} does not exist") from e
+
+    async def token(self, request: Request) -> Response:
+        """An OAuth 2 refresh, as Google's token endpoint answers it (for Application Default Credentials)."""
+        return JSONResponse({"access_token": new_id("ya29.sandbox-"), "expires_in": 3599, "token_type": "Bearer",
+                             "scope": "https://www.googleapis.com/auth/cloud-platform"})
+
+
+class GooglePose(GoogleFront):
+    dialect: ClassVar[str] = "google-genai"
+    base_path: ClassVar[str] = ""  # the SDK adds the API version and the resource path itself
+    fault_routes: ClassVar[Routes] = Routes(  # (the video comes inside the finished operation: no download)
+        create=("POST", r":predictLongRunning$"), status=("POST", r":fetchPredictOperation$"), finished=b'"done":true')
+
+    def __init__(self, engine: Sandbox) -> None:
+        super().__init__(engine)
+        self.served: dict[str, str] = {}  # sha256 of a video handed out -> its job (an extension passes it back)
 
     def routes(self) -> list[Route]:
         route = self.engine.route
@@ -89,21 +158,6 @@ class GooglePose:
         return JSONResponse({"error": {"code": problem.status, "message": problem.message, "status": status}},
                             status_code=problem.status, headers=problem.headers)
 
-    def key_of(self, request: Request) -> str | None:
-        return bearer_key(request) or request.headers.get("x-goog-api-key") or None
-
-    def unauthenticated(self, key_given: bool) -> ApiProblem:
-        if key_given:
-            return ApiProblem(400, "API key not valid. Please pass a valid API key.")
-        return ApiProblem(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
-                               "cookie or other valid authentication credential.")
-
-    async def job_finished(self, job: Job) -> None:
-        """No push notifications in this pose: operations are polled."""
-
-    async def close(self) -> None:
-        return None
-
     async def model(self, request: Request) -> Response:
         """A publisher model, as Vertex's `publishers.models.get` answers it (the fields google-genai reads are all
         optional): the profile's models, by name or dated snapshot; another is NOT_FOUND."""
@@ -112,11 +166,6 @@ class GooglePose:
             raise ApiProblem(404, f"Publisher Model `publishers/google/models/{model}` not found.")
         return JSONResponse({"name": f"publishers/google/models/{model}", "versionId": model.rpartition("-")[2],
                              "openSourceCategory": "PROPRIETARY", "launchStage": "GA"})
-
-    async def token(self, request: Request) -> Response:
-        """An OAuth 2 refresh, as Google's token endpoint answers it (for Application Default Credentials)."""
-        return JSONResponse({"access_token": new_id("ya29.sandbox-"), "expires_in": 3599, "token_type": "Bearer",
-                             "scope": "https://www.googleapis.com/auth/cloud-platform"})
 
     # -- create --------------------------------------------------------------------------------------------
 
@@ -139,7 +188,8 @@ class GooglePose:
                                     str(instance.get("prompt") or ""), recipe, job_id=str(uuid.uuid4()), request=body,
                                     extension_count=len(recipe.segments) - 1)
         samples = _integer(parameters, "sampleCount", 1, 4, 1)
-        self.state.put(f"google/{job.id}.json", json.dumps({"samples": samples}).encode())
+        self.state.put(f"google/{job.id}.json", json.dumps({"samples": samples,
+                                                            "storage": parameters.get("storageUri")}).encode())
         return JSONResponse({"name": f"{prefix}publishers/google/models/{model}/operations/{job.id}"})
 
     async def _recipe(self, instance: dict[str, Any], parameters: dict[str, Any], model: str,
@@ -152,7 +202,7 @@ class GooglePose:
         if len(prompt or "") > self.profile.prompt_max_chars:
             raise invalid(f"The prompt is too long: at most {self.profile.prompt_max_chars} characters.")
         if parameters.get("storageUri") is not None:
-            raise invalid("storageUri: the sandbox has no Cloud Storage; leave it out to have videos inline")
+            self.storable(parameters["storageUri"], "parameters.storageUri")
         audio = parameters.get("generateAudio")
         if audio is not None and not isinstance(audio, bool):
             raise invalid("Invalid value at 'parameters.generateAudio', expected a boolean")
@@ -235,8 +285,9 @@ class GooglePose:
             raise invalid("Invalid value at 'instances[0].video', expected an object")
         _known(video, ("bytesBase64Encoded", "gcsUri", "mimeType"), "instances[0].video")
         if "gcsUri" in video:
-            raise invalid(f"instances[0].video.gcsUri: the sandbox cannot read Cloud Storage ({video['gcsUri']})")
-        data = _bytes(video, "instances[0].video")
+            data = await self.read_stored(video["gcsUri"], "instances[0].video.gcsUri")
+        else:
+            data = _bytes(video, "instances[0].video")
         clip = probe(data)
         if clip is None or video.get("mimeType") != "video/mp4":
             raise invalid("instances[0].video: the video could not be decoded as video/mp4")
@@ -280,10 +331,15 @@ class GooglePose:
         if job.failure is not None:
             return JSONResponse({"name": name, "done": True, "response": {
                 "@type": RESPONSE_TYPE, "raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [FILTERED]}})
-        data = await self.engine.media(job, "video")
+        stored = _stored(self.state, job.id)
+        if stored.get("storage"):
+            uri, data = await self.delivered(job, stored["storage"])
+            video = {"gcsUri": uri, "mimeType": "video/mp4"}
+        else:
+            data = await self.engine.media(job, "video")
+            video = {"bytesBase64Encoded": base64.b64encode(data).decode(), "mimeType": "video/mp4"}
         self.served[hashlib.sha256(data).hexdigest()] = job.id
-        samples = int(_stored(self.state, job.id).get("samples", 1))
-        video = {"bytesBase64Encoded": base64.b64encode(data).decode(), "mimeType": "video/mp4"}
+        samples = int(stored.get("samples", 1))
         return JSONResponse({"name": name, "done": True, "response": {
             "@type": RESPONSE_TYPE, "videos": [video] * samples, "raiMediaFilteredCount": 0}})
 

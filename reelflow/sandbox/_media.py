@@ -62,6 +62,12 @@ class Recipe(BaseModel):
         return sum(s.seconds for s in self.segments)
 
 
+def tinted(recipe: Recipe, prompt: str) -> Recipe:
+    """The recipe edited as `prompt` says: each segment washed in its colour (an edit, a remix, a refinement)."""
+    segments = [s.model_copy(update={"tint": [*s.tint, prompt]}) for s in recipe.segments]
+    return recipe.model_copy(update={"segments": segments})
+
+
 def _colour(text: str, salt: str) -> tuple[int, int, int]:
     digest = hashlib.sha256(f"{salt}:{text}".encode()).digest()
     return digest[0], digest[1], digest[2]

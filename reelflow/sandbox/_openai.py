@@ -18,7 +18,7 @@ from ..profiles import ProviderProfile
 from ._batches import Batches
 from ._config import SandboxConfig
 from ._fetch import FetchFailed
-from ._media import FPS, Recipe, Segment
+from ._media import FPS, Recipe, Segment, tinted
 from ._problems import (
     ApiProblem,
     Upload,
@@ -342,7 +342,7 @@ class OpenAIPose:
         else:
             source = self._completed_source(_video_id(fields))
             recipe, model = source.recipe, source.model
-        return self._new_job("edit", model, prompt, _tinted(recipe, prompt), fields)
+        return self._new_job("edit", model, prompt, tinted(recipe, prompt), fields)
 
     def _uploaded_recipe(self, data: bytes) -> Recipe:
         clip = probe(data)
@@ -361,7 +361,7 @@ class OpenAIPose:
         check_known(fields, ("prompt",))
         prompt = required_text(fields, "prompt", self.profile.prompt_max_chars)
         source = self._completed_source(request.path_params["id"], "video_id")
-        return self._new_job("remix", source.model, prompt, _tinted(source.recipe, prompt), fields,
+        return self._new_job("remix", source.model, prompt, tinted(source.recipe, prompt), fields,
                              remixed_from_video_id=source.id)
 
     # -- endpoints: characters and files -----------------------------------------------------
@@ -432,11 +432,6 @@ def _video_id(fields: dict[str, Any]) -> str:
         raise invalid_type("video", "an object with an 'id'", video)
     check_known(video, ("id",))
     return str(video["id"])
-
-
-def _tinted(recipe: Recipe, prompt: str) -> Recipe:
-    segments = [s.model_copy(update={"tint": [*s.tint, prompt]}) for s in recipe.segments]
-    return recipe.model_copy(update={"segments": segments})
 
 
 def _check_image(data: bytes, size: str, formats: list[str]) -> None:
