@@ -660,25 +660,26 @@ def webhooks(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     host: Annotated[str, typer.Option(help="Address to listen on (behind your TLS proxy).")] = "127.0.0.1",
     secret: Annotated[str | None, typer.Option(
-        help="The whsec_... signing secret; default: REELFLOW_WEBHOOK_SECRET (keeps it out of `ps`).")] = None,
+        help="The signing secret (whsec_..., or OpenRouter's workspace signing secret); default: "
+        "REELFLOW_WEBHOOK_SECRET (keeps it out of `ps`).")] = None,
     inbox: Annotated[str | None, typer.Option(help="Where to record events; default: REELFLOW_WEBHOOK_INBOX.")] = None,
 ) -> None:
-    """Receive the provider's signed video events on POST /, record them where waiting jobs look, and emit
-    them as Prefect events. Forged, re-signed and stale events are refused with 400."""
+    """Receive the provider's signed video events on POST / (Standard Webhooks, or OpenRouter's
+    X-OpenRouter-Signature callbacks), record them where waiting jobs look, and emit them as Prefect events.
+    Forged, re-signed and stale events are refused with 400."""
     import uvicorn
-    from standardwebhooks import Webhook
 
     from .storage import Storage
-    from .webhooks import Inbox, emit_prefect_event, receiver
+    from .webhooks import Inbox, emit_prefect_event, receiver, standard_verifier
 
     settings = Settings()
     key = secret or (settings.webhook_secret.get_secret_value() if settings.webhook_secret else None)
     if not key:
         raise fail("give --secret whsec_... or set REELFLOW_WEBHOOK_SECRET")
     try:
-        Webhook(key)
-    except (ValueError, TypeError) as e:
-        raise fail(f"--secret: not a Standard Webhooks secret (whsec_ and base64): {e}") from None
+        standard_verifier(key)
+    except ValueError as e:
+        raise fail(f"--secret: {e}") from None
     folder = inbox or settings.webhook_inbox
     quiet_prefect()
     with prefect_api(settings, announce):

@@ -9,7 +9,9 @@ under `/_storage/` (OpenRouter's own storage is elsewhere). Errors come in OpenR
 
 Where the reference is silent, this says what it assumes: an unknown top-level field is refused (400); a
 field of the wrong type or a value the model does not offer is a 400 naming the field and what is offered;
-content before completion is 409, after the files expired 410 (the SDK maps both, unexplained)."""
+content before completion is 409, after the files expired 410 (the SDK maps both, unexplained). A finished job
+is announced to the create's `callback_url` (else the workspace's default: `--webhook-url`), signed with the
+workspace's secret (`--webhook-secret`) as OpenRouter signs it."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import hmac
 import secrets
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,6 +32,7 @@ from ._media import Recipe, Segment
 from ._problems import ApiProblem, bearer_key, read_fields
 from ._routes import Routes
 from ._state import Job, SandboxState, now
+from ._webhooks import Deliveries, openrouter_callback
 
 if TYPE_CHECKING:
     from ._app import Sandbox
@@ -37,6 +41,8 @@ T = TypeVar("T")
 BASE = "/api/v1"
 _FIELDS = ("model", "prompt", "duration", "resolution", "aspect_ratio", "size", "generate_audio", "seed",
            "frame_images", "input_references", "callback_url", "provider", "session_id", "user", "trace")
+_CALLBACK_DATA = ("id", "status", "generation_id", "unsigned_urls", "usage", "error")  # a callback's `data` keys
+# (OpenRouter's Webhook.site delivery, `data_keys`: openrouter.ai/docs/cookbook/video-generation/video-generation-webhooks)
 _STATUS = {"queued": "pending", "in_progress": "in_progress", "completed": "completed", "failed": "failed"}
 
 
@@ -54,6 +60,7 @@ class OpenRouterPose:
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
         self.signing_key = secrets.token_bytes(32)
+        self.callbacks = Deliveries(engine.webhook_stats)
 
     @property
     def profile(self) -> ProviderProfile:
@@ -88,10 +95,20 @@ class OpenRouterPose:
         return ApiProblem(401, "User not found." if key_given else "Missing Authentication header")
 
     async def job_finished(self, job: Job) -> None:
-        """No webhooks in this pose (OpenRouter signs its callbacks its own way): jobs are polled."""
+        """Its callback, to the create's `callback_url` or else the workspace's default (the sandbox's
+        `webhook_url`), signed with the workspace's secret (the sandbox's `webhook_secret`): `openrouter_callback`."""
+        url = job.request.get("callback_url") or self.engine.config.webhook_url
+        if not url:
+            return
+        self.engine.webhook_stats["sent"] += 1
+        generation = self._generation(job)
+        data: dict[str, Any] = {key: generation[key] for key in _CALLBACK_DATA if key in generation}
+        if await self.callbacks.post(url, *openrouter_callback({**data, "model": job.model},
+                                                               self.engine.config.webhook_secret)):
+            self.state.save_job(job.model_copy(update={"webhook_sent": True}))
 
     async def close(self) -> None:
-        return None
+        await self.callbacks.close()
 
     # -- create --------------------------------------------------------------------------------------------
 
@@ -111,7 +128,7 @@ class OpenRouterPose:
             raise bad_request(f"{model} does not generate audio", "generate_audio")
         _typed(fields, "seed", int, "an integer")
         callback = _typed(fields, "callback_url", str, "a string")
-        if callback is not None and not callback.startswith("https://"):
+        if callback is not None and not _callable(callback):
             raise bad_request("callback_url must be an HTTPS URL", "callback_url")
         first, last = await self._frames(fields.get("frame_images"), size)
         segment = Segment(seconds=seconds, seed=prompt, reference=first, last_reference=last)
@@ -302,6 +319,13 @@ def _typed(fields: dict[str, Any], name: str, kind: type[T], described: str) -> 
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise bad_request(f"{name} must be {described}", name)
     return value
+
+
+def _callable(url: str) -> bool:
+    """"Must be HTTPS" (SDK 1.3.84 `VideoGenerationRequest.callback_url`); the sandbox also calls http:// on this
+    machine (a receiver started beside it, in tests and demos)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
 def _dimensions(size: str) -> tuple[int, int]:
