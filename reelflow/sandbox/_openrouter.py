@@ -41,8 +41,9 @@ T = TypeVar("T")
 BASE = "/api/v1"
 _FIELDS = ("model", "prompt", "duration", "resolution", "aspect_ratio", "size", "generate_audio", "seed",
            "frame_images", "input_references", "callback_url", "provider", "session_id", "user", "trace")
-_CALLBACK_DATA = ("id", "status", "generation_id", "unsigned_urls", "usage", "error")  # a callback's `data` keys
-# (OpenRouter's Webhook.site delivery, `data_keys`: openrouter.ai/docs/cookbook/video-generation/video-generation-webhooks)
+# A callback's `data` keys (OpenRouter's Webhook.site delivery, `data_keys`, and `VideoWebhookEvent`:
+# openrouter.ai/docs/cookbook/video-generation/video-generation-webhooks)
+_CALLBACK_DATA = ("id", "status", "generation_id", "unsigned_urls", "usage", "error")
 _STATUS = {"queued": "pending", "in_progress": "in_progress", "completed": "completed", "failed": "failed"}
 
 
