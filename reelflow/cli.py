@@ -566,9 +566,15 @@ def _print_jobs(rows: list[JobRow], where: str) -> None:
 def providers(
     name: Annotated[str | None, typer.Argument(help="One profile, shown in full.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profiles as JSON, for programs.")] = False,
+    refresh: Annotated[str | None, typer.Option(
+        "--refresh", help="Write a profile of your own from this provider's live model catalog (openrouter), into "
+        "--to or REELFLOW_PROVIDERS_FILE.")] = None,
+    to: Annotated[Path | None, typer.Option(help="With --refresh: the profile file to write (default: "
+                                            "REELFLOW_PROVIDERS_FILE).")] = None,
 ) -> None:
     """List the provider profiles (built in, and your own from REELFLOW_PROVIDERS_FILE) and which one a run uses;
-    with NAME, one profile's models, limits and features."""
+    with NAME, one profile's models, limits and features; with --refresh NAME, write your own profile of that
+    provider from its live catalog."""
     from rich.console import Console
 
     from ._provider_listing import detail, short_list
@@ -576,6 +582,9 @@ def providers(
     from .providers import choose_provider
 
     settings = Settings()
+    if refresh is not None:
+        _refresh_profile(refresh, to or settings.providers_file, settings)
+        return
     try:
         profiles = [load_profile(name, settings.providers_file)] if name else all_profiles(settings.providers_file)
     except UserError as e:
@@ -596,6 +605,30 @@ def providers(
         console.width = 100  # a pipe or a log
     console.print(detail(profiles[0]) if name else short_list(profiles, active, f"Provider profiles ({why})"),
                   markup=False)
+
+
+def _refresh_profile(name: str, file: Path | None, settings: Settings) -> None:
+    """`reelflow providers --refresh NAME`: the provider's catalog, read with the user's key and base URL, written
+    as a profile of the user's named NAME (in place of one so named in `file`)."""
+    from .profiles import load_profile, write_own_profile
+    from .providers import provider_base_url, provider_key
+    from .providers.openrouter_catalog import read_catalog, refreshed_profile
+
+    if name != "openrouter":
+        raise fail(f"--refresh {name}: only openrouter publishes a catalog reelflow reads (GET /api/v1/videos/models)")
+    if file is None:
+        raise fail("--refresh: give --to FILE or set REELFLOW_PROVIDERS_FILE (where your own profiles live)")
+    try:
+        builtin = load_profile(name)
+        base_url = provider_base_url(settings, builtin) or ""
+        refreshed = refreshed_profile(read_catalog(base_url, provider_key(settings, builtin)), builtin)
+        write_own_profile(refreshed.entry, file, refreshed.header(base_url))
+        load_profile(name, file)  # it validates as any profile does
+    except ReelflowError as e:  # the catalog unreachable or refused, the file unwritable
+        raise fail(f"--refresh {name}: {e}") from None
+    left = f"; left out (no clip reelflow can ask for): {', '.join(refreshed.left_out)}" if refreshed.left_out else ""
+    typer.echo(f"Wrote profile {name!r} to {file}: {len(refreshed.entry['models'])} models from {base_url}{left}. "
+               f"Runs use it while REELFLOW_PROVIDERS_FILE names {file}.")
 
 
 @app.command()
