@@ -169,12 +169,16 @@ class Changes:
     removed: list[str]
     prices: list[str]
 
-    def lines(self, name: str) -> list[str]:
-        said = [f"{len(self.added)} models listed that the built-in {name} profile lacks: {', '.join(self.added)} "
-                f"(`reelflow providers --refresh {name}` writes a profile with them)" if self.added else "",
-                f"no longer listed: {', '.join(self.removed)}" if self.removed else "",
-                f"prices changed: {'; '.join(self.prices)}" if self.prices else ""]
-        return [line for line in said if line]
+    def lines(self, name: str) -> list[tuple[bool, str]]:
+        """One line per kind of change, each with whether a run may be hurt by it (a model gone, a price off)."""
+        said = [(False, f"{len(self.added)} models listed that the built-in {name} profile lacks: "
+                        f"{', '.join(self.added)} (`reelflow providers --refresh {name}` writes a profile with them)"
+                 if self.added else ""),
+                (True, f"no longer listed, though the built-in {name} profile has them: {', '.join(self.removed)}"
+                 if self.removed else ""),
+                (True, f"prices changed since the built-in {name} profile: {'; '.join(self.prices)}"
+                 if self.prices else "")]
+        return [(hurts, line) for hurts, line in said if line]
 
 
 def catalog_changes(profile: ProviderProfile, catalog: list[VideoModel]) -> Changes:
