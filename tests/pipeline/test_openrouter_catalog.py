@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,7 +51,7 @@ def callback(status: str = "completed", job: str = "gen-vid-1-abc") -> bytes:
                        "data": {"id": job, "status": status}}).encode()
 
 
-REFUSED = {
+REFUSED: dict[str, Callable[[], tuple[bytes, str]]] = {
     "forged (body changed after signing)": lambda: (callback().replace(b"abc", b"xyz"), signed(callback())),
     "signed with another secret": lambda: (callback(), signed(callback(), secret="someone-else")),
     "stale (10 minutes old)": lambda: (callback(), signed(callback(), at=time.time() - 600)),
