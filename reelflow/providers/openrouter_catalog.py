@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from openrouter import OpenRouter, errors
 from openrouter.components import VideoModel
+from openrouter.utils.retries import BackoffStrategy, RetryConfig
 from pydantic import SecretStr, ValidationError
 
 from ..errors import ApiError
@@ -84,9 +85,11 @@ def _audio_rank(sku_audio: bool | None, model_audio: bool) -> int:
 
 def read_catalog(base_url: str, api_key: SecretStr | None, timeout_seconds: float = 30) -> list[VideoModel]:
     """The catalog at `base_url` (the key sent when there is one; the route lists without it)."""
+    retried = RetryConfig("backoff", BackoffStrategy(500, 2_000, 2, int(timeout_seconds * 1000)),
+                          retry_connection_errors=False)  # a 5xx retried for at most the timeout; no host: said at once
     with httpx.Client(timeout=timeout_seconds) as http:
         sdk = OpenRouter(api_key=api_key.get_secret_value() if api_key else None, server_url=base_url.rstrip("/"),
-                         client=http, timeout_ms=int(timeout_seconds * 1000))
+                         client=http, timeout_ms=int(timeout_seconds * 1000), retry_config=retried)
         try:
             return list(sdk.video_generation.list_videos_models().data)
         except errors.OpenRouterError as e:
