@@ -328,7 +328,7 @@ class OpenRouterPose:
                 "supported_aspect_ratios": limits.aspect_ratios or None,
                 "supported_sizes": limits.sizes, "supported_durations": limits.seconds,
                 "supported_frame_images": frames, "upscale_factor": None, "creativity": None,
-                "generate_audio": limits.audio, "seed": self.profile.seed,
+                "generate_audio": limits.audio, "seed": True,  # (it takes a seed for every model)
                 "allowed_passthrough_parameters": limits.passthrough,
                 "pricing_skus": newer[1] if newer and self.profile.model_limits(name) is None else _skus(limits)}
 
