@@ -10,7 +10,7 @@ from .providers import key_variables, picking
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from .profiles import ProviderProfile
+    from .profiles import ModelLimits, ProviderProfile
 
 
 def short_list(profiles: list[ProviderProfile], active: str | None, title: str) -> Table:
@@ -41,7 +41,7 @@ def detail(profile: ProviderProfile) -> Table:
     rows = {"dialect": profile.api, "key": " or ".join(key_variables(profile)),
             "base URL": f"{profile.base_url or '-'} (over it: REELFLOW_BASE_URL"
                         + (f" or {credentials.base_url})" if credentials.base_url else ")"),
-            "models": "\n".join(f"{name}: {', '.join(m.sizes)}; {'/'.join(map(str, m.seconds))} s"
+            "models": "\n".join(f"{name}: {', '.join(m.sizes)}; {'/'.join(map(str, m.seconds))} s{_model_notes(m)}"
                                 for name, m in profile.models.items()),
             "default": f"{profile.default_model}, {profile.default_size}, {profile.default_seconds} s",
             "continuations": _continuing(profile), "features": _features(profile), "downloads": _downloads(profile)}
@@ -52,6 +52,15 @@ def detail(profile: ProviderProfile) -> Table:
     for name, value in rows.items():
         table.add_row(name, value)
     return table
+
+
+def _model_notes(limits: ModelLimits) -> str:
+    """What a model of a catalog-refreshed profile says of itself: its frames, switches and passthrough options."""
+    notes = [*(["first frame only"] if limits.frames is not None and "last_frame" not in limits.frames else []),
+             *(["continues its own videos"] if limits.continuation else []),
+             *(["reference images"] if limits.references else []),
+             *([f"passthrough: {', '.join(limits.passthrough)}"] if limits.passthrough else [])]
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _continuing(profile: ProviderProfile) -> str:

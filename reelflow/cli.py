@@ -566,9 +566,15 @@ def _print_jobs(rows: list[JobRow], where: str) -> None:
 def providers(
     name: Annotated[str | None, typer.Argument(help="One profile, shown in full.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profiles as JSON, for programs.")] = False,
+    refresh: Annotated[str | None, typer.Option(
+        "--refresh", help="Write a profile of your own from this provider's live model catalog (openrouter), into "
+        "--to or REELFLOW_PROVIDERS_FILE.")] = None,
+    to: Annotated[Path | None, typer.Option(help="With --refresh: the profile file to write (default: "
+                                            "REELFLOW_PROVIDERS_FILE).")] = None,
 ) -> None:
     """List the provider profiles (built in, and your own from REELFLOW_PROVIDERS_FILE) and which one a run uses;
-    with NAME, one profile's models, limits and features."""
+    with NAME, one profile's models, limits and features; with --refresh NAME, write your own profile of that
+    provider from its live catalog."""
     from rich.console import Console
 
     from ._provider_listing import detail, short_list
@@ -576,6 +582,9 @@ def providers(
     from .providers import choose_provider
 
     settings = Settings()
+    if refresh is not None:
+        _refresh_profile(refresh, to or settings.providers_file, settings)
+        return
     try:
         profiles = [load_profile(name, settings.providers_file)] if name else all_profiles(settings.providers_file)
     except UserError as e:
@@ -596,6 +605,30 @@ def providers(
         console.width = 100  # a pipe or a log
     console.print(detail(profiles[0]) if name else short_list(profiles, active, f"Provider profiles ({why})"),
                   markup=False)
+
+
+def _refresh_profile(name: str, file: Path | None, settings: Settings) -> None:
+    """`reelflow providers --refresh NAME`: the provider's catalog, read with the user's key and base URL, written
+    as a profile of the user's named NAME (in place of one so named in `file`)."""
+    from .profiles import load_profile, write_own_profile
+    from .providers import provider_base_url, provider_key
+    from .providers.openrouter_catalog import read_catalog, refreshed_profile
+
+    if name != "openrouter":
+        raise fail(f"--refresh {name}: only openrouter publishes a catalog reelflow reads (GET /api/v1/videos/models)")
+    if file is None:
+        raise fail("--refresh: give --to FILE or set REELFLOW_PROVIDERS_FILE (where your own profiles live)")
+    try:
+        builtin = load_profile(name)
+        base_url = provider_base_url(settings, builtin) or ""
+        refreshed = refreshed_profile(read_catalog(base_url, provider_key(settings, builtin)), builtin)
+        write_own_profile(refreshed.entry, file, refreshed.header(base_url))
+        load_profile(name, file)  # it validates as any profile does
+    except ReelflowError as e:  # the catalog unreachable or refused, the file unwritable
+        raise fail(f"--refresh {name}: {e}") from None
+    left = f"; left out (no clip reelflow can ask for): {', '.join(refreshed.left_out)}" if refreshed.left_out else ""
+    typer.echo(f"Wrote profile {name!r} to {file}: {len(refreshed.entry['models'])} models from {base_url}{left}. "
+               f"Runs use it while REELFLOW_PROVIDERS_FILE names {file}.")
 
 
 @app.command()
@@ -660,25 +693,26 @@ def webhooks(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     host: Annotated[str, typer.Option(help="Address to listen on (behind your TLS proxy).")] = "127.0.0.1",
     secret: Annotated[str | None, typer.Option(
-        help="The whsec_... signing secret; default: REELFLOW_WEBHOOK_SECRET (keeps it out of `ps`).")] = None,
+        help="The signing secret (whsec_..., or OpenRouter's workspace signing secret); default: "
+        "REELFLOW_WEBHOOK_SECRET (keeps it out of `ps`).")] = None,
     inbox: Annotated[str | None, typer.Option(help="Where to record events; default: REELFLOW_WEBHOOK_INBOX.")] = None,
 ) -> None:
-    """Receive the provider's signed video events on POST /, record them where waiting jobs look, and emit
-    them as Prefect events. Forged, re-signed and stale events are refused with 400."""
+    """Receive the provider's signed video events on POST / (Standard Webhooks, or OpenRouter's
+    X-OpenRouter-Signature callbacks), record them where waiting jobs look, and emit them as Prefect events.
+    Forged, re-signed and stale events are refused with 400."""
     import uvicorn
-    from standardwebhooks import Webhook
 
     from .storage import Storage
-    from .webhooks import Inbox, emit_prefect_event, receiver
+    from .webhooks import Inbox, emit_prefect_event, receiver, standard_verifier
 
     settings = Settings()
     key = secret or (settings.webhook_secret.get_secret_value() if settings.webhook_secret else None)
     if not key:
         raise fail("give --secret whsec_... or set REELFLOW_WEBHOOK_SECRET")
     try:
-        Webhook(key)
-    except (ValueError, TypeError) as e:
-        raise fail(f"--secret: not a Standard Webhooks secret (whsec_ and base64): {e}") from None
+        standard_verifier(key)
+    except ValueError as e:
+        raise fail(f"--secret: {e}") from None
     folder = inbox or settings.webhook_inbox
     quiet_prefect()
     with prefect_api(settings, announce):

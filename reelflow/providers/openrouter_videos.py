@@ -63,7 +63,7 @@ class OpenRouterVideos:
     """OpenRouter's video API through `openrouter.OpenRouter`."""
 
     dialect: ClassVar[str] = "openrouter-videos"
-    capabilities: ClassVar[Capabilities] = Capabilities(last_frame=True, audio_switch=True, seed=True,
+    capabilities: ClassVar[Capabilities] = Capabilities(last_frame=True, audio_switch=True, seed=True, webhooks=True,
                                                         variants=("video",), images="url-or-data")
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -71,6 +71,7 @@ class OpenRouterVideos:
         self.base_url = config.base_url.rstrip("/")
         self.key_variable = config.profile.credentials.api_key
         self.profile = config.profile
+        self.callback_url = config.callback_url
         self.http = httpx.AsyncClient(timeout=config.timeout_seconds)
         self.unused_sync_client = httpx.Client()  # the SDK wants one; this dialect is async throughout
         safe = RetryConfig("backoff", BackoffStrategy(500, 8_000, 2, 30_000), retry_connection_errors=True)
@@ -81,6 +82,10 @@ class OpenRouterVideos:
 
     async def submit(self, job: JobSpec) -> JobState:
         fields = _on_the_wire(self.describe(job, self.profile).fields)
+        if self.callback_url:  # "URL to receive a webhook notification when the video generation job completes.
+            # Overrides the workspace-level default callback URL if set. Must be HTTPS." (SDK 1.3.84,
+            # `VideoGenerationRequest.callback_url`); its events are verified by `reelflow webhooks`
+            fields["callback_url"] = self.callback_url
         async with self._translated(action_of(job)):
             created = await self.sdk.video_generation.generate_async(**fields, retries=_SENT_ONCE)
         return _state(created)

@@ -9,7 +9,9 @@ under `/_storage/` (OpenRouter's own storage is elsewhere). Errors come in OpenR
 
 Where the reference is silent, this says what it assumes: an unknown top-level field is refused (400); a
 field of the wrong type or a value the model does not offer is a 400 naming the field and what is offered;
-content before completion is 409, after the files expired 410 (the SDK maps both, unexplained)."""
+content before completion is 409, after the files expired 410 (the SDK maps both, unexplained). A finished job
+is announced to the create's `callback_url` (else the workspace's default: `--webhook-url`), signed with the
+workspace's secret (`--webhook-secret`) as OpenRouter signs it."""
 
 from __future__ import annotations
 
@@ -18,17 +20,28 @@ import hmac
 import secrets
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, dimensions_of, frame_of
+from ..profiles import (
+    ASPECT_RATIOS,
+    RESOLUTION_LINES,
+    ModelLimits,
+    ProviderProfile,
+    dimensions_of,
+    frame_of,
+    tier_of,
+    video_tokens_per_second,
+)
 from ._fetch import FetchFailed, image_format
 from ._media import Recipe, Segment
 from ._problems import ApiProblem, bearer_key, read_fields
 from ._routes import Routes
 from ._state import Job, SandboxState, now
+from ._webhooks import Deliveries, openrouter_callback
 
 if TYPE_CHECKING:
     from ._app import Sandbox
@@ -37,6 +50,9 @@ T = TypeVar("T")
 BASE = "/api/v1"
 _FIELDS = ("model", "prompt", "duration", "resolution", "aspect_ratio", "size", "generate_audio", "seed",
            "frame_images", "input_references", "callback_url", "provider", "session_id", "user", "trace")
+# A callback's `data` keys (OpenRouter's Webhook.site delivery, `data_keys`, and `VideoWebhookEvent`:
+# openrouter.ai/docs/cookbook/video-generation/video-generation-webhooks)
+_CALLBACK_DATA = ("id", "status", "generation_id", "unsigned_urls", "usage", "error")
 _STATUS = {"queued": "pending", "in_progress": "in_progress", "completed": "completed", "failed": "failed"}
 
 
@@ -54,6 +70,7 @@ class OpenRouterPose:
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
         self.signing_key = secrets.token_bytes(32)
+        self.callbacks = Deliveries(engine.webhook_stats)
 
     @property
     def profile(self) -> ProviderProfile:
@@ -88,10 +105,20 @@ class OpenRouterPose:
         return ApiProblem(401, "User not found." if key_given else "Missing Authentication header")
 
     async def job_finished(self, job: Job) -> None:
-        """No webhooks in this pose (OpenRouter signs its callbacks its own way): jobs are polled."""
+        """Its callback, to the create's `callback_url` or else the workspace's default (the sandbox's
+        `webhook_url`), signed with the workspace's secret (the sandbox's `webhook_secret`): `openrouter_callback`."""
+        url = job.request.get("callback_url") or self.engine.config.webhook_url
+        if not url:
+            return
+        self.engine.webhook_stats["sent"] += 1
+        generation = self._generation(job)
+        data: dict[str, Any] = {key: generation[key] for key in _CALLBACK_DATA if key in generation}
+        if await self.callbacks.post(url, *openrouter_callback({**data, "model": job.model},
+                                                               self.engine.config.webhook_secret)):
+            self.state.save_job(job.model_copy(update={"webhook_sent": True}))
 
     async def close(self) -> None:
-        return None
+        await self.callbacks.close()
 
     # -- create --------------------------------------------------------------------------------------------
 
@@ -111,7 +138,7 @@ class OpenRouterPose:
             raise bad_request(f"{model} does not generate audio", "generate_audio")
         _typed(fields, "seed", int, "an integer")
         callback = _typed(fields, "callback_url", str, "a string")
-        if callback is not None and not callback.startswith("https://"):
+        if callback is not None and not _callable(callback):
             raise bad_request("callback_url must be an HTTPS URL", "callback_url")
         first, last = await self._frames(fields.get("frame_images"), size)
         segment = Segment(seconds=seconds, seed=prompt, reference=first, last_reference=last)
@@ -126,7 +153,7 @@ class OpenRouterPose:
         model = fields.get("model")
         if not isinstance(model, str) or not model:
             raise bad_request("model is required", "model")
-        limits = self.profile.model_limits(model)
+        limits = self._limits(model)
         if limits is None:
             raise bad_request(f"Model '{model}' does not exist or does not generate video", "model")
         return model, limits
@@ -235,7 +262,7 @@ class OpenRouterPose:
         return body
 
     def _cost(self, job: Job) -> float | None:
-        limits = self.profile.model_limits(job.model)
+        limits = self._limits(job.model)
         price = limits.price_per_second.get(job.size) if limits else None
         return None if price is None else round(price * job.recipe.seconds, 4)
 
@@ -281,18 +308,65 @@ class OpenRouterPose:
             "rate_limit": {"interval": "10s", "note": "This field is deprecated and safe to ignore.", "requests": -1}}})
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"data": [self._model_entry(name, limits) for name, limits in self.profile.models.items()]})
+        """The catalog (SDK 1.3.84 `VideoModelsListResponse` of `VideoModel`, every required field): the profile's
+        models, then those it lacks (`_NEWER`), each priced by `pricing_skus` as the catalog prices."""
+        listed = {**self.profile.models, **{name: limits for name, (limits, _) in _NEWER.items()
+                                           if self.profile.model_limits(name) is None}}
+        return JSONResponse({"data": [self._model_entry(name, limits) for name, limits in listed.items()]})
+
+    def _limits(self, model: str) -> ModelLimits | None:
+        """The model's limits: the profile's, else a catalog model the profile lacks."""
+        newer = _NEWER.get(model)
+        return self.profile.model_limits(model) or (newer[0] if newer else None)
 
     def _model_entry(self, name: str, limits: ModelLimits) -> dict[str, Any]:
+        frames = limits.frames if limits.frames is not None else (
+            ["first_frame", "last_frame"] if self.profile.last_frame else ["first_frame"])
+        newer = _NEWER.get(name)
         return {"id": name, "canonical_slug": (limits.snapshots or [name])[0], "name": name, "created": 1774000000,
-                "supported_resolutions": limits.resolutions, "supported_aspect_ratios": limits.aspect_ratios,
+                "supported_resolutions": limits.resolutions or None,
+                "supported_aspect_ratios": limits.aspect_ratios or None,
                 "supported_sizes": limits.sizes, "supported_durations": limits.seconds,
-                "supported_frame_images": ["first_frame", "last_frame"] if self.profile.last_frame
-                else ["first_frame"],
-                "upscale_factor": None, "creativity": None, "generate_audio": True, "seed": True,
-                "allowed_passthrough_parameters": [],
-                "pricing_skus": {f"duration_seconds_{size}": str(price)
-                                 for size, price in limits.price_per_second.items()}}
+                "supported_frame_images": frames, "upscale_factor": None, "creativity": None,
+                "generate_audio": limits.audio, "seed": True,  # (it takes a seed for every model)
+                "allowed_passthrough_parameters": limits.passthrough,
+                "pricing_skus": newer[1] if newer and self.profile.model_limits(name) is None else _skus(limits)}
+
+
+def _skus(limits: ModelLimits) -> dict[str, str]:
+    """A profile model's prices as catalog SKUs, one per resolution tier: per second (`duration_seconds_
+    with_audio_720p`, `duration_seconds_720p` for a silent model) where the tier's sizes cost the same, else per
+    video token (`video_tokens_720p`, as Seedance is priced), from the tier's first size."""
+    by_tier: dict[str, dict[str, float]] = {}
+    for size, price in limits.price_per_second.items():
+        tier = tier_of(size)
+        if tier is not None:
+            by_tier.setdefault(tier, {})[size] = price
+    skus = {}
+    for tier, prices in by_tier.items():
+        size, price = next(iter(prices.items()))
+        if len(set(prices.values())) == 1:
+            skus[f"duration_seconds_{'with_audio_' if limits.audio else ''}{tier.lower()}"] = f"{price:g}"
+        else:
+            skus[f"video_tokens_{tier.lower()}"] = f"{price / video_tokens_per_second(size):.3g}"
+    return skus
+
+
+# Models the catalog lists that the built-in profile (copied 2026-10-09) lacks, among those OpenRouter's cookbook
+# shows it listing (cookbook/video-generation/choose-video-model: google/veo-3.1-lite, alibaba/wan-2.7, ...), with
+# SKUs named as the catalog names them; the figures are the sandbox's own.
+_NEWER: dict[str, tuple[ModelLimits, dict[str, str]]] = {
+    "google/veo-3.1-lite": (
+        ModelLimits(snapshots=["google/veo-3.1-lite-20260520"], seconds=[4, 6, 8], aspect_ratios=["16:9", "9:16"],
+                    resolutions=["720p", "1080p"], frames=["first_frame", "last_frame"],
+                    passthrough=["negativePrompt", "personGeneration"]),
+        {"duration_seconds_with_audio_720p": "0.05", "duration_seconds_with_audio_1080p": "0.08",
+         "duration_seconds_without_audio_720p": "0.03", "duration_seconds_without_audio_1080p": "0.05"}),
+    "alibaba/wan-2.7": (
+        ModelLimits(snapshots=["alibaba/wan-2.7-20260601"], seconds=[5, 10, 15], aspect_ratios=["16:9", "9:16", "1:1"],
+                    resolutions=["720p", "1080p"], frames=["first_frame"], audio=False),
+        {"duration_seconds_720p": "0.10", "duration_seconds_1080p": "0.15", "cents_per_image_input": "1"}),
+}
 
 
 def _typed(fields: dict[str, Any], name: str, kind: type[T], described: str) -> T | None:
@@ -302,6 +376,13 @@ def _typed(fields: dict[str, Any], name: str, kind: type[T], described: str) -> 
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise bad_request(f"{name} must be {described}", name)
     return value
+
+
+def _callable(url: str) -> bool:
+    """"Must be HTTPS" (SDK 1.3.84 `VideoGenerationRequest.callback_url`); the sandbox also calls http:// on this
+    machine (a receiver started beside it, in tests and demos)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
 def _dimensions(size: str) -> tuple[int, int]:
