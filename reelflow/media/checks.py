@@ -117,6 +117,8 @@ class Finding(BaseModel):
 
 class TakeCheck(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
+    loudness_lufs: float | None = Field(default=None, description="The sound's integrated loudness (None: no "
+                                        "sound, or silence).")
 
     @property
     def verdict(self) -> Literal["pass", "warn", "fail"]:
@@ -139,11 +141,11 @@ def check_take(video: Path | BinaryIO, expect: Expectation, thresholds: Threshol
         with _opened(video) as container:
             _decode(container, pictures, sound)
     except (av.FFmpegError, OSError, UnicodeDecodeError, IndexError) as e:
-        stopped = [_finding("unreadable", "fail", _reason(e), pictures.end)]
-        return TakeCheck(findings=stopped + (_findings(pictures, sound, expect, thresholds) if pictures.count else []))
+        return _checked(pictures, sound, _Order(expect, thresholds), _finding("unreadable", "fail", _reason(e),
+                                                                                pictures.end))
     if not pictures.count:
         return TakeCheck(findings=[_finding("unreadable", "fail", "no picture decodes")])
-    return TakeCheck(findings=_findings(pictures, sound, expect, thresholds))
+    return _checked(pictures, sound, _Order(expect, thresholds))
 
 
 def check_file(url: str, expect: Expectation, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> TakeCheck:
@@ -456,15 +458,14 @@ class _Sound:
         return -0.691 + 10 * math.log10(float(gated.mean()))
 
 
-def _sound_findings(sound: _Sound, expect: Expectation, thresholds: Thresholds, origin: float) -> list[Finding]:
+def _sound_findings(sound: _Sound, lufs: float, order: _Order, origin: float) -> list[Finding]:
+    expect, thresholds = order.expect, order.thresholds
     if not sound.present or sound.start is None:
         return [_finding("silent", "fail", "no sound track")] if expect.sound else []
-    sound.finish()
     found = _silences(sound, thresholds, origin) if expect.sound else []
     if sound.samples and sound.clipped / sound.samples > thresholds.clipping_fraction:
         found.append(_finding("clipping", "warn", f"clipped: {sound.clipped / sound.samples:.2%} of the samples at "
                               "full scale"))
-    lufs = sound.integrated_lufs()
     if math.isfinite(lufs) and not thresholds.loudness_min_lufs <= lufs <= thresholds.loudness_max_lufs:
         found.append(_finding("loudness", "warn", f"loudness {lufs:.1f} LUFS, outside {thresholds.loudness_min_lufs:g}"
                               f" to {thresholds.loudness_max_lufs:g} LUFS"))
@@ -487,10 +488,26 @@ def _silences(sound: _Sound, thresholds: Thresholds, origin: float) -> list[Find
 
 # Against the order -------------------------------------------------------------------------------------------------
 
-def _findings(pictures: _Pictures, sound: _Sound, expect: Expectation, thresholds: Thresholds) -> list[Finding]:
-    return [*_order_findings(pictures, expect, thresholds), *_picture_findings(pictures, thresholds),
-            *_sound_findings(sound, expect, thresholds, pictures.times[0]),
-            *_image_findings(pictures, expect, thresholds), *_join_findings(pictures, thresholds)]
+@dataclass(frozen=True)
+class _Order:
+    """What a take is held to: what was ordered and the thresholds."""
+
+    expect: Expectation
+    thresholds: Thresholds
+
+
+def _checked(pictures: _Pictures, sound: _Sound, order: _Order, stopped: Finding | None = None) -> TakeCheck:
+    """The findings of what was decoded (`stopped`: where decoding stopped, first)."""
+    if not pictures.count:
+        return TakeCheck(findings=[stopped] if stopped else [])
+    expect, thresholds = order.expect, order.thresholds
+    sound.finish()
+    lufs = sound.integrated_lufs()
+    findings = [*([stopped] if stopped else []), *_order_findings(pictures, expect, thresholds),
+                *_picture_findings(pictures, thresholds),
+                *_sound_findings(sound, lufs, order, pictures.times[0]),
+                *_image_findings(pictures, expect, thresholds), *_join_findings(pictures, thresholds)]
+    return TakeCheck(findings=findings, loudness_lufs=round(lufs, 2) if math.isfinite(lufs) else None)
 
 
 def _order_findings(pictures: _Pictures, expect: Expectation, thresholds: Thresholds) -> list[Finding]:
