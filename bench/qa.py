@@ -17,7 +17,9 @@ Run: .venv/bin/python -m bench.qa
 from __future__ import annotations
 
 import math
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,8 +57,9 @@ def ffmpeg_command(take: Path, thresholds: Thresholds) -> list[str]:
 
 def ffmpeg_pass(take: Path, thresholds: Thresholds) -> FFmpegSays:
     said = subprocess.run(ffmpeg_command(take, thresholds), capture_output=True, text=True, check=True).stderr
-    found = {name for name, mark in (("black", "black_start:"), ("frozen", "freeze_start"),
-                                     ("silent", "silence_start:")) if mark in said}
+    found = {name for name, mark in (("black", "black_start:"), ("silent", "silence_start:")) if mark in said}
+    if _frozen_beside_black(said):
+        found.add("frozen")
     info = probe(take)
     if info is not None and not info.audio:  # (FFmpeg filters no sound there is: none is silence to it too)
         found.add("silent")
@@ -66,10 +69,37 @@ def ffmpeg_pass(take: Path, thresholds: Thresholds) -> FFmpegSays:
     return FFmpegSays(frozenset(found), lufs if lufs is None or lufs > -70 else None)
 
 
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
+def _frozen_beside_black(said: str) -> bool:
+    """Whether freezedetect found a stretch blackdetect did not find black (black frames are frozen too, to
+    FFmpeg; the checks name them black alone)."""
+    black = [(float(a), float(b)) for a, b in re.findall(r"black_start:([\d.]+) black_end:([\d.]+)", said)]
+    starts = [float(at) for at in re.findall(r"freeze_start: ([\d.]+)", said)]
+    ends = [float(at) for at in re.findall(r"freeze_end: ([\d.]+)", said)] + [math.inf] * len(starts)
+    return any(not any(a - 0.1 <= start and end <= b + 0.1 for a, b in black) for start, end in zip(starts, ends,
+                                                                                                      strict=False))
+
+
+@dataclass(frozen=True)
+class Spent:
+    """Wall seconds, and CPU seconds of every thread (the decoders' too; FFmpeg's: its process's)."""
+
+    wall: float
+    cpu: float
+
+
+def timed(action: Callable[[], object]) -> Spent:
+    started, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
     action()
-    return time.perf_counter() - started
+    return Spent(time.perf_counter() - started, time.process_time() - cpu + _children_cpu() - children)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median(spent: list[Spent]) -> Spent:
+    return Spent(statistics.median(s.wall for s in spent), statistics.median(s.cpu for s in spent))
 
 
 @dataclass
@@ -97,26 +127,30 @@ def compare(name: str, checked: TakeCheck, ffmpeg: FFmpegSays, tally: Tally) -> 
         tally.worst_lu = max(tally.worst_lu, off)
 
 
-def measure(size: tuple[int, int], folder: Path, tally: Tally) -> tuple[float, float]:
-    """(FFmpeg's seconds, the checks' seconds) over the corpus at `size`: medians of ROUNDS, summed."""
+def measure(size: tuple[int, int], folder: Path, tally: Tally) -> tuple[Spent, Spent]:
+    """(FFmpeg's time, the checks' time) over the corpus at `size`: each take's median of ROUNDS, summed."""
     takes, order, thresholds = corpus(folder, size, SECONDS), expectation(size, SECONDS), Thresholds()
-    anchor, ours = 0.0, 0.0
+    anchor, ours = Spent(0, 0), Spent(0, 0)
     for name, take in takes.items():
         ffmpeg_times, check_times = [], []
         for _ in range(ROUNDS):  # alternated, so that the machine's mood weighs on both alike
             ffmpeg_times.append(timed(partial(ffmpeg_pass, take, thresholds)))
             check_times.append(timed(partial(check_take, take, order)))
-        anchor, ours = anchor + statistics.median(ffmpeg_times), ours + statistics.median(check_times)
+        anchor, ours = _sum(anchor, median(ffmpeg_times)), _sum(ours, median(check_times))
         checked = check_take(take, order)
         compare(f"{name} {size[1]}p", checked, ffmpeg_pass(take, thresholds), tally)
         print(f"  {name:>14} {size[1]}p: checks {checked.summary}", flush=True)
     return anchor, ours
 
 
-def start_up() -> float:
+def _sum(a: Spent, b: Spent) -> Spent:
+    return Spent(a.wall + b.wall, a.cpu + b.cpu)
+
+
+def start_up() -> Spent:
     """An FFmpeg command that decodes nothing: what each anchor run pays before its first frame."""
-    return statistics.median(timed(lambda: subprocess.run([FFMPEG, "-hide_banner", "-version"], capture_output=True,
-                                                          check=True)) for _ in range(5))
+    return median([timed(partial(subprocess.run, [FFMPEG, "-hide_banner", "-version"], capture_output=True,
+                                 check=True)) for _ in range(5)])
 
 
 def main() -> int:
@@ -125,10 +159,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         for size in SIZES:
             anchor, ours = measure(size, Path(workdir), tally)
-            ratios.append(anchor / ours)
-            print(f"{size[0]}x{size[1]}, {len(DEFECTS) + 1} takes of {SECONDS:g} s: FFmpeg pass {anchor:.2f} s, "
-                  f"checks {ours:.2f} s (medians of {ROUNDS}): {anchor / ours:.2f}x faster")
-    print(f"FFmpeg's start-up (ffmpeg -version): {start_up() * 1000:.0f} ms a command, in the anchor's time")
+            ratios.append(anchor.wall / ours.wall)
+            print(f"{size[0]}x{size[1]}, {len(DEFECTS) + 1} takes of {SECONDS:g} s (medians of {ROUNDS}): FFmpeg "
+                  f"pass {anchor.wall:.2f} s, checks {ours.wall:.2f} s: {anchor.wall / ours.wall:.2f}x faster; CPU "
+                  f"{anchor.cpu:.2f} vs {ours.cpu:.2f} s: {anchor.cpu / ours.cpu:.2f}x", flush=True)
+    started = start_up()
+    print(f"FFmpeg's start-up (ffmpeg -version), in each of the anchor's runs: {started.wall * 1000:.0f} ms "
+          f"({started.cpu * 1000:.0f} ms CPU); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for check in FILTERED:
         print(f"agreement {check}: {tally.agree[check]} of {tally.takes} takes")
     print(f"agreement loudness (within {LOUDNESS_LU:g} LU of ebur128): {tally.loudness_agree} of "

@@ -35,7 +35,7 @@ DEFECTS = (Defect("black", "black"), Defect("frozen", "frozen"), Defect("flash",
            Defect("off-reference", "reference"), Defect("clipped", "clipping"), Defect("jump", "join"))
 BLACK_SECONDS = 1.5  # black from the start
 FROZEN = (1.0, 3.0)  # frozen from, to (seconds)
-FLASH_AT, FLASH_FRAMES = 2.0, 2
+FLASH_AT, FLASH_FRAMES = 3.0, 2  # (away from the join half-way)
 TRUNCATED_SHARE = 0.5  # a truncated take is this share of the order
 JOIN_SHARE = 0.5  # every take is ordered as a chain joined half-way; the "jump" take changes picture there
 
