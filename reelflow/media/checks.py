@@ -46,6 +46,7 @@ _PLANAR = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"} 
 FLASH_SECONDS = 0.25  # the longest a flash lasts: a change that stays longer is a cut, not a flash
 FULL_SCALE = 0.99  # a sample this loud (of 1.0) is clipped
 _WINDOWS = 10  # silence is looked for in tenths of a loudness block: 10 ms
+_BATCH = 10  # loudness blocks measured at once (numpy's calls cost more than their work on one 100 ms block)
 
 
 class Thresholds(BaseModel):
@@ -250,7 +251,7 @@ class _Look:
     def of(cls, frame: av.VideoFrame, black_level: float) -> _Look:
         luma, *chroma = (_grid(plane) for plane in _planes(frame))
         black = np.count_nonzero(luma <= _black_luma(frame, black_level)) / luma.size
-        return cls(float(black), _thumbnail(luma), [grid.copy() for grid in chroma])  # (the decoder reuses frames)
+        return cls(float(black), _thumbnail(luma), chroma)  # (views that keep the frame's memory theirs)
 
     @property
     def chroma(self) -> list[Thumbnail]:
@@ -431,31 +432,37 @@ class _Sound:
         for chunk in plain:
             self.pending.append(chunk.to_ndarray().astype(np.float32, copy=False))
             self.waiting += chunk.samples
-        if self.waiting >= self.block:
+        if self.waiting >= self.block * _BATCH:
             self._measure(whole_blocks=True)
 
     def _measure(self, whole_blocks: bool) -> None:
+        """The pending sound's whole blocks measured at once (and, at the end, what is left as a short one)."""
         if not self.pending:
             return
         waiting = np.concatenate(self.pending, axis=1) if len(self.pending) > 1 else self.pending[0]
         size = self.block
-        usable = waiting.shape[1] // size * size if whole_blocks else waiting.shape[1]
-        for start in range(0, usable, size):
-            self._block(waiting[:, start:start + size])
+        usable = waiting.shape[1] // size * size
+        if usable:
+            self._blocks(waiting[:, :usable].reshape(waiting.shape[0], -1, size))
+        if not whole_blocks and usable < waiting.shape[1]:
+            self._blocks(waiting[:, None, usable:])
+            usable = waiting.shape[1]
         self.pending, self.waiting = [waiting[:, usable:]], waiting.shape[1] - usable
 
-    def _block(self, block: NDArray[np.float32]) -> None:
-        magnitude = np.abs(block)
+    def _blocks(self, blocks: NDArray[np.float32]) -> None:
+        """Blocks (channels, blocks, samples) measured: full-scale samples, the peak of each 10 ms, and the
+        K-weighted power of each block of whole length (a last, short one only counts as peaks)."""
+        magnitude = np.abs(blocks)
         self.clipped += int(np.count_nonzero(magnitude >= FULL_SCALE))
         self.samples += magnitude.size
-        loudest = magnitude.max(axis=0)
+        loudest = magnitude.max(axis=0)  # (blocks, samples)
         window = max(1, self.block // _WINDOWS)
-        whole = loudest.size // window * window
-        self.peaks.append(loudest[:whole].reshape(-1, window).max(axis=1) if whole else loudest.max(keepdims=True))
-        if block.shape[1] == self.block:  # (a last partial block is too short to weigh: it only counts as peaks)
-            spectrum = np.fft.rfft(block, axis=1)
-            power = (spectrum.real**2 + spectrum.imag**2) @ _k_weights(block.shape[1], self.rate)
-            self.powers.append(float(power.sum()))
+        whole = loudest.shape[1] // window * window
+        self.peaks.append(loudest[:, :whole].reshape(-1, window).max(axis=1) if whole else loudest.max(axis=1))
+        if blocks.shape[2] == self.block:
+            spectrum = np.fft.rfft(blocks, axis=2)
+            power = (spectrum.real**2 + spectrum.imag**2) @ _k_weights(blocks.shape[2], self.rate)
+            self.powers += power.sum(axis=0).tolist()
 
     def finish(self) -> None:
         self._measure(whole_blocks=False)
