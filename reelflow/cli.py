@@ -718,6 +718,8 @@ def sandbox(
                                                 "credit.")] = False,
     down_seconds: Annotated[float, typer.Option(help="Answer every request 503 for this long after starting, as in "
                                                 "an outage.")] = 0,
+    defect_rate: Annotated[float, typer.Option(help="Share of jobs made defective at random (black, frozen, silent, "
+                                               "short, off-reference or flash), for soak tests.")] = 0,
 ) -> None:
     """Serve a provider's video API locally (the dialect of --profile), for demos, tests and benchmarks."""
     from .sandbox import Faults, Sandbox, SandboxConfig, serve_sandbox
@@ -731,7 +733,7 @@ def sandbox(
             slow_seconds=slow_seconds, seed=seed, state_dir=state_dir, webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             api_keys=frozenset(api_key) if api_key else None, refuse=refuse or [], retired=retire or [],
-            out_of_credit=out_of_credit, down_seconds=down_seconds,
+            out_of_credit=out_of_credit, down_seconds=down_seconds, defect_rate=defect_rate,
         )
     except ValueError as e:
         raise fail(_one_line(e)) from None
