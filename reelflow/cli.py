@@ -379,6 +379,48 @@ def prepare(
         raise typer.Exit(1)
 
 
+@app.command()
+def check(
+    videos: Annotated[list[str], typer.Argument(help="Video files (paths or fsspec URLs).")],
+    seconds: Annotated[float | None, typer.Option(help="The length ordered: a shorter video fails.")] = None,
+    size: Annotated[str | None, typer.Option(help="The size ordered, WIDTHxHEIGHT.")] = None,
+    reference: Annotated[str | None, typer.Option(help="The image the video should start from (path or URL).")]
+    = None,
+    last_image: Annotated[str | None, typer.Option(help="The image the video should end on (path or URL).")] = None,
+    sound: Annotated[bool | None, typer.Option("--sound/--no-sound", help="Whether sound was asked for: with "
+                                               "--sound, a missing or silent sound track fails (default: not "
+                                               "known, silence not checked).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a list of {file, verdict, findings}.")] = False,
+) -> None:
+    """Check videos as an editor watching them would: black, frozen or flashing stretches, silence, clipping and
+    loudness, the length and size ordered, the first and last frames against their images. One line per finding
+    (or "pass"); exit code 1 when any video fails."""
+    from .media import Expectation, check_file
+    from .storage import read_source
+
+    if size is not None and not SIZE.fullmatch(size):
+        raise fail(f"--size: {size!r} is not WIDTHxHEIGHT")
+    try:
+        first, last = (read_source(url, option) if url else None
+                       for url, option in ((reference, "--reference"), (last_image, "--last-image")))
+    except ReelflowError as e:
+        raise fail(str(e)) from None
+    width, _, height = (size or "").partition("x")
+    expect = Expectation(seconds=seconds, size=(int(width), int(height)) if size else None, sound=sound,
+                         reference=first, last_image=last)
+    checked = [(video, check_file(video, expect)) for video in videos]
+    if as_json:
+        typer.echo(json.dumps([{"file": video, "verdict": result.verdict,
+                                "findings": [finding.model_dump(mode="json") for finding in result.findings]}
+                               for video, result in checked], indent=2))
+    else:
+        for video, result in checked:
+            for line in [f"{f.verdict} {f.check}: {f.message}" for f in result.findings] or ["pass"]:
+                typer.echo(printable(f"{video}: {line}"))
+    if any(result.verdict == "fail" for _, result in checked):
+        raise typer.Exit(1)
+
+
 def _signal_of(error: BaseException) -> int | None:
     """The signal that stopped the run: Prefect turns SIGTERM into TerminationSignal inside a flow, Python
     turns SIGINT into KeyboardInterrupt, and a task group wraps either in an exception group."""
