@@ -388,17 +388,20 @@ def check(
     videos: Annotated[list[str], typer.Argument(help="Video files (paths or fsspec URLs).")],
     seconds: Annotated[float | None, typer.Option(help="The length ordered: a shorter video fails.")] = None,
     size: Annotated[str | None, typer.Option(help="The size ordered, WIDTHxHEIGHT.")] = None,
+    fps: Annotated[float | None, typer.Option(help="The frame rate ordered.")] = None,
     reference: Annotated[str | None, typer.Option(help="The image the video should start from (path or URL).")]
     = None,
     last_image: Annotated[str | None, typer.Option(help="The image the video should end on (path or URL).")] = None,
     sound: Annotated[bool | None, typer.Option("--sound/--no-sound", help="Whether sound was asked for: with "
                                                "--sound, a missing or silent sound track fails (default: not "
                                                "known, silence not checked).")] = None,
+    join: Annotated[list[float] | None, typer.Option(help="Seconds where clips were joined into the video: the jump "
+                                                     "there is checked (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a list of {file, verdict, findings}.")] = False,
 ) -> None:
     """Check videos as an editor watching them would: black, frozen or flashing stretches, silence, clipping and
-    loudness, the length and size ordered, the first and last frames against their images. One line per finding
-    (or "pass"); exit code 1 when any video fails."""
+    loudness, the length, size and frame rate ordered, the first and last frames against their images, the jump
+    at each join. One line per finding (or "pass"); exit code 1 when any video fails."""
     from .media import Expectation, check_file
     from .storage import read_source
 
@@ -410,8 +413,8 @@ def check(
     except ReelflowError as e:
         raise fail(str(e)) from None
     width, _, height = (size or "").partition("x")
-    expect = Expectation(seconds=seconds, size=(int(width), int(height)) if size else None, sound=sound,
-                         reference=first, last_image=last)
+    expect = Expectation(seconds=seconds, size=(int(width), int(height)) if size else None, fps=fps, sound=sound,
+                         reference=first, last_image=last, joins=join or [])
     checked = [(video, check_file(video, expect)) for video in videos]
     if as_json:
         typer.echo(json.dumps([{"file": video, "verdict": result.verdict,
