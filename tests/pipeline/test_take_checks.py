@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from flows.render_plan import render_plan
+from flows.review import PausedReview
 from reelflow import Settings, parse_plan
 from reelflow.costs import estimate
 from reelflow.ledger import Ledger
@@ -25,7 +26,8 @@ from reelflow.routes import checked_plan
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from reelflow.storage import Storage
 from tests.images import encoded, photo
-from tests.pipeline.conftest import FAST
+from tests.pipeline.conftest import FAST, point_at
+from tests.pipeline.test_takes import reviewed
 from tests.pipeline.test_what_users_see import latest_artifacts
 
 DIALECTS = [entry.profile for entry in dialect_entries() if entry.profile]
@@ -161,3 +163,44 @@ def test_with_takes_and_no_review_the_best_take_by_the_checks_is_kept(provider: 
     (scene,) = result.scenes
     assert scene.choice is not None and scene.choice.by == "checks"
     assert scene.qa == "pass" and "black" not in found(scene)
+
+
+def test_a_review_shows_what_the_checks_found_in_each_take(provider: RunningSandbox) -> None:
+    said: dict[str, str] = {}
+
+    def answer(review: PausedReview) -> None:
+        (question,) = review.questions
+        said["form"] = question.checks
+        review.answer({})
+
+    plan = plan_of("qa-review", {"id": "dusk", "prompt": "a harbour at dusk [flash]", "takes": 2}, review=True)
+    result = reviewed(plan, answer)
+    assert "fail: flash" in said["form"] and "pass" in said["form"], said  # one take flashed, the other did not
+    (page,) = asyncio.run(latest_artifacts("qa-review-review"))
+    assert "fail: flash" in str(page.data)
+    (scene,) = result.scenes
+    assert scene.choice is not None and scene.choice.by == "review"
+
+
+def test_a_chain_stitched_here_is_checked_at_its_joins_and_retaken_whole(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prefect_harness: None) -> None:
+    # Runway through LiteLLM has no extensions: the chain continues from each clip's last frame, stitched here.
+    with run_sandbox(profile="litellm-runway", job_seconds=0.2) as runway:
+        point_at(monkeypatch, runway.base_url, runway.api_key, provider="litellm-runway")
+        scene = {"id": "chain", "prompt": "a harbour at dawn", "seconds": 5,
+                 "extensions": [{"prompt": "the first boat leaves [black]", "seconds": 5}]}
+        first = render_plan(parse_plan(plan_of("stitched", scene, defaults={"size": "1280x720"})),
+                            output=f"file://{tmp_path}/once")
+        (once,) = first.scenes
+        assert once.qa == "fail" and {"join", "black"} <= found(once), once.checks  # the second clip starts black
+        assert once.checks is not None and next(f for f in once.checks.findings if f.check == "join").at == \
+            pytest.approx(5.0, abs=0.1)
+        before = jobs(runway)
+        again = render_plan(parse_plan(plan_of("stitched", {**scene, "id": "chain2", "prompt": "a quay at dawn",
+                                                            "extensions": [{"prompt": "a gull lands [black]",
+                                                                            "seconds": 5}]},
+                                               defaults={"size": "1280x720"}, qa={"retake": 1})),
+                            output=f"file://{tmp_path}/retaken")
+        (retaken,) = again.scenes
+        assert jobs(runway) - before == 4  # both clips of the chain, twice
+        assert retaken.qa == "pass" and len(retaken.rejected) == 1, retaken.checks
