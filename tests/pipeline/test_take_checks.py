@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from flows.render_plan import render_plan
 from flows.review import PausedReview
 from reelflow import Settings, parse_plan
+from reelflow.cli import app
 from reelflow.costs import estimate
 from reelflow.ledger import Ledger
 from reelflow.providers import dialect_entries
@@ -148,6 +150,10 @@ def test_a_budget_that_cannot_cover_the_retakes_refuses_them(tmp_path: Path, mon
         plan = parse_plan({**once, "budget_usd": costs.total_usd * 1.5})
         costs = costs.model_copy(update={"budget_usd": plan.budget_usd})
         assert not costs.retakes_allowed and "not made again" in (costs.retakes_note() or "")
+        written = tmp_path / "tight.json"
+        written.write_text(json.dumps({**once, "budget_usd": plan.budget_usd}))
+        said = CliRunner().invoke(app, ["estimate", str(written)])
+        assert said.exit_code == 0 and f"with retakes ${costs.with_retakes_usd:.2f}, over the budget" in said.output
 
         result = render_plan(plan, output=f"file://{tmp_path}")
         (scene,) = result.scenes
