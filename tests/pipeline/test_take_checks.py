@@ -155,11 +155,15 @@ def test_a_budget_that_cannot_cover_the_retakes_refuses_them(tmp_path: Path, mon
         said = CliRunner().invoke(app, ["estimate", str(written)])
         assert said.exit_code == 0 and f"with retakes ${costs.with_retakes_usd:.2f}, over the budget" in said.output
 
-        result = render_plan(plan, output=f"file://{tmp_path}")
-        (scene,) = result.scenes
-        assert sandbox.stats()["jobs"] == 1 and result.paid.jobs == 1  # the failed take is not made again
-        assert scene.qa == "fail" and not scene.rejected
-        assert any("not made again" in warning for warning in scene.warnings), scene.warnings
+        run = CliRunner().invoke(app, ["run", str(written), "--output", f"file://{tmp_path}/out"])
+        assert run.exit_code == 0, run.output
+        assert sandbox.stats()["jobs"] == 1  # the failed take is not made again
+        manifest = json.loads((tmp_path / "out" / "tight" / "manifest.json").read_text())
+        (scene,) = manifest["scenes"]
+        assert (scene["qa"], scene["rejected"], manifest["paid"]["jobs"]) == ("fail", [], 1)
+        # The run's summary: the QA column, and why the take stays as it is.
+        assert "qa" in run.output and "fail: black" in " ".join(run.output.split()), run.output
+        assert "warning: its take failed the checks and is not made again" in " ".join(run.output.split())
 
 
 def test_with_takes_and_no_review_the_best_take_by_the_checks_is_kept(provider: RunningSandbox) -> None:
