@@ -158,8 +158,8 @@ async def _retaken(chain: Chain, reuse: Reuse) -> Reuse:
     rejected in the ledger, and each step made anew, a new job recorded before it is sent, as any."""
     while _retake_due(chain):
         take = _set_aside(chain)
-        said = f"its take failed the checks ({_failed_checks(take)}); making it again ({take.number} of " \
-               f"{chain.run.qa.retake})"
+        found = take.checks.summary if take.checks else "no checks"
+        said = f"its take failed the checks ({found}); making it again ({take.number} of {chain.run.qa.retake})"
         get_run_logger().warning("scene %r: %s", chain.scene.id, said)
         report(chain.scene.id, said)
         reuse = _reuse(chain)
@@ -191,16 +191,12 @@ def _set_aside(chain: Chain) -> RejectedTake:
     for name in [*FILENAMES.values(), *(revision_name(n) for n in range(len(scene.revisions) + 1))]:
         record = entry.files.pop(name, None)
         if record is not None:
-            storage.copy((scene.id, name), (scene.id, rejected_name(name, number)))
-            kept[rejected_name(name, number)] = record.model_copy(
-                update={"url": storage.location(scene.id, rejected_name(name, number))})
+            kept_as = rejected_name(name, number)
+            storage.copy((scene.id, name), (scene.id, kept_as))
+            kept[kept_as] = record.model_copy(update={"url": storage.location(scene.id, kept_as)})
     take = entry.retaken(kept)
     chain.save()
     return take
-
-
-def _failed_checks(take: RejectedTake) -> str:
-    return take.checks.summary if take.checks else "no checks"
 
 
 def _refused(scene: ResolvedScene, error: ImageError) -> SceneResult:

@@ -95,9 +95,8 @@ class SceneResult(BaseModel):
 
     @property
     def qa_said(self) -> str:
-        """The QA column: `pass`, `fail: black at 0.0 s ...`, with `(retaken 1x)` when it was made again."""
-        checks = self.checks
-        said = "" if checks is None else checks.verdict if checks.verdict == "pass" else checks.summary
+        """The QA column: `pass`, `fail: black 0.0-1.5 s; ...`, with `(retaken 1x)` when it was made again."""
+        said = self.checks.summary if self.checks else ""
         return said + (f" (retaken {len(self.rejected)}x)" if self.rejected else "")
 
     @property
