@@ -81,8 +81,9 @@ class Shot:
     def options(self) -> list[str]:
         return [f"take {number}" for number in self.finished] + [REDO, DROP]
 
-    def first_take(self, by: Literal["timeout", "first take"]) -> Choice:
-        return Choice(kind="keep", take=self.finished[0], by=by)
+    def first_take(self) -> Choice:
+        """What a review nobody answered keeps: the first finished take."""
+        return Choice(kind="keep", take=self.finished[0], by="timeout")
 
     def best_take(self) -> Choice:
         """The finished take the checks rate best (pass over warn over fail, then fewer findings; the first of
@@ -181,7 +182,7 @@ async def _answered(form: type[RunInput], shots: list[Shot], announcement: Annou
     except FlowPauseTimeout:
         logger.warning("nobody reviewed the takes by %s: each scene keeps its first take", announcement.deadline)
         await _running_again()
-        return ({shot.id: shot.first_take("timeout") for shot in shots},
+        return ({shot.id: shot.first_take() for shot in shots},
                 f"**Nobody answered** by {announcement.deadline}: each scene kept its first take.")
     choices = choices_from(answer.model_dump(by_alias=True), shots)
     for shot in shots:

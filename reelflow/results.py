@@ -49,7 +49,7 @@ class Choice(BaseModel):
     kind: Literal["keep", "redo", "drop"]
     take: int | None = Field(default=None, description="The take kept (1: the first).")
     prompt: str | None = Field(default=None, description="A redo's prompt.")
-    by: Literal["review", "earlier review", "timeout", "first take", "checks"] = Field(
+    by: Literal["review", "earlier review", "timeout", "checks"] = Field(
         description="Who chose: a person (now or in an earlier run), a review that timed out, or nobody (no review: "
         "the best take by the checks, pass over warn over fail, then fewer findings, then the first).")
 
