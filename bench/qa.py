@@ -35,7 +35,7 @@ from reelflow.media.video import probe
 from tests.takes import DEFECTS, corpus, expectation
 
 FFMPEG = "/usr/bin/ffmpeg"
-SIZES, SECONDS, ROUNDS, GOAL, LOUDNESS_LU = ((1280, 720), (1920, 1080)), 4.0, 3, 2.0, 1.0
+SIZES, SECONDS, ROUNDS, GOAL, LOUDNESS_LU = ((1280, 720), (1920, 1080)), 4.0, 5, 2.0, 1.0
 FILTERED = ("black", "frozen", "silent")  # the checks FFmpeg has a filter for
 
 

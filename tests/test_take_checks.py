@@ -15,6 +15,7 @@ from PIL import Image
 
 from reelflow.media import Expectation, TakeCheck, Thresholds, check_file, check_take
 from reelflow.media.reel import JoinOptions, join_clips
+from reelflow.media.sound import loudness_of
 from reelflow.media.video import last_frame
 from reelflow.sandbox import Recipe, Segment, render
 from tests.takes import BLACK_SECONDS, DEFECTS, FLASH_AT, FROZEN, Defect, corpus, expectation, picture, png
@@ -61,6 +62,14 @@ def test_a_stretch_is_found_where_it_is(takes: dict[str, Path], ordered: Expecta
     assert flash.at == pytest.approx(FLASH_AT)
     jump = next(f for f in check_take(takes["jump"], ordered).findings if f.check == "join")
     assert jump.at == pytest.approx(SECONDS / 2)
+
+
+@pytest.mark.parametrize("name", ["good", "clipped"])
+def test_the_loudness_is_ffmpegs_ebur128s(takes: dict[str, Path], ordered: Expectation, name: str) -> None:
+    """Measured in the same pass (K-weighting by FFT), within a tenth of a LU of FFmpeg's own measurement."""
+    ffmpeg = loudness_of(takes[name])
+    assert ffmpeg is not None
+    assert check_take(takes[name], ordered).loudness_lufs == pytest.approx(ffmpeg.integrated_lufs, abs=0.1)
 
 
 def test_the_summary_fits_a_table_cell(takes: dict[str, Path], ordered: Expectation) -> None:

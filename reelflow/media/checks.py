@@ -2,23 +2,23 @@
 flashes, silence where sound was asked for, clipping and loudness, length, frame rate and size against the
 order, the first and last frames against the images asked for, and the jump at each join of a chain.
 
-All of it in one streamed decode pass (PyAV): nothing but a few numbers a frame and the current frame's
-thumbnail is kept. A frame is summed up from its decoded planes as they lie in memory, without scaling: a grid
-of about 160 x 90 of its pixels (every n-th, in both directions), averaged in cells of 5 x 5 into a 32-cell-wide
-thumbnail of each plane (luma and both chromas). Black, mean luma and the reference's likeness come from the
-luma; "unchanged since the frame before" from the largest change of any cell of the three thumbnails (averaging
-first keeps the encoder's noise out, a small moving thing still moves a cell).
+All of it in one streamed decode pass (PyAV), H.264's deblocking skipped: nothing is kept but a few numbers a
+frame and the thumbnails of the first, last and latest frames. A frame is summed up from its decoded planes as
+they lie in memory, without scaling: a grid of about 160 x 90 of its pixels (every n-th, in both directions),
+averaged in cells of 5 x 5 into a 32-cell-wide thumbnail. Black, mean luma and the likeness to an image come
+from the luma; "unchanged since the frame before" from the largest change of any cell of the thumbnails of
+the luma and, when the luma has not changed, of both chromas (averaging first keeps the encoder's noise out, a
+small moving thing still moves a cell).
 
 Loudness is EBU R 128's integrated loudness (ITU-R BS.1770-4: 400 ms blocks overlapping by 75 %, an absolute
 gate at -70 LUFS, a relative one 10 LU under), with the K-weighting applied in the frequency domain: each
 100 ms of each channel through an FFT, its power weighted by the K filter's response (the standard's two 48 kHz
-biquads), summed. It differs from FFmpeg's ebur128 by the filter's transients at block edges: a few tenths of
-a LU (measured in bench/qa.py), well inside the loudness range a take is held to. Channels are weighted alike
-(no surround weights)."""
+biquads), summed. It leaves out the filter's transients at block edges: within 0.05 LU of FFmpeg's ebur128 on
+bench/qa.py's takes, well inside the loudness range a take is held to. Channels are weighted alike (no
+surround weights)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import math
@@ -46,6 +46,7 @@ _PLANAR = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"} 
 FLASH_SECONDS = 0.25  # the longest a flash lasts: a change that stays longer is a cut, not a flash
 FULL_SCALE = 0.99  # a sample this loud (of 1.0) is clipped
 _WINDOWS = 10  # silence is looked for in tenths of a loudness block: 10 ms
+_BATCH = 10  # loudness blocks measured at once (numpy's calls cost more than their work on one 100 ms block)
 
 
 class Thresholds(BaseModel):
@@ -138,13 +139,14 @@ def check_take(video: Path | BinaryIO, expect: Expectation, thresholds: Threshol
     seekable file, e.g. fsspec's)."""
     pictures, sound = _Pictures(thresholds, expect.joins), _Sound()
     try:
-        with _opened(video) as container:
+        with av.open(str(video) if isinstance(video, Path) else video, "r") as container:
             _decode(container, pictures, sound)
-    except (av.FFmpegError, OSError, UnicodeDecodeError, IndexError) as e:
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         return _checked(pictures, sound, _Order(expect, thresholds), _finding("unreadable", "fail", _reason(e),
                                                                                 pictures.end))
     if not pictures.count:
-        return TakeCheck(findings=[_finding("unreadable", "fail", "no picture decodes")])
+        return TakeCheck(findings=[_finding("unreadable", "fail", "no picture (no video stream, or no frame of it "
+                                            "decodes)")])
     return _checked(pictures, sound, _Order(expect, thresholds))
 
 
@@ -160,16 +162,8 @@ def check_file(url: str, expect: Expectation, thresholds: Thresholds = DEFAULT_T
         return check_take(handle, expect, thresholds)
 
 
-@contextlib.contextmanager
-def _opened(video: Path | BinaryIO) -> Iterator[av.container.InputContainer]:
-    with av.open(str(video) if isinstance(video, Path) else video, "r") as container:
-        yield container
-
-
 def _reason(error: Exception) -> str:
     """Why a take cannot be checked (to its end), in a few words."""
-    if isinstance(error, IndexError):
-        return "no video stream"
     if isinstance(error, OSError) and error.strerror:
         return f"cannot be read: {error.strerror}"
     return f"cannot be decoded: {error or type(error).__name__}"
@@ -177,6 +171,8 @@ def _reason(error: Exception) -> str:
 
 def _decode(container: av.container.InputContainer, pictures: _Pictures, sound: _Sound) -> None:
     """The first picture and sound streams, decoded as they are stored (interleaved), each frame summed up."""
+    if not container.streams.video:
+        return
     picture = container.streams.video[0]
     picture.thread_type = "AUTO"
     # The deblocking filter smooths block edges by a few levels: nothing a cell's average or a black pixel's level
@@ -250,7 +246,7 @@ class _Look:
     def of(cls, frame: av.VideoFrame, black_level: float) -> _Look:
         luma, *chroma = (_grid(plane) for plane in _planes(frame))
         black = np.count_nonzero(luma <= _black_luma(frame, black_level)) / luma.size
-        return cls(float(black), _thumbnail(luma), [grid.copy() for grid in chroma])  # (the decoder reuses frames)
+        return cls(float(black), _thumbnail(luma), chroma)  # (views that keep the frame's memory theirs)
 
     @property
     def chroma(self) -> list[Thumbnail]:
@@ -431,31 +427,37 @@ class _Sound:
         for chunk in plain:
             self.pending.append(chunk.to_ndarray().astype(np.float32, copy=False))
             self.waiting += chunk.samples
-        if self.waiting >= self.block:
+        if self.waiting >= self.block * _BATCH:
             self._measure(whole_blocks=True)
 
     def _measure(self, whole_blocks: bool) -> None:
+        """The pending sound's whole blocks measured at once (and, at the end, what is left as a short one)."""
         if not self.pending:
             return
         waiting = np.concatenate(self.pending, axis=1) if len(self.pending) > 1 else self.pending[0]
         size = self.block
-        usable = waiting.shape[1] // size * size if whole_blocks else waiting.shape[1]
-        for start in range(0, usable, size):
-            self._block(waiting[:, start:start + size])
+        usable = waiting.shape[1] // size * size
+        if usable:
+            self._blocks(waiting[:, :usable].reshape(waiting.shape[0], -1, size))
+        if not whole_blocks and usable < waiting.shape[1]:
+            self._blocks(waiting[:, None, usable:])
+            usable = waiting.shape[1]
         self.pending, self.waiting = [waiting[:, usable:]], waiting.shape[1] - usable
 
-    def _block(self, block: NDArray[np.float32]) -> None:
-        magnitude = np.abs(block)
+    def _blocks(self, blocks: NDArray[np.float32]) -> None:
+        """Blocks (channels, blocks, samples) measured: full-scale samples, the peak of each 10 ms, and the
+        K-weighted power of each block of whole length (a last, short one only counts as peaks)."""
+        magnitude = np.abs(blocks)
         self.clipped += int(np.count_nonzero(magnitude >= FULL_SCALE))
         self.samples += magnitude.size
-        loudest = magnitude.max(axis=0)
+        loudest = magnitude.max(axis=0)  # (blocks, samples)
         window = max(1, self.block // _WINDOWS)
-        whole = loudest.size // window * window
-        self.peaks.append(loudest[:whole].reshape(-1, window).max(axis=1) if whole else loudest.max(keepdims=True))
-        if block.shape[1] == self.block:  # (a last partial block is too short to weigh: it only counts as peaks)
-            spectrum = np.fft.rfft(block, axis=1)
-            power = (spectrum.real**2 + spectrum.imag**2) @ _k_weights(block.shape[1], self.rate)
-            self.powers.append(float(power.sum()))
+        whole = loudest.shape[1] // window * window
+        self.peaks.append(loudest[:, :whole].reshape(-1, window).max(axis=1) if whole else loudest.max(axis=1))
+        if blocks.shape[2] == self.block:
+            spectrum = np.fft.rfft(blocks, axis=2)
+            power = (spectrum.real**2 + spectrum.imag**2) @ _k_weights(blocks.shape[2], self.rate)
+            self.powers += power.sum(axis=0).tolist()
 
     def finish(self) -> None:
         self._measure(whole_blocks=False)
