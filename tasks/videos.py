@@ -421,11 +421,15 @@ def published(local: Path, storage: Storage, *parts: str) -> FileRecord:
 
 
 def described(record: FileRecord, video: Path, info: VideoInfo) -> FileRecord:
-    """A video's record with what a player would report of it: its length, whether it has sound, how loud."""
-    loudness = loudness_of(video) if info.audio else None
-    return record.model_copy(update={
-        "seconds": round(info.seconds, 3), "audio": info.audio,
-        "loudness_lufs": round(loudness.integrated_lufs, 1) if loudness and loudness.integrated_lufs > -70 else None})
+    """A video's record with what a player would report of it: its length, whether it has sound, how loud (as its
+    checks measured it, when it was checked: its sound is not decoded again)."""
+    lufs: float | None = None
+    if info.audio and record.checks is not None:
+        lufs = record.checks.loudness_lufs
+    elif info.audio and (loudness := loudness_of(video)) is not None:
+        lufs = loudness.integrated_lufs
+    return record.model_copy(update={"seconds": round(info.seconds, 3), "audio": info.audio,
+                                     "loudness_lufs": round(lufs, 1) if lufs is not None and lufs > -70 else None})
 
 
 def verify(local: Path, variant: Variant, what: str, expected: Expected, sha256: str) -> VideoInfo | None:
