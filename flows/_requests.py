@@ -22,7 +22,7 @@ from reelflow.reuse import clip_name
 from tasks._retry import tuned
 from tasks.images import last_frame_of, transform
 
-from ._scene_run import Chain, Step
+from ._scene_run import FIRST_REFERENCE, LAST_REFERENCE, Chain, Step
 
 
 async def prepare_references(chain: Chain, clips: list[int]) -> None:
@@ -81,7 +81,7 @@ async def _continued_from(step: Step) -> Reference:
 
 
 def _name(role: Role) -> str:
-    return {FIRST: "first", LAST: "last"}[role]
+    return {FIRST: FIRST_REFERENCE, LAST: LAST_REFERENCE}[role]
 
 
 async def _reference(chain: Chain, role: Role) -> None:

@@ -14,8 +14,9 @@ from prefect.context import AsyncClientContext
 from reelflow import ProviderOutageError, ResolvedScene, Settings
 from reelflow.costs import Estimate, Spend, price_per_second
 from reelflow.ledger import JobRecord, Ledger, SceneEntry, SceneInputs, needs_new_job
+from reelflow.media.checks import Expectation
 from reelflow.media.references import SceneImages
-from reelflow.plans import redo_of
+from reelflow.plans import TakeChecks, redo_of
 from reelflow.profiles import ProviderProfile
 from reelflow.progress import Watch
 from reelflow.providers import Connection, Gateway, JobState, Reference, open_gateway
@@ -25,9 +26,10 @@ from reelflow.storage import Storage
 from tasks._retry import tuned
 from tasks.fleet import Fleet
 from tasks.images import validate_dimensions
-from tasks.videos import FILENAMES, PICTURES, Attempt, Delivery, Expected, WaitPolicy
+from tasks.videos import FILENAMES, PICTURES, Attempt, Checked, Delivery, Expected, WaitPolicy
 
 Signature = tuple[str, str, int]
+FIRST_REFERENCE, LAST_REFERENCE = "first", "last"  # a chain's images as sent, by name (`Chain.references`)
 
 
 def request_signatures(scene: ResolvedScene) -> list[Signature]:
@@ -65,6 +67,7 @@ class SceneRun:
     embedded_sandbox: bool = False  # the provider is the sandbox started for this run: its jobs cost nothing
     made: list[JobRecord] = field(default_factory=list)  # every job this run sent (or is sending) a create for
     routes: RoutedPlan | None = None  # where each scene may go next, when a plan has routes
+    qa: TakeChecks = field(default_factory=TakeChecks)  # how each take is checked, and how often made again
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -190,6 +193,21 @@ class Chain:
     def save(self) -> None:
         self.run.ledger.save(self.entry)
 
+    def checked(self) -> Checked:
+        """How the scene's video is checked: its length and size as ordered; sound where it asked for it, or its
+        model makes it unasked; its first (and last) frame against the images it was sent, as prepared (unless
+        revisions changed its look); each join of a chain stitched here."""
+        scene = self.scene
+        limits = self.gateway.profile.model_limits(scene.model)
+        makes_sound = limits.audio if limits else None
+        sound = makes_sound if scene.audio is None or makes_sound is None else scene.audio and makes_sound
+        first, last = (None, None) if scene.revisions else (self.references.get(FIRST_REFERENCE),
+                                                            self.references.get(LAST_REFERENCE))
+        joins = [float(sum(s.seconds for s in scene.segments[:n])) for n in range(1, len(scene.segments))]
+        return Checked(Expectation(seconds=scene.total_seconds, size=scene.dimensions, sound=sound,
+                                   reference=first.data if first else None, last_image=last.data if last else None,
+                                   joins=joins if scene.stitched_locally else []), self.run.qa)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -250,8 +268,9 @@ class Step:
         if revision == len(scene.revisions):
             offered = self.chain.gateway.profile.variants
             return Delivery(scene.id, run.storage, {FILENAMES[variant]: variant for variant in offered},
-                            Expected(scene.dimensions, scene.total_seconds),
-                            tuple(variant for variant in PICTURES if variant not in offered))
+                            Expected(scene.dimensions, None), tuple(variant for variant in PICTURES
+                                                                    if variant not in offered),
+                            checked=self.chain.checked())
         if revision >= 0 and needs_new_job(self.chain.entry.current(self.number + 1), run.retry_failed):
             return self._kept_video(revision_name(revision), scene.total_seconds)
         return None

@@ -154,9 +154,10 @@ def _priced(run: PlanRun) -> PlanRun:
     costs.check()
     if plan.providers:
         costs.worst_usd = run.routed.worst_usd(run.settings)
-    get_run_logger().info("plan %r: %s on %s to %s; estimate $%.2f%s, %d jobs to pay, %d reused", plan.name,
+    get_run_logger().info("plan %r: %s on %s to %s; estimate $%.2f%s%s, %d jobs to pay, %d reused", plan.name,
                           counted(scenes), costs.provider, run.storage.location(), costs.total_usd,
                           f" (at most ${costs.worst_usd:.2f} on every route)" if costs.worst_usd is not None else "",
+                          f" ({retakes})" if (retakes := costs.retakes_note()) else "",
                           sum(s.jobs for s in costs.scenes), sum(s.reused for s in costs.scenes))
     return replace(run, costs=costs)
 
@@ -182,7 +183,7 @@ def _render_here(plan_run: PlanRun) -> tuple[list[SceneResult], Paid]:
         async def render_all() -> tuple[list[SceneResult], Paid]:
             async with SceneRun.open(connections, plan_run.storage, settings, plan_run.estimate,
                                      plan_run.retry_failed) as run:
-                run.routes = plan_run.routed
+                run.routes, run.qa = plan_run.routed, plan.qa
                 run.expect(scenes)
                 run.character_ids = await cast(plan.characters, scenes, run)
                 if plan.mode == "batch":

@@ -29,7 +29,7 @@ from reelflow.costs import BudgetExceeded, estimate
 from reelflow.ledger import JobRecord, Ledger, SceneEntry, needs_new_job
 from reelflow.progress import report
 from reelflow.providers import JobState, connect_providers
-from reelflow.results import FileRecord, SceneResult
+from reelflow.results import FileRecord, RejectedTake, SceneResult, rejected_name
 from reelflow.reuse import Reuse, clip_name, kept_in, reuse_of
 from reelflow.routes import check_route_images, checked_plan, moves_on
 from reelflow.storage import Storage
@@ -61,7 +61,7 @@ async def run_scene(scene: ResolvedScene, run: SceneRun) -> SceneResult:
     chain.entry.on_route(scene.made_on)
     run.known_ids.update(j.id for j in chain.entry.jobs if j.id)
     try:
-        reuse = await _rendered(chain, reuse)
+        reuse = await _retaken(chain, await _rendered(chain, reuse))
         chain.entry.completed()
         _log_rendered(chain)
         report(scene.id, "done")
@@ -127,7 +127,8 @@ async def _deliver(chain: Chain) -> None:
     if scene.stitched_locally:
         report(scene.id, "stitching")
         clips = [clip_name(step) for step in range(len(scene.segments))]
-        entry.files.update(await tuned(stitch, run.settings)(run.storage, scene, clips, run.settings.crossfade_seconds))
+        entry.files.update(await tuned(stitch, run.settings)(run.storage, scene, clips, run.settings.crossfade_seconds,
+                                                             chain.checked()))
     if scene.revisions:
         name = revision_name(len(scene.revisions))
         run.storage.copy((scene.id, VIDEO), (scene.id, name))
@@ -149,6 +150,53 @@ async def _rendered(chain: Chain, reuse: Reuse) -> Reuse:
         reuse = _reuse(chain)
         await _render_chain(chain, reuse)
         return reuse
+
+
+async def _retaken(chain: Chain, reuse: Reuse) -> Reuse:
+    """The scene made again while its take fails the checks, as often as the plan's `qa: retake` allows and the
+    budget lets (see `_retake_due`): the failed take's files kept beside it (video.rejected1.mp4, ...), its jobs
+    rejected in the ledger, and each step made anew, a new job recorded before it is sent, as any."""
+    while _retake_due(chain):
+        take = _set_aside(chain)
+        found = take.checks.summary if take.checks else "no checks"
+        said = f"its take failed the checks ({found}); making it again ({take.number} of {chain.run.qa.retake})"
+        get_run_logger().warning("scene %r: %s", chain.scene.id, said)
+        report(chain.scene.id, said)
+        reuse = _reuse(chain)
+        await _render_chain(chain, reuse)
+    return reuse
+
+
+def _retake_due(chain: Chain) -> bool:
+    """Whether the scene's take failed its checks and is to be made again: retakes left, and the budget allows them
+    (the estimate with every retake within it, and the whole take within what is left); a take left as it is
+    says why in the scene's warnings."""
+    video, run, entry = chain.entry.files.get(VIDEO), chain.run, chain.entry
+    if video is None or video.checks is None or video.checks.verdict != "fail" or len(entry.rejected) >= run.qa.retake:
+        return False
+    usd = sum(Step(chain, number).usd for number in range(chain.steps))
+    if run.estimate.retakes_allowed and run.spend.fits(usd):
+        return True
+    why = (run.estimate.retakes_note() if not run.estimate.retakes_allowed else
+           f"a retake (${usd:.2f}) would take this run's spend past the budget ${run.spend.budget_usd or 0:.2f}")
+    chain.warnings.append(f"its take failed the checks and is not made again: {why}")
+    return False
+
+
+def _set_aside(chain: Chain) -> RejectedTake:
+    """The failed take's files kept under their own names (video.rejected1.mp4, ...), its jobs rejected: recorded
+    in the ledger before anything is made again."""
+    scene, storage, entry = chain.scene, chain.run.storage, chain.entry
+    number, kept = len(entry.rejected) + 1, {}
+    for name in [*FILENAMES.values(), *(revision_name(n) for n in range(len(scene.revisions) + 1))]:
+        record = entry.files.pop(name, None)
+        if record is not None:
+            kept_as = rejected_name(name, number)
+            storage.copy((scene.id, name), (scene.id, kept_as))
+            kept[kept_as] = record.model_copy(update={"url": storage.location(scene.id, kept_as)})
+    take = entry.retaken(kept)
+    chain.save()
+    return take
 
 
 def _refused(scene: ResolvedScene, error: ImageError) -> SceneResult:
@@ -392,11 +440,13 @@ class Booked:
 
 def _result(entry: SceneEntry, scene: ResolvedScene, warnings: list[str] | None = None,
             reused: int = 0) -> SceneResult:
+    video = entry.files.get(VIDEO)
     return SceneResult(
         id=scene.id, status="completed" if entry.status == "completed" else "failed",
-        job_ids=[j.id for j in entry.jobs if j.id and j.fingerprint in entry.steps], size=scene.size,
-        seconds=scene.total_seconds, files=entry.files, warnings=warnings or [], error=entry.error,
+        job_ids=[j.id for j in entry.jobs if j.id and j.fingerprint in entry.steps and j.status != "rejected"],
+        size=scene.size, seconds=scene.total_seconds, files=entry.files, warnings=warnings or [], error=entry.error,
         reused_jobs=reused, route=entry.route or scene.made_on, moves=[m.describe() for m in entry.moves],
+        qa=video.checks.verdict if video and video.checks else None, rejected=entry.rejected,
     )
 
 
@@ -424,7 +474,7 @@ def render_scene(plan: Plan, retry_failed: bool = False, fleet: bool = False) ->
 
         async def render() -> SceneResult:
             async with SceneRun.open(connections, storage, settings, costs, retry_failed) as run:
-                run.routes = routed
+                run.routes, run.qa = routed, plan.qa
                 run.expect([resolved])
                 run.fleet = fleet
                 return await run_scene(resolved, run)

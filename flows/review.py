@@ -46,6 +46,7 @@ from .render_scene import render_concurrently
 
 REDO, DROP = "redo", "drop"
 PROMPT_SUFFIX = " redo prompt"
+CHECKS_SAID = "Checks: "  # where a scene's field in the form says what the checks found in each take
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,19 @@ class Shot:
     def options(self) -> list[str]:
         return [f"take {number}" for number in self.finished] + [REDO, DROP]
 
-    def first_take(self, by: Literal["timeout", "first take"]) -> Choice:
-        return Choice(kind="keep", take=self.finished[0], by=by)
+    def first_take(self) -> Choice:
+        """What a review nobody answered keeps: the first finished take."""
+        return Choice(kind="keep", take=self.finished[0], by="timeout")
+
+    def best_take(self) -> Choice:
+        """The finished take the checks rate best (pass over warn over fail, then fewer findings; the first of
+        equals)."""
+        return Choice(kind="keep", take=min(self.finished, key=lambda number: self.takes[number - 1].rank),
+                      by="checks")
+
+    def checks_of(self, number: int) -> str:
+        """What the checks found in take `number`, in a few words."""
+        return self.takes[number - 1].qa_said or "not checked"
 
 
 def shots_of(scenes: list[ResolvedScene], results: list[SceneResult]) -> list[Shot]:
@@ -106,7 +118,7 @@ async def chosen_takes(shots: list[Shot], run: SceneRun, review: Review) -> list
         run.ledger.save_choices({**recorded, **{shot.id: ChoiceRecord(made_of=shot.made_of, choice=answered[shot.id])
                                                 for shot in open_shots if answered[shot.id].by == "review"}})
     else:
-        choices |= {shot.id: shot.first_take("first take") for shot in open_shots if len(shot.takes) > 1}
+        choices |= {shot.id: shot.best_take() for shot in open_shots if len(shot.takes) > 1}
     redone = await _redone([(shot, choice) for shot in shots if (choice := choices.get(shot.id)) and
                             choice.kind == REDO], run)
     results = [_picked(shot, choices.get(shot.id), redone.get(shot.id)) for shot in shots]
@@ -170,7 +182,7 @@ async def _answered(form: type[RunInput], shots: list[Shot], announcement: Annou
     except FlowPauseTimeout:
         logger.warning("nobody reviewed the takes by %s: each scene keeps its first take", announcement.deadline)
         await _running_again()
-        return ({shot.id: shot.first_take("timeout") for shot in shots},
+        return ({shot.id: shot.first_take() for shot in shots},
                 f"**Nobody answered** by {announcement.deadline}: each scene kept its first take.")
     choices = choices_from(answer.model_dump(by_alias=True), shots)
     for shot in shots:
@@ -202,9 +214,11 @@ def review_form(plan: str, shots: list[Shot], description: str, prompt_max_chars
     fields: dict[str, Any] = {}
     for number, shot in enumerate(shots):
         options: Any = Literal[tuple(shot.options)]
+        checked = " ".join(f"Take {n}: {shot.checks_of(n)}." for n in shot.finished)
         fields[f"scene_{number}"] = (options, Field(
             default=shot.options[0], alias=shot.id, title=shot.id,
-            description=f"Scene {shot.id!r}: the take to keep, a redo with the prompt below, or drop the scene."))
+            description=f"Scene {shot.id!r}: the take to keep, a redo with the prompt below, or drop the scene. "
+                        f"{CHECKS_SAID}{checked}"))
         fields[f"prompt_{number}"] = (str, Field(
             default=shot.scene.segments[0].prompt, alias=shot.id + PROMPT_SUFFIX, max_length=prompt_max_chars,
             min_length=1, title=f"{shot.id}: prompt of a redo", description="Used only when the scene is redone."))
@@ -263,7 +277,7 @@ def _takes(shots: list[Shot], storage: Storage) -> list[str]:
     lines = []
     for shot in shots:
         lines += [f"## {shot.id}", "", shot.scene.prompt, ""]
-        lines += [f"**take {n}**: ![take {n}]({url})" for n in shot.finished
+        lines += [f"**take {n}** ({shot.checks_of(n)}): ![take {n}]({url})" for n in shot.finished
                   if (url := thumbnail_of(shot.takes[n - 1], storage))]
         lines.append("")
     return lines
@@ -271,11 +285,13 @@ def _takes(shots: list[Shot], storage: Storage) -> list[str]:
 
 @dataclass(frozen=True)
 class Question:
-    """One scene of a paused review: its choices (the first is the default) and the prompt a redo starts from."""
+    """One scene of a paused review: its choices (the first is the default), the prompt a redo starts from, and what
+    the checks found in each take."""
 
     scene: str
     options: list[str]
     prompt: str
+    checks: str = ""
 
 
 @dataclass(frozen=True)
@@ -288,7 +304,8 @@ class PausedReview:
     @property
     def questions(self) -> list[Question]:
         fields = self.schema["properties"]
-        return [Question(name, list(field["enum"]), str(fields[name + PROMPT_SUFFIX]["default"]))
+        return [Question(name, list(field["enum"]), str(fields[name + PROMPT_SUFFIX]["default"]),
+                         str(field.get("description", "")).partition(CHECKS_SAID)[2])
                 for name, field in fields.items() if "enum" in field]
 
     def answer(self, choices: dict[str, str], prompts: dict[str, str] | None = None) -> None:

@@ -213,6 +213,8 @@ def review_command(plan: PlanArgument) -> None:
         choices, prompts = {}, {}
         for question in waiting.questions:
             typer.echo(printable(f"scene {question.scene!r}: {question.prompt}"))
+            if question.checks:
+                typer.echo(printable(f"  checks: {question.checks}"))
             choices[question.scene] = Prompt.ask("  keep, redo or drop", choices=question.options,
                                                  default=question.options[0])
             if choices[question.scene] == "redo":
@@ -300,6 +302,8 @@ def _print_estimate(costs: Estimate, every_scene: bool) -> None:
     if costs.worst_usd is not None:
         console.print(f"At most ${costs.worst_usd:.2f} if every scene is paid on every route it may take (each "
                       "route's attempt paid, the last delivered)", markup=False)
+    if (retakes := costs.retakes_note()) is not None:
+        console.print(f"Retakes (qa: retake): {retakes}", markup=False)
     _print_notes((s.id, s.notes) for s in costs.scenes)
 
 
@@ -506,15 +510,16 @@ def _print_result(result: PlanResult) -> None:
     chosen = any(scene.choice for scene in result.scenes)
     routed = len(result.provider.split(", ")) > 1 or any(scene.moves for scene in result.scenes)  # (routes)
     listed = (result.scenes if len(result.scenes) <= LISTED_SCENES
-              else [scene for scene in result.scenes if scene.status != "completed" or scene.moves])
+              else [scene for scene in result.scenes if scene.status != "completed" or scene.moves
+                    or scene.qa not in (None, "pass")])
     table = _table(f"{result.plan} on {result.provider}",
                    ("scene", "status", *(("route",) if routed else ()), "seconds", *(("choice",) if chosen else ()),
-                    "video"))
+                    "qa", "video"))
     for scene in listed:
         video = scene.files.get("video.mp4")
         choice = (scene.choice.describe() if scene.choice else "-",) if chosen else ()
         table.add_row(scene.id, scene.status, *((scene.route,) if routed else ()), str(scene.seconds), *choice,
-                      video.url if video else "-")
+                      scene.qa_said or "-", video.url if video else "-")
     console = Console(stderr=False, soft_wrap=True)
     if listed:
         console.print(table)
@@ -797,6 +802,8 @@ def sandbox(
                                                 "credit.")] = False,
     down_seconds: Annotated[float, typer.Option(help="Answer every request 503 for this long after starting, as in "
                                                 "an outage.")] = 0,
+    defect_rate: Annotated[float, typer.Option(help="Share of jobs made defective at random (black, frozen, silent, "
+                                               "short, off-reference or flash), for soak tests.")] = 0,
 ) -> None:
     """Serve a provider's video API locally (the dialect of --profile), for demos, tests and benchmarks."""
     from .sandbox import Faults, Sandbox, SandboxConfig, serve_sandbox
@@ -810,7 +817,7 @@ def sandbox(
             slow_seconds=slow_seconds, seed=seed, state_dir=state_dir, webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             api_keys=frozenset(api_key) if api_key else None, refuse=refuse or [], retired=retire or [],
-            out_of_credit=out_of_credit, down_seconds=down_seconds,
+            out_of_credit=out_of_credit, down_seconds=down_seconds, defect_rate=defect_rate,
         )
     except ValueError as e:
         raise fail(_one_line(e)) from None

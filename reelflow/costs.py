@@ -34,10 +34,18 @@ class SceneCost(BaseModel):
     reused: int = Field(default=0, description="Jobs taken from earlier runs on the same output: not paid again.")
     price_per_second: float = Field(description="USD per second of output.")
     notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the scene.")
+    retakes: int = Field(default=0, description="Times it may be made again, whole, should its take fail the "
+                         "checks (the plan's `qa: retake`).")
+    take_seconds: int = Field(default=0, description="Seconds of output paid for by one whole take (a retake).")
 
     @property
     def usd(self) -> float:
         return round(self.billed_seconds * self.price_per_second, 4)
+
+    @property
+    def retakes_usd(self) -> float:
+        """What its retakes cost at most."""
+        return round(self.retakes * self.take_seconds * self.price_per_second, 4)
 
 
 class Estimate(BaseModel):
@@ -51,6 +59,30 @@ class Estimate(BaseModel):
     @property
     def total_usd(self) -> float:
         return round(sum(s.usd for s in self.scenes), 4)
+
+    @property
+    def retakes_usd(self) -> float:
+        """What the retakes cost should every scene's take fail its checks every time (`qa: retake`)."""
+        return round(sum(s.retakes_usd for s in self.scenes), 4)
+
+    @property
+    def with_retakes_usd(self) -> float:
+        """The worst case with retakes: the estimate and every retake the plan allows."""
+        return round(self.total_usd + self.retakes_usd, 4)
+
+    @property
+    def retakes_allowed(self) -> bool:
+        """Retakes are made only when the estimate with all of them stays within the budget."""
+        return self.budget_usd is None or self.with_retakes_usd <= self.budget_usd + 1e-9
+
+    def retakes_note(self) -> str | None:
+        """What the retakes may cost, and whether the budget lets them be made; None without retakes."""
+        if not self.retakes_usd:
+            return None
+        if self.retakes_allowed:
+            return f"with retakes at most ${self.with_retakes_usd:.2f}"
+        return (f"with retakes ${self.with_retakes_usd:.2f}, over the budget ${self.budget_usd or 0:.2f}: a take that "
+                "fails its checks is not made again")
 
     def cost_of(self, scene_id: str) -> SceneCost:
         """By id, in constant time: every scene of a long plan asks for its own."""
@@ -85,7 +117,7 @@ def estimate(plan: Plan, scenes: list[ResolvedScene], profiles: Profiles, settin
     output's ledger already has), only what is left to pay."""
     budgets = [b for b in (plan.budget_usd, settings.budget_usd) if b is not None]
     return Estimate(provider=", ".join(p.name for p in _listed(profiles)),
-                    scenes=_scene_costs(scenes, profiles, settings, reuse or {}),
+                    scenes=_scene_costs(scenes, profiles, settings, reuse or {}, plan.qa.retake),
                     budget_usd=min(budgets) if budgets else None)
 
 
@@ -99,19 +131,21 @@ def _listed(profiles: Profiles) -> list[ProviderProfile]:
 
 
 def _scene_costs(scenes: list[ResolvedScene], profiles: Profiles, settings: Settings,
-                 reuse: Mapping[str, Reuse]) -> list[SceneCost]:
+                 reuse: Mapping[str, Reuse], retakes: int = 0) -> list[SceneCost]:
     listed = _listed(profiles)
     by_name = {profile.name: profile for profile in listed}
     priced = [(s, by_name.get(s.provider, listed[0])) for s in scenes]
     return [_scene_cost(s, profile.name, reuse.get(s.id, Reuse(len(s.segments) + len(s.revisions))),
-                        price_per_second(profile, s.model, s.size, settings)) for s, profile in priced]
+                        price_per_second(profile, s.model, s.size, settings)).model_copy(update={"retakes": retakes})
+            for s, profile in priced]
 
 
 def _scene_cost(scene: ResolvedScene, provider: str, reuse: Reuse, price: float) -> SceneCost:
     seconds = [segment.seconds for segment in scene.segments] + [scene.total_seconds] * len(scene.revisions)
     return SceneCost(id=scene.id, provider=provider, model=scene.model, size=scene.size, seconds=scene.total_seconds,
                      billed_seconds=sum(seconds[step] for step in reuse.paid), jobs=len(reuse.paid),
-                     reused=reuse.from_earlier_runs, price_per_second=price, notes=[*scene.notes, *reuse.notes])
+                     reused=reuse.from_earlier_runs, price_per_second=price, notes=[*scene.notes, *reuse.notes],
+                     take_seconds=sum(seconds))
 
 
 class Spend:
@@ -126,3 +160,7 @@ class Spend:
             raise BudgetExceeded(f"{what} (${usd:.2f}) would take this run's spend to ${self.usd + usd:.2f}, "
                                  f"past the budget ${self.budget_usd:.2f}; not submitted")
         self.usd = round(self.usd + usd, 4)
+
+    def fits(self, usd: float) -> bool:
+        """Whether `usd` more stays within the budget."""
+        return self.budget_usd is None or self.usd + usd <= self.budget_usd + 1e-9

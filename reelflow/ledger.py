@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .errors import StorageError
 from .plans import ResolvedScene
-from .results import Choice, FileRecord, Paid
+from .results import Choice, FileRecord, Paid, RejectedTake
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -27,17 +27,19 @@ LEDGER_FOLDER = "ledger"
 Record = TypeVar("Record", bound=BaseModel)
 
 
-JobStatus = Literal["submitting", "created", "completed", "failed", "expired", "unknown", "gone"]
+JobStatus = Literal["submitting", "created", "completed", "failed", "expired", "unknown", "gone", "rejected"]
 # The job's state machine: where each status may move, and nowhere else. Only the ledger moves a job (the methods
 # of JobRecord below), and `needs_new_job` is the one rule for paying for a step again.
 MOVES: dict[JobStatus, frozenset[JobStatus]] = {
     "submitting": frozenset({"created", "unknown", "failed"}),  # answered; answer lost; refused in a batch
     "created": frozenset({"completed", "failed", "gone", "expired"}),  # gone: the provider forgot it (404)
-    "completed": frozenset({"completed", "expired", "gone"}),  # asked again; its files gone; the job forgotten
+    "completed": frozenset({"completed", "expired", "gone", "rejected"}),  # asked again; its files gone; the job
+    # forgotten; its take failed the checks and is made again (`qa: retake`)
     "unknown": frozenset({"created", "failed"}),  # adopted by hand; or made again, knowingly (--retry-unknown)
     "gone": frozenset({"created"}),  # adopted by hand (--retry-failed makes a new job instead)
     "failed": frozenset(),  # a new job is made instead, when `needs_new_job` says so
     "expired": frozenset(),
+    "rejected": frozenset(),  # its step is made again: a new job, recorded before it is sent, like any
 }
 
 
@@ -109,6 +111,10 @@ class JobRecord(BaseModel):
         jobs cost nothing (the embedded sandbox) its files are merely expired, and it is made again."""
         self._move("expired" if free else "gone", error)
 
+    def rejected(self) -> None:
+        """Made, but its take failed the checks: the step is made again (a retake, a new paid job)."""
+        self._move("rejected")
+
     def expired(self) -> None:
         """Its files are gone from the provider (or its step is paid again): a new job makes them."""
         self._move("expired")
@@ -126,7 +132,7 @@ def needs_new_job(record: JobRecord | None, retry_failed: bool) -> bool:
     if record is None:
         return True
     match record.status:
-        case "expired":
+        case "expired" | "rejected":
             return True
         case "failed":
             return record.transient or retry_failed
@@ -162,6 +168,9 @@ class SceneEntry(BaseModel):
     route: str = Field(default="", description="The route it is (or was last) made on.")
     moves: list[RouteMove] = Field(default_factory=list, description="Each time it left a route for the next, "
                                    "and why.")
+    rejected: list[RejectedTake] = Field(default_factory=list, description="Its takes that failed the checks and "
+                                         "were made again (their jobs rejected, their files kept under their own "
+                                         "names).")
 
     def current(self, step: int) -> JobRecord | None:
         """The latest job made for `step` as it is now (its fingerprint), if any."""
@@ -192,6 +201,16 @@ class SceneEntry(BaseModel):
     def failed(self, error: str, transient: bool) -> None:
         """The scene failed; `transient`: no verdict on it (a later run renders it without being asked)."""
         self.status, self.error, self.transient = "failed", error, transient
+
+    def retaken(self, files: dict[str, FileRecord]) -> RejectedTake:
+        """Its take failed the checks and is made again: the jobs of its chain rejected (so each step gets a new
+        one, recorded before it is sent), its files (`files`, under their kept names) kept in the record."""
+        take = RejectedTake(number=len(self.rejected) + 1, jobs=[job.id for job in self.chain() if job.id],
+                            files=files)
+        for job in self.chain():
+            job.rejected()
+        self.rejected.append(take)
+        return take
 
     def moved(self, reason: str) -> None:
         """The scene leaves its route for the next (its jobs there stay: they are paid)."""

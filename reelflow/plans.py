@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from ._names import SAFE_NAME_RULE, is_safe_name
 from ._yamlfile import load_yaml
 from .errors import ImageError, PlanError
+from .media.checks import Thresholds
 from .media.images import Crop, read_info
 from .profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, Quantity, dimensions_of, frame_of
 from .prompts import PromptFields, StyleBlock, compose, continuation, drift, negatives_of
@@ -23,6 +24,7 @@ Fit = Literal["cover", "pad", "stretch"]
 RevisionKind = Literal["edit", "remix"]
 MAX_SEED = 4_294_967_295
 MAX_TAKES = 8
+MAX_RETAKES = 3
 
 
 class _Model(BaseModel):
@@ -166,7 +168,8 @@ class Scene(Framing):
         default_factory=list, description="Edits and remixes of the finished video, in order; each result is kept, "
         "the last is the scene's video.")
     takes: int = Field(default=1, ge=1, le=MAX_TAKES, strict=True, description="Versions of the shot to make, each "
-                       "a job of its own (with a seed: seed, seed+1, ...); a review picks one, else the first is used.")
+                       "a job of its own (with a seed: seed, seed+1, ...); a review picks one, else the best by the "
+                       "checks.")
     provider: ProfileName | None = Field(default=None, description="Render it only on the plan's routes of this "
                                          "provider (on this provider alone when the plan has none of it).")
     route: str | None = Field(default=None, description="Render it only on the plan's route of this name.")
@@ -186,6 +189,18 @@ class LoudnessGoal(_Model):
 
     integrated_lufs: float = Field(default=-14, ge=-40, le=-5, description="Integrated loudness, LUFS.")
     true_peak_dbtp: float = Field(default=-1, ge=-9, le=0, description="The most a true peak may reach, dBTP.")
+
+
+class TakeChecks(Thresholds):
+    """How each delivered take is checked (black, frozen, flashes, silence, loudness, length, its reference
+    images, its joins: thresholds as `reelflow check` has them), and what a failed take leads to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retake: int = Field(default=0, ge=0, le=MAX_RETAKES, strict=True, description="Times a scene whose take fails "
+                        "the checks is made again (each a new paid job, counted in the estimate's worst case and "
+                        "made only while that stays within the budget); the failed take's files are kept beside "
+                        "it (video.rejected1.mp4, ...).")
 
 
 class Plan(_Model):
@@ -221,6 +236,8 @@ class Plan(_Model):
                          "prompt, or dropping it.")
     review_timeout_seconds: int = Field(default=3600, gt=0, strict=True, description="How long a review waits; then "
                                         "every scene keeps its first take.")
+    qa: TakeChecks = Field(default_factory=TakeChecks, description="The checks of every delivered take (they always "
+                           "run; this sets their thresholds) and how often a failed take is made again.")
     mode: Literal["direct", "batch"] = Field(
         default="direct", description="batch: every scene's first job goes through the provider's Batch API, as "
         "one batch (an offline queue); the rest of each scene as usual.")

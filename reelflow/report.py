@@ -103,7 +103,7 @@ def remember_card(sha256: str, image: Image.Image) -> None:
 
 def table_rows(result: PlanResult, estimate: Estimate) -> list[dict[str, object]]:
     """The scene table's rows: scene, status and error first (the columns a page shows before it scrolls)."""
-    return [{"scene": r.id, "status": r.status, "error": r.error or "", "route": r.routing or r.route,
+    return [{"scene": r.id, "status": r.status, "error": r.error or "", "qa": r.qa_said, "route": r.routing or r.route,
              "choice": r.choice.describe() if r.choice else "", "duration_s": r.seconds, "size": r.size,
              "audio": bool(r.video and r.video.audio),
              "loudness_lufs": r.video.loudness_lufs if r.video else None, "cost_usd": estimate.cost_of(r.id).usd,
@@ -129,6 +129,7 @@ def markdown_summary(result: PlanResult, estimate: Estimate, pictures: dict[str,
         lines += ["", f"The first {len(shown)} of {len(pictures)} scenes' pictures; `report.html` shows every one."]
     lines += ["", *(f"- **{r.id}**: {r.routing}" for r in result.scenes if r.moves)]
     lines += [*(f"- **{r.id}** failed: {r.error}" for r in result.failed)]
+    lines += [*(f"- **{r.id}** QA: {r.qa_said}" for r in result.scenes if r.qa not in (None, "pass") or r.rejected)]
     if result.reel:
         lines.append(f"- The reel: `{result.reel.url}`")
     return "\n".join(lines)

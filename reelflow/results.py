@@ -6,6 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .media.checks import TakeCheck
+
+Verdict = Literal["pass", "warn", "fail"]
+RANKS: tuple[Verdict, ...] = ("pass", "warn", "fail")
+
 
 class FileRecord(BaseModel):
     url: str = Field(description="Where the file is, as an fsspec URL.")
@@ -15,6 +20,27 @@ class FileRecord(BaseModel):
     audio: bool | None = Field(default=None, description="Whether a video has a sound track.")
     loudness_lufs: float | None = Field(default=None, description="A video's integrated loudness (EBU R 128).")
     job: str | None = Field(default=None, description="The provider's job whose video it is, or was made from.")
+    checks: TakeCheck | None = Field(default=None, description="What the take checks found in a scene's video, as "
+                                     "it was delivered.")
+
+
+class RejectedTake(BaseModel):
+    """A take that failed its checks and was made again (`qa: retake`): its jobs, and its files, kept beside the
+    scene's under their own names (video.rejected1.mp4, ...)."""
+
+    number: int = Field(description="1: the first take made again.")
+    jobs: list[str] = Field(description="Its jobs, in order.")
+    files: dict[str, FileRecord] = Field(default_factory=dict, description="Its files by their kept names.")
+
+    @property
+    def checks(self) -> TakeCheck | None:
+        return next((record.checks for record in self.files.values() if record.checks is not None), None)
+
+
+def rejected_name(name: str, number: int) -> str:
+    """Where a file of a take made again is kept: `video.mp4` -> `video.rejected1.mp4`."""
+    stem, dot, extension = name.rpartition(".")
+    return f"{stem}.rejected{number}{dot}{extension}" if dot else f"{name}.rejected{number}"
 
 
 class Choice(BaseModel):
@@ -23,13 +49,13 @@ class Choice(BaseModel):
     kind: Literal["keep", "redo", "drop"]
     take: int | None = Field(default=None, description="The take kept (1: the first).")
     prompt: str | None = Field(default=None, description="A redo's prompt.")
-    by: Literal["review", "earlier review", "timeout", "first take"] = Field(
+    by: Literal["review", "earlier review", "timeout", "checks"] = Field(
         description="Who chose: a person (now or in an earlier run), a review that timed out, or nobody (no review: "
-        "the first take).")
+        "the best take by the checks, pass over warn over fail, then fewer findings, then the first).")
 
     def describe(self) -> str:
         what = {"keep": f"take {self.take} kept", "redo": "redone", "drop": "dropped"}[self.kind]
-        return f"{what} ({self.by})"
+        return f"{what} ({'best by the checks' if self.by == 'checks' else self.by})"
 
 
 class SceneResult(BaseModel):
@@ -49,6 +75,29 @@ class SceneResult(BaseModel):
     choice: Choice | None = None
     route: str = Field(default="", description="Where it was rendered (or last tried): the provider and model.")
     moves: list[str] = Field(default_factory=list, description="Each route it left for the next, and why.")
+    qa: Verdict | None = Field(default=None, description="Its video's verdict by the take checks (the findings are "
+                               "its video's `checks`); none when nothing was delivered.")
+    rejected: list[RejectedTake] = Field(default_factory=list, description="Its takes that failed their checks and "
+                                         "were made again.")
+
+    @property
+    def checks(self) -> TakeCheck | None:
+        """What the checks found in its video."""
+        return self.video.checks if self.video else None
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """How good a take is by its checks, lower better: pass, warn, fail (or unchecked), then fewer findings."""
+        checks = self.checks
+        if checks is None:
+            return len(RANKS), 0
+        return RANKS.index(checks.verdict), len(checks.findings)
+
+    @property
+    def qa_said(self) -> str:
+        """The QA column: `pass`, `fail: black 0.0-1.5 s; ...`, with `(retaken 1x)` when it was made again."""
+        said = self.checks.summary if self.checks else ""
+        return said + (f" (retaken {len(self.rejected)}x)" if self.rejected else "")
 
     @property
     def routing(self) -> str:

@@ -22,7 +22,7 @@ from reelflow.results import FileRecord
 from reelflow.storage import Storage
 
 from ._retry import DEFAULT_RETRIES, transient_only
-from .videos import VIDEO, Expected, described, pictures_of, published, verify_video
+from .videos import VIDEO, Checked, Expected, described, pictures_of, published, verify_video
 
 REEL = "reel.mp4"
 
@@ -62,24 +62,35 @@ def assemble_reel(storage: Storage, scene_ids: list[str], spec: ReelSpec, video:
 
 @task(name="stitch", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
 async def stitch(storage: Storage, scene: ResolvedScene, clips: list[str],
-                 crossfade_seconds: float = DEFAULT_CROSSFADE_SECONDS) -> dict[str, FileRecord]:
+                 crossfade_seconds: float = DEFAULT_CROSSFADE_SECONDS, checked: Checked | None = None
+                 ) -> dict[str, FileRecord]:
     """Join a scene's clips (names in its folder), each continuing from the last frame of the one before,
-    into its video.mp4, every join without a repeated frame; then make its thumbnail and spritesheet."""
-    records = await asyncio.to_thread(_stitched, storage, scene, clips, crossfade_seconds)
+    into its video.mp4, every join without a repeated frame, `checked` (its joins too) before it is put in place;
+    then make its thumbnail and spritesheet."""
+    records = await asyncio.to_thread(_stitched, storage, scene, clips, Stitching(crossfade_seconds, checked))
     get_run_logger().info("scene %r: %d clips stitched", scene.id, len(clips))
     return records
 
 
-def _stitched(storage: Storage, scene: ResolvedScene, clips: list[str], crossfade_seconds: float
-              ) -> dict[str, FileRecord]:
+@dataclass(frozen=True)
+class Stitching:
+    """How a scene's clips are joined (the sound's fade at each join), and how the result is checked."""
+
+    crossfade_seconds: float
+    checked: Checked | None
+
+
+def _stitched(storage: Storage, scene: ResolvedScene, clips: list[str], how: Stitching) -> dict[str, FileRecord]:
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir, contextlib.ExitStack() as stack:
         target = Path(workdir) / VIDEO
-        options = JoinOptions(seamless=True, crossfade_seconds=crossfade_seconds)
+        options = JoinOptions(seamless=True, crossfade_seconds=how.crossfade_seconds)
         join_clips([stack.enter_context(storage.open(scene.id, clip)) for clip in clips], target, options)
         info = probe(target)
         frame_seconds = 1 / info.rate if info and info.rate else 0.0
         read = verify_video(target, f"scene {scene.id!r}: the stitched video", Expected(
-            scene.dimensions, scene.total_seconds, 0.5 + (len(clips) - 1) * frame_seconds))
-        records = {VIDEO: described(published(target, storage, scene.id, VIDEO), target, read)}
+            scene.dimensions, None if how.checked else scene.total_seconds, 0.5 + (len(clips) - 1) * frame_seconds))
+        checks = how.checked.of(target) if how.checked else None
+        video = published(target, storage, scene.id, VIDEO).model_copy(update={"checks": checks})
+        records = {VIDEO: described(video, target, read)}
         records.update(pictures_of(target, storage, scene.id, ["thumbnail", "spritesheet"]))
         return records

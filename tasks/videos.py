@@ -33,6 +33,7 @@ from reelflow.errors import (
     UnknownJobError,
     VideoFailedError,
 )
+from reelflow.media.checks import Expectation, TakeCheck, Thresholds, check_take
 from reelflow.media.sound import loudness_of
 from reelflow.media.video import VideoInfo, probe, sprite_tiles, spritesheet_jpeg, thumbnail_webp
 from reelflow.progress import Watch, report
@@ -289,11 +290,24 @@ class Progress:
 
 @dataclass(frozen=True)
 class Expected:
-    """What a downloaded video must be: its size and length (a stitched one may be a few frames short)."""
+    """What a downloaded video must be: its size and length (a stitched one may be a few frames short); without a
+    length, as long as its header says (a take's length against its order is for its checks to judge)."""
 
     size: tuple[int, int]
-    seconds: float
+    seconds: float | None
     tolerance_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class Checked:
+    """How a scene's video is checked as it is delivered (see `reelflow.media.checks`): what it should be, and the
+    plan's thresholds."""
+
+    expect: Expectation
+    thresholds: Thresholds
+
+    def of(self, video: Path) -> TakeCheck:
+        return check_take(video, self.expect, self.thresholds)
 
 
 class Fetched:
@@ -307,7 +321,8 @@ class Fetched:
 class Delivery:
     """What a finished job leaves in its scene's folder: `files` (output name -> variant) fetched from the
     provider and verified against `expected`, and `made`, the pictures the provider does not serve, made here
-    from its video. `fetched` holds what is in place so far, so a retry fetches only the rest."""
+    from its video; a scene's video is `checked` as it arrives. `fetched` holds what is in place so far, so a retry
+    fetches only the rest."""
 
     scene_id: str
     storage: Storage
@@ -315,6 +330,7 @@ class Delivery:
     expected: Expected
     made: tuple[Variant, ...] = ()
     fetched: Fetched = field(default_factory=Fetched)
+    checked: Checked | None = None
 
 
 @task(name="download", cache_policy=NO_CACHE, retry_condition_fn=transient_only, **DEFAULT_RETRIES)
@@ -345,7 +361,8 @@ async def deliver(gateway: Gateway, video: JobState, delivery: Delivery) -> dict
 
 async def _fetch(gateway: Gateway, video: JobState, name: str, delivery: Delivery) -> dict[str, FileRecord]:
     """Stream one variant to a local file, verify it, and move it into place; from the video, first make the
-    pictures the provider does not serve. Each file records the job it comes from."""
+    pictures the provider does not serve, and check a scene's video (the file just written: read once more from the
+    local disk, never downloaded again). Each file records the job it comes from."""
     variant, storage, scene_id = delivery.files[name], delivery.storage, delivery.scene_id
     with tempfile.TemporaryDirectory(prefix="reelflow-") as workdir:
         local = Path(workdir) / "content"
@@ -356,8 +373,11 @@ async def _fetch(gateway: Gateway, video: JobState, name: str, delivery: Deliver
                                        delivery.expected, got.sha256)
         made = (await asyncio.to_thread(pictures_of, local, storage, scene_id, delivery.made, video.id)
                 if variant == "video" and delivery.made else {})
+        checks = (await asyncio.to_thread(delivery.checked.of, local)
+                  if variant == "video" and delivery.checked else None)
         await asyncio.to_thread(storage.publish, local, scene_id, name)
-        record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256, job=video.id)
+        record = FileRecord(url=storage.location(scene_id, name), bytes=got.bytes, sha256=got.sha256, job=video.id,
+                            checks=checks)
         return {name: record if info is None else await asyncio.to_thread(described, record, local, info), **made}
 
 
@@ -401,11 +421,15 @@ def published(local: Path, storage: Storage, *parts: str) -> FileRecord:
 
 
 def described(record: FileRecord, video: Path, info: VideoInfo) -> FileRecord:
-    """A video's record with what a player would report of it: its length, whether it has sound, how loud."""
-    loudness = loudness_of(video) if info.audio else None
-    return record.model_copy(update={
-        "seconds": round(info.seconds, 3), "audio": info.audio,
-        "loudness_lufs": round(loudness.integrated_lufs, 1) if loudness and loudness.integrated_lufs > -70 else None})
+    """A video's record with what a player would report of it: its length, whether it has sound, how loud (as its
+    checks measured it, when it was checked: its sound is not decoded again)."""
+    lufs: float | None = None
+    if info.audio and record.checks is not None:
+        lufs = record.checks.loudness_lufs
+    elif info.audio and (loudness := loudness_of(video)) is not None:
+        lufs = loudness.integrated_lufs
+    return record.model_copy(update={"seconds": round(info.seconds, 3), "audio": info.audio,
+                                     "loudness_lufs": round(lufs, 1) if lufs is not None and lufs > -70 else None})
 
 
 def verify(local: Path, variant: Variant, what: str, expected: Expected, sha256: str) -> VideoInfo | None:
@@ -427,12 +451,14 @@ def verify(local: Path, variant: Variant, what: str, expected: Expected, sha256:
 
 
 def verify_video(local: Path, what: str, expected: Expected) -> VideoInfo:
-    """A video read whole, of the expected size and length (by its header and by its frames), as read."""
+    """A video read whole, of the expected size and length (by its header and by its frames: frames missing from
+    what the header says are a broken download), as read."""
     info = probe(local, read_all=True)
     shown = info.frames / info.rate if info and info.rate else 0.0  # what was read, not what the header says
-    if info is None or info.size != expected.size or max(abs(info.seconds - expected.seconds), abs(
-            shown - expected.seconds)) > expected.tolerance_seconds:
+    wanted = expected.seconds if expected.seconds is not None else info.seconds if info else 0.0
+    if info is None or info.size != expected.size or max(abs(info.seconds - wanted), abs(
+            shown - wanted)) > expected.tolerance_seconds:
         found = "undecodable" if info is None else f"{info.size[0]}x{info.size[1]}, {info.seconds:.2f} s"
         raise TransientApiError(f"{what} is {found}; expected {expected.size[0]}x{expected.size[1]}, "
-                                f"{expected.seconds:g} s")
+                                f"{wanted:g} s" + (" (as its header says)" if expected.seconds is None else ""))
     return info

@@ -32,6 +32,7 @@ def job(status: JobStatus, transient: bool = False) -> JobRecord:
     ("failed", False, True, True),
     ("gone", False, False, False),  # the provider forgot it: a new job is the user's decision
     ("gone", False, True, True),
+    ("rejected", False, False, True),  # made, but its take failed the checks: a retake is a new job
 ])
 def test_a_step_pays_for_a_new_job_only_when_the_rule_says(status: JobStatus, transient: bool, retry_failed: bool,
                                                           pays: bool) -> None:
@@ -54,6 +55,7 @@ MOVED_BY = {  # each move of the state machine, as the ledger's methods make it
     "unknown": lambda record: record.lost("its answer was lost"),
     "gone": lambda record: record.forgotten("404", free=False),
     "expired": lambda record: record.expired(),
+    "rejected": lambda record: record.rejected(),
 }
 
 
@@ -87,6 +89,20 @@ def test_only_an_intent_is_withdrawn() -> None:
     made.created("job-1")
     with pytest.raises(LedgerStateError):
         entry.withdraw(made)
+
+
+def test_a_retake_rejects_the_take_s_jobs_and_its_steps_get_new_ones_recorded_first() -> None:
+    entry = SceneEntry(scene="a", fingerprint="f", steps=["s0", "s1"])
+    for step in (0, 1):
+        made = entry.intend(step, 0.4)
+        made.created(f"job-{step}")
+        made.finished(expires_at=None, billed_usd=None)
+    take = entry.retaken({})
+    assert (take.number, take.jobs) == (1, ["job-0", "job-1"])
+    assert [job.status for job in entry.jobs] == ["rejected", "rejected"]
+    assert all(needs_new_job(entry.current(step), retry_failed=False) for step in (0, 1))
+    again = entry.intend(0, 0.4)  # the retake's first job: an intent, before anything is sent
+    assert entry.current(0) is again and again.status == "submitting"
 
 
 TARGET = r"[\w.\[\]]+"  # a name, an attribute, an item

@@ -26,7 +26,7 @@ from ..providers._registry import pose_of
 from ._config import SandboxConfig
 from ._fetch import FetchFailed, fetch_image
 from ._limits import RequestBucket, check_concurrency
-from ._media import Recipe, render
+from ._media import DEFECTS, Defect, Recipe, render
 from ._problems import ApiProblem, not_found
 from ._routes import Routes
 from ._state import Job, JobKind, SandboxState, new_id, now, request_record
@@ -37,6 +37,9 @@ BLOCKED_MARKER = "[blocked]"
 MODERATION = {"code": "moderation_blocked", "message": "Your request was blocked by our moderation system."}
 FAILS_ONCE_MARKER = "[fails-once]"  # the first job with this prompt fails as a server-side error would
 SERVER_ERROR = {"code": "internal_error", "message": "The video could not be generated. Please try again."}
+# `[black]`, `[frozen]`, ...: the first job of such a prompt is made defective (and reported a success, as a
+# provider does); later ones with the same prompt are clean, so a retake can be seen to work.
+DEFECT_MARKERS: dict[str, Defect] = {f"[{defect}]": defect for defect in DEFECTS}
 VARIANT_FILES = {"video": ("video.mp4", "video/mp4"), "thumbnail": ("thumbnail.webp", "image/webp"),
                  "spritesheet": ("spritesheet.jpg", "image/jpeg")}
 
@@ -103,6 +106,9 @@ class Sandbox:
         self.images_fetched: Counter[str] = Counter()  # reference images given by URL: "data", "http", "refused"
         self._renders: dict[str, asyncio.Task[None]] = {}
         self._failed_once: set[str] = set()
+        self._spoiled: set[str] = set()  # prompts whose first job was made defective
+        self._defect_rng = random.Random(f"defects:{config.seed}")  # (apart from the fault draws)
+        self.defects: Counter[str] = Counter()  # defective jobs made, by defect
         self._timers: set[asyncio.Task[None]] = set()
         self.pose: Pose = posed(self)
 
@@ -222,13 +228,28 @@ class Sandbox:
         created = now()
         job = Job(
             id=job_id or new_id("video_"), kind=kind, seq=self.state.next_seq(), created_at=created,
-            finishes_at=created + self.config.job_seconds, model=model, prompt=prompt, recipe=self._varied(recipe),
+            finishes_at=created + self.config.job_seconds, model=model, prompt=prompt,
+            recipe=self._varied(recipe).model_copy(update={"defect": self._defect_of(prompt)}),
             failure=self._failure_of(prompt), request=request_record(request or {}), **extra,
         )
         self.state.save_job(job)
         self.jobs_created[kind] += 1
         self._schedule_end(job)
         return job
+
+    def _defect_of(self, prompt: str) -> Defect | None:
+        """What is wrong with the job's video: its prompt's defect marker's, for the first job of that prompt; else,
+        at `defect_rate`, one drawn at random; else nothing."""
+        marked = next((defect for marker, defect in DEFECT_MARKERS.items() if marker in prompt), None)
+        defect: Defect | None = None
+        if marked is not None and prompt not in self._spoiled:
+            self._spoiled.add(prompt)
+            defect = marked
+        elif marked is None and self.config.defect_rate and self._defect_rng.random() < self.config.defect_rate:
+            defect = self._defect_rng.choice(DEFECTS)
+        if defect is not None:
+            self.defects[defect] += 1
+        return defect
 
     def _varied(self, recipe: Recipe) -> Recipe:
         """A generation is not repeatable: the same request made again looks and sounds different, as on a real
@@ -307,5 +328,6 @@ class Sandbox:
             "limited_at_seconds": list(self.limited_at),
             "character_uses": dict(self.character_uses),
             "images_fetched": dict(self.images_fetched),
+            "defects": dict(self.defects),
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
         }

@@ -77,6 +77,9 @@ class SandboxConfig(BaseModel):
                                "answered 404, as for a model retired.")
     out_of_credit: bool = Field(default=False, description="Every create answered 402, as for an account out of "
                                 "credit.")
+    defect_rate: float = Field(default=0, ge=0, le=1, description="Share of jobs whose video is made defective at "
+                               "random (black, frozen, silent, short, off-reference or flash), for soak tests; "
+                               "a prompt marker (`[black]`, ...) makes its first job so in any case.")
     down_seconds: float = Field(default=0, ge=0, description="Every request answered 503 for this long after it "
                                 "starts, as in an outage.")
 

@@ -8,7 +8,10 @@ frame for frame and sample for sample.
 What it shows is checkable: each segment a backdrop (its reference image, or shapes in colours drawn from its
 prompt) with a moving square; at every whole second but the first, a white bar at the top of the frame and,
 in the sound, a 2 kHz pulse of 10 ms over the segment's own tone (its pitch drawn from its prompt), so that
-sync and continuity can be measured after any join. Frames are drawn in YUV, the way the encoder takes them
+sync and continuity can be measured after any join. A job may be made *defective* on purpose (its recipe's
+`defect`), as a provider's take sometimes is though it reports success: black at the start, a frozen stretch, a
+white flash, a silent sound track, a clip shorter than ordered, a first frame unlike its reference image.
+Frames are drawn in YUV, the way the encoder takes them
 (the backdrop is converted once, only the square and the bar are painted per frame): rendering stays cheap."""
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import io
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -32,6 +36,13 @@ from ..media.video import SPRITE_TILES, spritesheet_jpeg, thumbnail_webp, tile_e
 FPS = 24
 SAMPLE_RATE = 48_000
 PULSE_HZ, PULSE_SECONDS, PULSE_LEVEL, TONE_LEVEL = 2000.0, 0.010, 0.5, 0.1
+
+Defect = Literal["black", "frozen", "silent", "short", "off-reference", "flash"]
+DEFECTS: tuple[Defect, ...] = ("black", "frozen", "silent", "short", "off-reference", "flash")
+BLACK_FRAMES = FPS * 3 // 2  # black: the first 1.5 s
+FROZEN_FROM, FROZEN_FRAMES = FPS, 2 * FPS  # frozen: from 1 s on, 2 s of one picture
+SHORT_FRAMES = FPS * 3 // 2  # short: 1.5 s less than ordered
+FLASH_FRAMES = 2  # flash: two full-white frames in the middle
 
 BlobLoader = Callable[[str], bytes]
 Planes = NDArray[np.uint8]  # a yuv420p frame as PyAV lays it out: (height * 3 / 2, width)
@@ -56,10 +67,17 @@ class Recipe(BaseModel):
     size: tuple[int, int]
     segments: list[Segment]
     audio: bool = Field(default=True, description="Whether the video has a sound track.")
+    defect: Defect | None = Field(default=None, description="What is wrong with the video made, on purpose.")
 
     @property
     def seconds(self) -> int:
+        """The length ordered (what the job says of itself, even when it is `short`)."""
         return sum(s.seconds for s in self.segments)
+
+    @property
+    def frame_count(self) -> int:
+        """The frames actually rendered."""
+        return self.seconds * FPS - (min(SHORT_FRAMES, self.seconds * FPS - FPS) if self.defect == "short" else 0)
 
 
 def tinted(recipe: Recipe, prompt: str) -> Recipe:
@@ -159,22 +177,63 @@ def _uploaded_frames(segment: Segment, size: tuple[int, int], load: BlobLoader) 
 
 
 def frames(recipe: Recipe, load: BlobLoader) -> Iterator[Planes]:
-    """Every frame of the video; at each whole second but the first, a white bar across the top."""
+    """Every frame of the video; at each whole second but the first, a white bar across the top; its defect, if
+    it has one."""
     width, height = recipe.size
     bar, white = (0, 0, width, _even(max(2, height // 16))), _yuv((255, 255, 255))
-    index = 0
+    index, first_segment = 0, recipe.segments[0].seconds * FPS
+    held: Planes | None = None
     for segment in recipe.segments:
         source = _uploaded_frames if segment.kind == "upload" else _generated_frames
         for planes in source(segment, recipe.size, load):
+            if index == recipe.frame_count:
+                return
             if index and index % FPS == 0:
                 _paint(planes, bar, white)
+            if recipe.defect == "frozen" and FROZEN_FROM <= index < FROZEN_FROM + FROZEN_FRAMES:
+                held = planes if held is None else held
+                planes = held
+            elif recipe.defect is not None:
+                _spoil(planes, recipe.defect, _Where(index, recipe.frame_count, index < first_segment))
             yield planes
             index += 1
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where a frame is: its index, of how many, and whether it is in the first segment (its reference's)."""
+
+    index: int
+    count: int
+    in_first_segment: bool
+
+
+def _spoil(planes: Planes, defect: Defect, where: _Where) -> None:
+    """A frame as a defective video has it: black at the start, a white flash mid-way, or (off its reference) the
+    first segment's picture in negative."""
+    middle = where.count // 2 + FPS // 4  # (clear of the bar of a whole second)
+    if defect == "black" and where.index < BLACK_FRAMES:
+        planes[:] = _full(planes, (0, 0, 0))
+    elif defect == "flash" and middle <= where.index < middle + FLASH_FRAMES:
+        planes[:] = _full(planes, (255, 255, 255))
+    elif defect == "off-reference" and where.in_first_segment:
+        np.subtract(255, planes, out=planes)
+
+
+def _full(planes: Planes, rgb: tuple[int, int, int]) -> Planes:
+    """A yuv420p frame of `planes`' size all of one colour."""
+    height = planes.shape[0] * 2 // 3
+    colour, full = _yuv(rgb), np.empty_like(planes)
+    full[:height], full[height:height + height // 4], full[height + height // 4:] = colour
+    return full
+
+
 def sound(recipe: Recipe) -> NDArray[np.float32]:
-    """The whole sound track, stereo (2, samples): each segment's tone, a pulse at each whole second but 0."""
-    return np.concatenate([_segment_sound(segment, offset) for segment, offset in _offsets(recipe)], axis=1)
+    """The whole sound track, stereo (2, samples): each segment's tone, a pulse at each whole second but 0 (as
+    long as the picture; all zeros when the video is to be `silent`)."""
+    track = np.concatenate([_segment_sound(segment, offset) for segment, offset in _offsets(recipe)], axis=1)
+    track = track[:, :recipe.frame_count * SAMPLE_RATE // FPS]
+    return np.zeros_like(track) if recipe.defect == "silent" else track
 
 
 def _offsets(recipe: Recipe) -> Iterator[tuple[Segment, int]]:
@@ -205,7 +264,7 @@ class Rendered(BaseModel):
 
 def render(recipe: Recipe, load: BlobLoader) -> Rendered:
     """Encode the recipe as MP4; the thumbnail and spritesheet come from the same frames."""
-    every = tile_every(recipe.seconds * FPS)
+    every = tile_every(recipe.frame_count)
     tiles: list[Image.Image] = []
 
     def keep(index: int, planes: Planes) -> None:

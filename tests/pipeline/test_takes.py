@@ -56,12 +56,13 @@ def test_a_plan_with_takes_is_counted_in_scenes_then_takes() -> None:
     assert counted(validate_plan(parse_plan(plain), profile)) == "2 scenes"
 
 
-def test_without_a_review_every_take_is_paid_and_the_first_is_kept(provider: RunningSandbox) -> None:
+def test_without_a_review_every_take_is_paid_and_the_best_by_the_checks_is_kept(provider: RunningSandbox) -> None:
     before = jobs(provider)
     result = render_plan(parse_plan(takes_plan("unreviewed")), output=OUT)
     assert jobs(provider) - before == 4
     assert [(s.id, s.takes, s.choice and s.choice.by) for s in result.scenes] == [
-        ("dawn", ["dawn", "dawn.take2"], "first take"), ("gulls", ["gulls", "gulls.take2"], "first take")]
+        ("dawn", ["dawn", "dawn.take2"], "checks"), ("gulls", ["gulls", "gulls.take2"], "checks")]
+    assert [s.take for s in result.scenes] == [None, None]  # every take passes: the first of equals is kept
     assert result.reel is not None
 
 
