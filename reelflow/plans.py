@@ -98,6 +98,12 @@ class Framing(_Model):
         return "{}x{}".format(*dimensions_of(self.aspect_ratio or inherited[0], self.resolution or inherited[1]))
 
 
+ProviderOptions = dict[Annotated[str, StringConstraints(min_length=1)], Any]
+PROVIDER_OPTIONS = ("Options of the upstream provider's own, sent as they are where the profile allows them for the "
+                    "scene's model (OpenRouter's `provider` passthrough, e.g. {negativePrompt: blur}); a scene's "
+                    "replace the defaults'.")
+
+
 class SceneDefaults(Framing):
     """Values every scene takes unless it sets its own."""
 
@@ -109,6 +115,7 @@ class SceneDefaults(Framing):
     audio: bool | None = Field(default=None, description="Sound with the picture: true or false where the provider "
                                "can switch it; unset: the provider's own default.")
     pad_color: str = Field(default="#000000", description="Background colour for fit: pad.")
+    provider_options: ProviderOptions | None = Field(default=None, description=PROVIDER_OPTIONS)
 
 
 class Character(_Model):
@@ -170,6 +177,7 @@ class Scene(Framing):
     provider: ProfileName | None = Field(default=None, description="Render it only on the plan's routes of this "
                                          "provider (on this provider alone when the plan has none of it).")
     route: str | None = Field(default=None, description="Render it only on the plan's route of this name.")
+    provider_options: ProviderOptions | None = Field(default=None, description=PROVIDER_OPTIONS)
 
 
 class MusicBed(_Model):
@@ -256,6 +264,7 @@ class ResolvedScene(_Model):
     seed: int | None = None
     subjects: list[str] = Field(default_factory=list, description="Subject reference images.")
     negative: str | None = Field(default=None, description="What to avoid, for a provider that takes it apart.")
+    provider_options: ProviderOptions = Field(default_factory=dict, description="Passed through to the provider.")
     segments: list[Segment] = Field(min_length=1, description="The paid jobs, in order; the first is the create.")
     revisions: list[Revision] = Field(default_factory=list, description="Then these, each one a paid job.")
     notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the chain.")
@@ -317,6 +326,7 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile, route: Route |
         seed=s.seed if s.seed is not None else d.seed,
         subjects=plan.subjects if s.subjects is None else s.subjects,
         negative=None if inline else negatives_of(s.prompt, plan.style), pad_color=s.pad_color or d.pad_color,
+        provider_options=s.provider_options if s.provider_options is not None else d.provider_options or {},
         segments=segments, revisions=s.revisions, notes=notes, provider=profile.name,
         route=route.key if route else profile.name, request=_request_of(s, plan))
 
@@ -350,8 +360,7 @@ def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: Provide
     limits = profile.model_limits(model)
     if limits is None:  # unknown model: validation says so; nothing to plan with
         return [Segment(prompt=beats[0][0], seconds=beats[0][1], via="create")], []
-    extending = profile.extensions if profile.extensions and (
-        profile.extensions.sizes is None or size in profile.extensions.sizes) else None
+    extending = profile.extending(model, size)
     onward: Via = "extension" if extending else "last-frame"
     then = extending.seconds if extending else limits.seconds
     segments: list[Segment] = []
@@ -366,7 +375,8 @@ def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: Provide
             notes.append(f"{field}: {wanted} s is not one job on {profile.name} ({model}: {offered} s); "
                          f"rendered as {'+'.join(map(str, pieces))} s")
     if onward == "last-frame" and len(segments) > 1:
-        why = "cannot extend its videos" if not profile.extensions else f"extends no {size} videos"
+        why = ("cannot extend its videos" if not profile.extensions else f"extends no {model} videos"
+               if not limits.continues else f"extends no {size} videos")
         notes.append(f"{profile.name} {why}: each continuation is a new clip that starts "
                      "from the previous clip's last frame; the clips are stitched here")
     return segments, notes
@@ -564,6 +574,7 @@ def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
     if scene.seed is not None and not profile.takes(scene.model, "seed"):
         problems.append(f"seed: {_who(scene, profile, 'seed')} takes no seed")
     problems += _subject_problems(scene, profile)
+    problems += _passthrough_problems(scene, limits, profile)
     if scene.last_image is not None and not profile.takes(scene.model, "last_image"):
         problems.append(f"last_image: {_who(scene, profile, 'last_image')} cannot land a clip on a given last frame")
     problems += _endpoint_problems(scene, limits)
@@ -620,6 +631,9 @@ def _subject_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[st
     limits = profile.subjects
     if limits is None:
         return [f"subjects: provider {profile.name!r} takes no subject images"]
+    if limits.models is not None and scene.model not in limits.models:
+        return [f"subjects: {scene.model} on {profile.name} takes no subject images (models that do: "
+                f"{', '.join(limits.models)})"]
     problems = [f"subjects: {p}" for url in scene.subjects for p in _reference_problems(url)]
     if len(scene.subjects) > limits.max_count:
         problems.append(f"subjects: {len(scene.subjects)} images; at most {limits.max_count} on {profile.name}")
@@ -636,11 +650,24 @@ def _subject_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[st
     return problems
 
 
+def _passthrough_problems(scene: ResolvedScene, limits: ModelLimits, profile: ProviderProfile) -> list[str]:
+    """Provider options only where the profile lets the model take them, and only the names it allows."""
+    if not scene.provider_options:
+        return []
+    if limits.passthrough is None:
+        return [f"provider_options: {scene.model} on {profile.name} takes no provider options"]
+    allowed = limits.passthrough.parameters
+    return [f"provider_options: {name}: not an option {scene.model} takes on {profile.name} (it takes "
+            f"{', '.join(allowed)})" for name in scene.provider_options if name not in allowed]
+
+
 def _revision_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
     """Revisions need the provider's endpoint, and its own video: a chain stitched here is not one."""
     offered = {"edit": (profile.edits, "edits"), "remix": (profile.remix, "remix")}
     problems = [f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]}"
-                for i, r in enumerate(scene.revisions) if not offered[r.kind][0]]
+                if not offered[r.kind][0] else
+                f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]} of {scene.model} "
+                "videos" for i, r in enumerate(scene.revisions) if not profile.revises(scene.model, r.kind)]
     if scene.revisions and scene.stitched_locally and not problems:
         problems.append(f"revisions: the video is stitched here from {len(scene.segments)} clips (provider "
                         f"{profile.name!r} cannot extend its videos), so the provider has no video to revise")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -55,6 +55,15 @@ def frame_of(size: str, aspect_ratios: list[str], resolutions: list[str]) -> tup
                 None)
 
 
+class Passthrough(_Strict):
+    """Options of the upstream provider's own that a model takes through its gateway (OpenRouter's `provider`
+    passthrough): the provider's slug they go under, and the names allowed (the catalog's
+    `allowed_passthrough_parameters`)."""
+
+    provider: str = Field(description="The upstream provider's slug the options are keyed by (e.g. google-vertex).")
+    parameters: list[str] = Field(min_length=1, description="The option names allowed through.")
+
+
 class ModelLimits(_Strict):
     """What one model accepts, and what it costs."""
 
@@ -71,6 +80,10 @@ class ModelLimits(_Strict):
         default_factory=list, description="Dated model names that behave like this model."
     )
     audio: bool = Field(default=True, description="Whether it makes sound with the picture.")
+    continues: bool = Field(default=True, description="Whether the profile's `extensions` and `edits` apply to its "
+                            "videos; false: its scenes continue from their last frame, and take no edits.")
+    passthrough: Passthrough | None = Field(default=None, description="Options of the upstream provider's own a "
+                                            "scene may pass through (`provider_options`); None: none.")
     endpoints: list[Endpoint] = Field(default_factory=list, description="For a dialect that sends each model's own "
                                       "inputs (fal's queue): its endpoints, each with its input map; a job goes to "
                                       "the first that takes what it carries.")
@@ -107,6 +120,7 @@ class SubjectLimits(_Strict):
     lengths and sizes such a video can have."""
 
     max_count: int = Field(description="Most subject images per video.")
+    models: list[str] | None = Field(default=None, description="Models that take them (None: every model).")
     seconds: list[int] | None = Field(default=None, description="Lengths of a clip with subjects (None: any).")
     sizes: list[str] | None = Field(default=None, description="Sizes of a clip with subjects (None: any).")
 
@@ -224,6 +238,19 @@ class ProviderProfile(_Strict):
                             list_jobs=self.list_jobs, last_frame=self.last_frame, audio_switch=self.audio_switch,
                             seed=self.seed, negative_prompt=self.negative_prompt, subjects=self.subjects is not None,
                             poll_hint=self.poll_hint, variants=tuple(self.variants))
+
+    def extending(self, model: str, size: str) -> ExtensionLimits | None:
+        """How far the provider extends `model`'s videos of `size`; None where it does not (they continue from
+        their last frame)."""
+        limits = self.model_limits(model)
+        sized = self.extensions is not None and (self.extensions.sizes is None or size in self.extensions.sizes)
+        return self.extensions if sized and (limits is None or limits.continues) else None
+
+    def revises(self, model: str, kind: Literal["edit", "remix"]) -> bool:
+        """Whether the provider makes revisions of `kind` of `model`'s videos."""
+        limits = self.model_limits(model)
+        offered = self.edits if kind == "edit" else self.remix
+        return offered and (limits is None or limits.continues)
 
     def model_limits(self, model: str) -> ModelLimits | None:
         """The limits of `model`, accepting dated snapshot names; None when unknown."""
