@@ -317,7 +317,7 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile, route: Route |
     beats += [(compose(continuation(s.prompt, e.prompt), plan.style, negatives=inline), e.seconds)
               for e in s.extensions]
     size = s.applied_to(d.applied_to(profile.default_size))
-    segments, notes = _chain(beats, model, size, profile)
+    segments, notes = _chain(beats, model, size, profile, lands=s.last_image is not None)
     return ResolvedScene(
         id=s.id, prompt=prompt, image=s.image, last_image=s.last_image, crop=s.crop, characters=s.characters,
         model=model,
@@ -352,15 +352,16 @@ def length_problem(s: Scene, defaults: SceneDefaults, profile: ProviderProfile) 
     return f"{field}: the scene would be {shown} long; at most {profile.max_scene_seconds} s on {profile.name}"
 
 
-def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: ProviderProfile
+def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: ProviderProfile, *, lands: bool
            ) -> tuple[list[Segment], list[str]]:
     """The jobs for a scene's beats (its own prompt and length, then each extension's): each beat's length as
     the nearest sum of lengths the provider makes; continuations extend the provider's video where it can
-    (at this size), else start from the previous clip's last frame."""
+    (this model, at this size, and the scene does not land on a last image: an extension cannot), else start
+    from the previous clip's last frame."""
     limits = profile.model_limits(model)
     if limits is None:  # unknown model: validation says so; nothing to plan with
         return [Segment(prompt=beats[0][0], seconds=beats[0][1], via="create")], []
-    extending = profile.extending(model, size)
+    extending = None if lands else profile.extending(model, size)
     onward: Via = "extension" if extending else "last-frame"
     then = extending.seconds if extending else limits.seconds
     segments: list[Segment] = []
@@ -375,11 +376,21 @@ def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: Provide
             notes.append(f"{field}: {wanted} s is not one job on {profile.name} ({model}: {offered} s); "
                          f"rendered as {'+'.join(map(str, pieces))} s")
     if onward == "last-frame" and len(segments) > 1:
-        why = ("cannot extend its videos" if not profile.extensions else f"extends no {model} videos"
-               if not limits.continues else f"extends no {size} videos")
-        notes.append(f"{profile.name} {why}: each continuation is a new clip that starts "
-                     "from the previous clip's last frame; the clips are stitched here")
+        notes.append(f"{profile.name} {_why_not_extended(profile, model, size)}: each continuation is a new clip "
+                     "that starts from the previous clip's last frame; the clips are stitched here")
     return segments, notes
+
+
+def _why_not_extended(profile: ProviderProfile, model: str, size: str) -> str:
+    """Why a scene's continuations start from last frames rather than extend the provider's video."""
+    if not profile.extensions:
+        return "cannot extend its videos"
+    limits = profile.model_limits(model)
+    if limits is not None and not limits.continues:
+        return f"extends no {model} videos"
+    if not profile.extending(model, size):
+        return f"extends no {size} videos"
+    return "cannot land an extension on the scene's last_image"
 
 
 def nearest_lengths(wanted: int, first: list[int], then: list[int]) -> list[int]:

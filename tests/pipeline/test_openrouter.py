@@ -41,6 +41,7 @@ api: openai-videos
 credentials: {api_key: OPENAI_API_KEY, base_url: OPENAI_BASE_URL}
 last_frame: false
 audio_switch: false
+subjects: null
 """
 
 
@@ -89,8 +90,8 @@ def test_the_demo_plan_from_the_command_line(tmp_path: Path, local_prefect_serve
         assert (info.size, round(info.seconds)) == ((1280, 720), seconds)
     assert probe_video((tmp_path / "demo" / "reel.mp4").read_bytes()).seconds == pytest.approx(20, abs=0.5)
     only_openrouter_routes(stats)
-    assert stats["jobs_by_kind"] == {"create": 4}  # the opening's 4 s beat is a new clip from its last frame
-    assert stats["images_fetched"] == {"data": 3}  # a local output signs no URLs: images go inline
+    assert stats["jobs_by_kind"] == {"create": 3, "extension": 1}  # the opening's 4 s beat extends Veo's video
+    assert stats["images_fetched"] == {"data": 2}  # a local output signs no URLs: images go inline
 
 
 def _answers(url: str) -> bool:
