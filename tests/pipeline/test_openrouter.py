@@ -341,8 +341,9 @@ def test_the_pose_takes_every_field_of_the_sdks_request_and_refuses_others(openr
 def test_subjects_go_as_input_references_where_the_model_takes_them(openrouter: RunningSandbox,
                                                                     tmp_path: Path) -> None:
     Image.new("RGB", (640, 640), (200, 40, 40)).save(tmp_path / "mascot.png")
-    plan = {"name": "cast", "subjects": [str(tmp_path / "mascot.png")], "defaults": {"size": "1280x720"},
-            "scenes": [{"id": "parade", "prompt": "the mascot waves", "seconds": 8, "model": "google/veo-3.1"}]}
+    plan: dict[str, Any] = {
+        "name": "cast", "subjects": [str(tmp_path / "mascot.png")], "defaults": {"size": "1280x720"},
+        "scenes": [{"id": "parade", "prompt": "the mascot waves", "seconds": 8, "model": "google/veo-3.1"}]}
     result = render_plan(parse_plan(plan), output=f"file://{tmp_path}/out")
     assert result.scenes[0].status == "completed"
     (request,) = job_requests(openrouter)
@@ -365,7 +366,7 @@ def test_provider_options_pass_through_where_the_catalog_allows_them(openrouter:
     assert render_plan(plan, output=f"file://{tmp_path}").scenes[0].status == "completed"
     (request,) = job_requests(openrouter)
     assert request["provider"] == {"options": {"google-vertex": options}}
-    refused = [({"model": "google/veo-3.1", "provider_options": {"sampleCount": 2}},
+    refused: list[tuple[dict[str, Any], str]] = [({"model": "google/veo-3.1", "provider_options": {"sampleCount": 2}},
                 "provider_options: sampleCount: not an option google/veo-3.1 takes on openrouter (it takes "
                 "negativePrompt, enhancePrompt, personGeneration)"),
                ({"model": "kwaivgi/kling-v3.0-pro", "seconds": 5, "provider_options": {"cfg_scale": 0.5}},
