@@ -23,6 +23,7 @@ import hmac
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from starlette.requests import Request
@@ -51,6 +52,17 @@ _STATUS = {"queued": "pending", "in_progress": "in_progress", "completed": "comp
 # `VideoGenerationResponseStatus`), with the `error` the job then says.
 _ENDINGS = {"[cancelled]": ("cancelled", "The video generation was cancelled"),
             "[expired]": ("expired", "The video generation expired before it finished")}
+
+
+@dataclass(frozen=True)
+class _Making:
+    """What a create makes: a job of `kind` on `model`, rendered by `recipe`, its video extended `extensions`
+    times."""
+
+    kind: JobKind
+    model: str
+    recipe: Recipe
+    extensions: int = 0
 
 
 def bad_request(message: str, param: str | None = None) -> ApiProblem:
@@ -122,7 +134,7 @@ class OpenRouterPose:
         prompt = self._prompt(fields)
         self._passthrough(fields.get("provider"), limits)
         if fields.get("previous_job_id") is not None:
-            return self._started(*self._continued(fields, prompt), prompt, fields)
+            return self._started(self._continued(fields, prompt), prompt, fields)
         seconds = self._duration(fields, model, limits)
         size = self._size(fields, model, limits)
         audio = _typed(fields, "generate_audio", bool, "a boolean")
@@ -137,12 +149,12 @@ class OpenRouterPose:
         look = json.dumps([prompt, subjects]) if subjects else prompt
         segment = Segment(seconds=seconds, seed=look, reference=first, last_reference=last)
         recipe = Recipe(size=_dimensions(size), segments=[segment], audio=limits.audio and audio is not False)
-        return self._started("create", model, recipe, 0, prompt, fields)
+        return self._started(_Making("create", model, recipe), prompt, fields)
 
-    def _started(self, kind: JobKind, model: str, recipe: Recipe, extensions: int, prompt: str,
-                 fields: dict[str, Any]) -> Response:
+    def _started(self, making: _Making, prompt: str, fields: dict[str, Any]) -> Response:
         # "in the `gen-vid-<timestamp>-<20 alphanumerics>` generation ID format" (SDK 1.3.84)
-        job = self.engine.start_job(kind, model, prompt, recipe, request=fields, extension_count=extensions,
+        job = self.engine.start_job(making.kind, making.model, prompt, making.recipe, request=fields,
+                                    extension_count=making.extensions,
                                     job_id=f"gen-vid-{int(now())}-{secrets.token_hex(10)}")
         ending = next((ending for marker, ending in _ENDINGS.items() if marker in prompt), None)
         if ending is not None and job.failure is None:
@@ -151,7 +163,7 @@ class OpenRouterPose:
         return JSONResponse({"id": job.id, "polling_url": f"{BASE}/videos/{job.id}", "status": "pending"},
                             status_code=202)
 
-    def _continued(self, fields: dict[str, Any], prompt: str) -> tuple[JobKind, str, Recipe, int]:
+    def _continued(self, fields: dict[str, Any], prompt: str) -> _Making:
         """A create with `previous_job_id`: "ID of a completed video job to edit or extend ... The new job runs on
         the same model and endpoint that produced the previous one. Only models that support continuation accept
         this field" (SDK 1.3.84 `VideoGenerationRequest.previous_job_id`). With a `duration`, the video made that
@@ -169,7 +181,7 @@ class OpenRouterPose:
             raise bad_request(f"{source.model} does not support continuation (previous_job_id)", "previous_job_id")
         seconds = _typed(fields, "duration", int, "an integer number of seconds")
         if seconds is None:
-            return "edit", source.model, tinted(source.recipe, prompt), 0
+            return _Making("edit", source.model, tinted(source.recipe, prompt))
         extending = self.profile.extensions
         if extending is None or seconds not in extending.seconds:
             offered = ", ".join(map(str, extending.seconds if extending else []))
@@ -180,7 +192,7 @@ class OpenRouterPose:
                               f"extensions, {extending.max_total_seconds} s)", "previous_job_id")
         recipe = source.recipe.model_copy(
             update={"segments": [*source.recipe.segments, Segment(seconds=seconds, seed=prompt)]})
-        return "extension", source.model, recipe, source.extension_count + 1
+        return _Making("extension", source.model, recipe, source.extension_count + 1)
 
     def _passthrough(self, value: Any, limits: ModelLimits) -> None:
         """`provider`: `{options: {<provider slug>: {...}}}` (SDK 1.3.84 `VideoGenerationRequestProvider`); "Only

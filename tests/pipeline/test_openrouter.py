@@ -192,7 +192,8 @@ def test_the_dry_run_shows_openrouters_own_request_bodies(tmp_path: Path) -> Non
     assert '       model: "google/veo-3.1-fast"\n       duration: 8\n       aspect_ratio: "16:9"\n' \
            '       resolution: "720p"\n       frame_images: [{"type": "image_url", "image_url": {"url": ' \
            '"reference.jpg (image/jpeg, 1280x720, ' in out
-    assert "<the last frame of request 1's video, fitted to 1280x720>" in out
+    assert '  2. POST /api/v1/videos\n       model: "google/veo-3.1-fast"\n       previous_job_id: "<the video of ' \
+           'request 1>"\n       duration: 4\n' in out  # the opening's 4 s beat extends Veo's own video
     assert "POST /v1/" not in out
 
 
