@@ -181,7 +181,7 @@ def test_a_plan_renders_the_same_in_either_dialect(plan: str, tmp_path: Path, mo
 
 
 def test_the_dry_run_shows_openrouters_own_request_bodies(tmp_path: Path) -> None:
-    env = {**os.environ, "REELFLOW_PROVIDER": "openrouter"}
+    env = {**os.environ, "REELFLOW_PROVIDER": "openrouter", "PYTHONPATH": str(REPO)}  # this tree's code, from tmp_path
     done = subprocess.run([sys.executable, "-m", "reelflow.cli", "run", "--dry-run", str(PLANS / "demo.yaml")],
                           env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
