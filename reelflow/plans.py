@@ -675,13 +675,15 @@ def _passthrough_problems(scene: ResolvedScene, limits: ModelLimits, profile: Pr
 def _revision_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
     """Revisions need the provider's endpoint, and its own video: a chain stitched here is not one."""
     offered = {"edit": (profile.edits, "edits"), "remix": (profile.remix, "remix")}
-    problems = [f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]}"
-                if not offered[r.kind][0] else
-                f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]} of {scene.model} "
-                "videos" for i, r in enumerate(scene.revisions) if not profile.revises(scene.model, r.kind)]
+    problems = []
+    for i, r in enumerate(scene.revisions):
+        if not profile.revises(scene.model, r.kind):
+            of_model = f" of {scene.model} videos" if offered[r.kind][0] else ""  # (it revises other models')
+            problems.append(f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]}{of_model}")
     if scene.revisions and scene.stitched_locally and not problems:
         problems.append(f"revisions: the video is stitched here from {len(scene.segments)} clips (provider "
-                        f"{profile.name!r} cannot extend its videos), so the provider has no video to revise")
+                        f"{profile.name!r} {_why_not_extended(profile, scene.model, scene.size)}), so the provider "
+                        "has no video to revise")
     return problems
 
 
