@@ -101,7 +101,7 @@ class Framing(_Model):
 ProviderOptions = dict[Annotated[str, StringConstraints(min_length=1)], Any]
 PROVIDER_OPTIONS = ("Options of the upstream provider's own, sent as they are where the profile allows them for the "
                     "scene's model (OpenRouter's `provider` passthrough, e.g. {negativePrompt: blur}); a scene's "
-                    "replace the defaults'.")
+                    "replace its route's, which replace the defaults'.")
 
 
 class SceneDefaults(Framing):
@@ -133,6 +133,8 @@ class Route(_Model):
     provider: ProfileName = Field(description="Provider profile (`reelflow providers` lists them).")
     model: str | None = Field(default=None, description="Model on this provider, over the plan's default model.")
     audio: bool | None = Field(default=None, description="Sound on this provider, over the plan's default.")
+    provider_options: ProviderOptions | None = Field(default=None, description="Options of the provider's own on "
+                                                     "this route, over the plan's default (see `Scene`).")
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", description="What scenes "
                              "call it by (`route:`); default: the provider, with `/` and the model if it names one.")
 
@@ -326,7 +328,8 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile, route: Route |
         seed=s.seed if s.seed is not None else d.seed,
         subjects=plan.subjects if s.subjects is None else s.subjects,
         negative=None if inline else negatives_of(s.prompt, plan.style), pad_color=s.pad_color or d.pad_color,
-        provider_options=s.provider_options if s.provider_options is not None else d.provider_options or {},
+        provider_options=next((o for o in (s.provider_options, route.provider_options if route else None,
+                                          d.provider_options) if o is not None), {}),
         segments=segments, revisions=s.revisions, notes=notes, provider=profile.name,
         route=route.key if route else profile.name, request=_request_of(s, plan))
 

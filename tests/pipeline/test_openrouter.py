@@ -372,6 +372,11 @@ def test_provider_options_pass_through_where_the_catalog_allows_them(openrouter:
                 "negativePrompt, enhancePrompt, personGeneration)"),
                ({"model": "kwaivgi/kling-v3.0-pro", "seconds": 5, "provider_options": {"cfg_scale": 0.5}},
                 "provider_options: kwaivgi/kling-v3.0-pro on openrouter takes no provider options")]
+    routed = parse_plan({"name": "p", "providers": [{"provider": "openrouter", "model": "google/veo-3.1",
+                                                     "provider_options": {"enhancePrompt": False}}],
+                         "defaults": {"provider_options": options}, "scenes": [{"id": "a", "prompt": "x"}]})
+    (resolved,) = validate_plan(routed, load_profile("openrouter"), route=routed.providers[0])
+    assert resolved.provider_options == {"enhancePrompt": False}  # the route's, over the defaults'
     for scene, said in refused:
         with pytest.raises(PlanError) as problem:
             validate_plan(parse_plan({"name": "p", "scenes": [{"id": "a", "prompt": "x", **scene}]}),
