@@ -148,7 +148,9 @@ class OpenRouterVideos:
     def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
         """A clip's create; an extension or an edit as a create with `previous_job_id` ("ID of a completed video
         job to edit or extend ... The new job runs on the same model and endpoint that produced the previous one",
-        SDK 1.3.84 `VideoGenerationRequest.previous_job_id`), an extension with the `duration` it adds."""
+        SDK 1.3.84 `VideoGenerationRequest.previous_job_id`), an extension with the `duration` it adds. The SDK
+        does not say how the API tells an edit from an extension: the prompt says which, and only an extension
+        asks for more seconds."""
         if isinstance(job, ClipJob):
             return WireRequest(CREATE, _clip_fields(job, profile))
         if isinstance(job, RevisionJob) and job.kind != "edit":

@@ -13,8 +13,9 @@ extension (the video made longer by it), without, an edit (the video changed as 
 Where the reference is silent, this says what it assumes: an unknown top-level field is refused (400); a
 field of the wrong type or a value the model does not offer is a 400 naming the field and what is offered, and so
 is a passthrough option the model's `allowed_passthrough_parameters` lack (options under other providers' slugs
-are ignored, as the SDK says); `previous_job_id` of a job not completed, or of a model that does not continue, is
-a 400; content before completion is 409, after the files expired 410 (the SDK maps both, unexplained)."""
+are ignored, as the SDK says); with `previous_job_id`, a `duration` makes an extension and none an edit, and a job
+not completed, or of a model that does not continue, is a 400; content before completion is 409, after the files
+expired 410 (the SDK maps both, unexplained)."""
 
 from __future__ import annotations
 
