@@ -56,6 +56,7 @@ bench: $(STAMP)
 	-$(BIN)/python -m bench.download_memory
 	-$(BIN)/python -m bench.overhead
 	-$(BIN)/python -m bench.reel
+	-$(BIN)/python -m bench.qa
 	-$(BIN)/python -m bench.scale
 
 clean:

@@ -10,7 +10,7 @@ from .providers import key_variables, picking
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from .profiles import ProviderProfile
+    from .profiles import ModelLimits, ProviderProfile
 
 
 def short_list(profiles: list[ProviderProfile], active: str | None, title: str) -> Table:
@@ -41,7 +41,7 @@ def detail(profile: ProviderProfile) -> Table:
     rows = {"dialect": profile.api, "key": " or ".join(key_variables(profile)),
             "base URL": f"{profile.base_url or '-'} (over it: REELFLOW_BASE_URL"
                         + (f" or {credentials.base_url})" if credentials.base_url else ")"),
-            "models": "\n".join(f"{name}: {', '.join(m.sizes)}; {'/'.join(map(str, m.seconds))} s"
+            "models": "\n".join(f"{name}: {', '.join(m.sizes)}; {'/'.join(map(str, m.seconds))} s{_model_notes(m)}"
                                 for name, m in profile.models.items()),
             "default": f"{profile.default_model}, {profile.default_size}, {profile.default_seconds} s",
             "continuations": _continuing(profile), "features": _features(profile), "downloads": _downloads(profile)}
@@ -54,11 +54,20 @@ def detail(profile: ProviderProfile) -> Table:
     return table
 
 
+def _model_notes(limits: ModelLimits) -> str:
+    """What a model of a catalog-refreshed profile says of itself: its frames, switches and passthrough options."""
+    notes = [*(["first frame only"] if limits.frames is not None and "last_frame" not in limits.frames else []),
+             *(["continues its own videos"] if limits.continuation else []),
+             *(["reference images"] if limits.references else []),
+             *([f"passthrough: {', '.join(limits.passthrough)}"] if limits.passthrough else [])]
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def _continuing(profile: ProviderProfile) -> str:
     if profile.extensions is None:
         return "from the last frame, stitched here"
     limits = profile.extensions
-    held = [name for name, model in profile.models.items() if not model.continues]
+    held = [name for name, model in profile.models.items() if model.continuation is False]
     which = f" (not {', '.join(held)}: from the last frame)" if held else ""
     return (f"extended by the provider{which}: {'/'.join(map(str, limits.seconds))} s, at most {limits.max_count} "
             f"({limits.max_total_seconds} s in all)")

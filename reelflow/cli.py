@@ -379,6 +379,51 @@ def prepare(
         raise typer.Exit(1)
 
 
+@app.command()
+def check(
+    videos: Annotated[list[str], typer.Argument(help="Video files (paths or fsspec URLs).")],
+    seconds: Annotated[float | None, typer.Option(help="The length ordered: a shorter video fails.")] = None,
+    size: Annotated[str | None, typer.Option(help="The size ordered, WIDTHxHEIGHT.")] = None,
+    fps: Annotated[float | None, typer.Option(help="The frame rate ordered.")] = None,
+    reference: Annotated[str | None, typer.Option(help="The image the video should start from (path or URL).")]
+    = None,
+    last_image: Annotated[str | None, typer.Option(help="The image the video should end on (path or URL).")] = None,
+    sound: Annotated[bool | None, typer.Option("--sound/--no-sound", help="Whether sound was asked for: with "
+                                               "--sound, a missing or silent sound track fails (default: not "
+                                               "known, silence not checked).")] = None,
+    join: Annotated[list[float] | None, typer.Option(help="Seconds where clips were joined into the video: the jump "
+                                                     "there is checked (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a list of {file, verdict, findings}.")] = False,
+) -> None:
+    """Check videos as an editor watching them would: black, frozen or flashing stretches, silence, clipping and
+    loudness, the length, size and frame rate ordered, the first and last frames against their images, the jump
+    at each join. One line per finding (or "pass"); exit code 1 when any video fails."""
+    from .media import Expectation, check_file
+    from .storage import read_source
+
+    if size is not None and not SIZE.fullmatch(size):
+        raise fail(f"--size: {size!r} is not WIDTHxHEIGHT")
+    try:
+        first, last = (read_source(url, option) if url else None
+                       for url, option in ((reference, "--reference"), (last_image, "--last-image")))
+    except ReelflowError as e:
+        raise fail(str(e)) from None
+    width, _, height = (size or "").partition("x")
+    expect = Expectation(seconds=seconds, size=(int(width), int(height)) if size else None, fps=fps, sound=sound,
+                         reference=first, last_image=last, joins=join or [])
+    checked = [(video, check_file(video, expect)) for video in videos]
+    if as_json:
+        typer.echo(json.dumps([{"file": video, "verdict": result.verdict,
+                                "findings": [finding.model_dump(mode="json") for finding in result.findings]}
+                               for video, result in checked], indent=2))
+    else:
+        for video, result in checked:
+            for line in [f"{f.verdict} {f.check}: {f.message}" for f in result.findings] or ["pass"]:
+                typer.echo(printable(f"{video}: {line}"))
+    if any(result.verdict == "fail" for _, result in checked):
+        raise typer.Exit(1)
+
+
 def _signal_of(error: BaseException) -> int | None:
     """The signal that stopped the run: Prefect turns SIGTERM into TerminationSignal inside a flow, Python
     turns SIGINT into KeyboardInterrupt, and a task group wraps either in an exception group."""
@@ -566,9 +611,15 @@ def _print_jobs(rows: list[JobRow], where: str) -> None:
 def providers(
     name: Annotated[str | None, typer.Argument(help="One profile, shown in full.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profiles as JSON, for programs.")] = False,
+    refresh: Annotated[str | None, typer.Option(
+        "--refresh", help="Write a profile of your own from this provider's live model catalog (openrouter), into "
+        "--to or REELFLOW_PROVIDERS_FILE.")] = None,
+    to: Annotated[Path | None, typer.Option(help="With --refresh: the profile file to write (default: "
+                                            "REELFLOW_PROVIDERS_FILE).")] = None,
 ) -> None:
     """List the provider profiles (built in, and your own from REELFLOW_PROVIDERS_FILE) and which one a run uses;
-    with NAME, one profile's models, limits and features."""
+    with NAME, one profile's models, limits and features; with --refresh NAME, write your own profile of that
+    provider from its live catalog."""
     from rich.console import Console
 
     from ._provider_listing import detail, short_list
@@ -576,6 +627,9 @@ def providers(
     from .providers import choose_provider
 
     settings = Settings()
+    if refresh is not None:
+        _refresh_profile(refresh, to or settings.providers_file, settings)
+        return
     try:
         profiles = [load_profile(name, settings.providers_file)] if name else all_profiles(settings.providers_file)
     except UserError as e:
@@ -596,6 +650,30 @@ def providers(
         console.width = 100  # a pipe or a log
     console.print(detail(profiles[0]) if name else short_list(profiles, active, f"Provider profiles ({why})"),
                   markup=False)
+
+
+def _refresh_profile(name: str, file: Path | None, settings: Settings) -> None:
+    """`reelflow providers --refresh NAME`: the provider's catalog, read with the user's key and base URL, written
+    as a profile of the user's named NAME (in place of one so named in `file`)."""
+    from .profiles import load_profile, write_own_profile
+    from .providers import provider_base_url, provider_key
+    from .providers.openrouter_catalog import read_catalog, refreshed_profile
+
+    if name != "openrouter":
+        raise fail(f"--refresh {name}: only openrouter publishes a catalog reelflow reads (GET /api/v1/videos/models)")
+    if file is None:
+        raise fail("--refresh: give --to FILE or set REELFLOW_PROVIDERS_FILE (where your own profiles live)")
+    try:
+        builtin = load_profile(name)
+        base_url = provider_base_url(settings, builtin) or ""
+        refreshed = refreshed_profile(read_catalog(base_url, provider_key(settings, builtin)), builtin)
+        write_own_profile(refreshed.entry, file, refreshed.header(base_url))
+        load_profile(name, file)  # it validates as any profile does
+    except ReelflowError as e:  # the catalog unreachable or refused, the file unwritable
+        raise fail(f"--refresh {name}: {e}") from None
+    left = f"; left out (no clip reelflow can ask for): {', '.join(refreshed.left_out)}" if refreshed.left_out else ""
+    typer.echo(f"Wrote profile {name!r} to {file}: {len(refreshed.entry['models'])} models from {base_url}{left}. "
+               f"Runs use it while REELFLOW_PROVIDERS_FILE names {file}.")
 
 
 @app.command()
@@ -660,25 +738,26 @@ def webhooks(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     host: Annotated[str, typer.Option(help="Address to listen on (behind your TLS proxy).")] = "127.0.0.1",
     secret: Annotated[str | None, typer.Option(
-        help="The whsec_... signing secret; default: REELFLOW_WEBHOOK_SECRET (keeps it out of `ps`).")] = None,
+        help="The signing secret (whsec_..., or OpenRouter's workspace signing secret); default: "
+        "REELFLOW_WEBHOOK_SECRET (keeps it out of `ps`).")] = None,
     inbox: Annotated[str | None, typer.Option(help="Where to record events; default: REELFLOW_WEBHOOK_INBOX.")] = None,
 ) -> None:
-    """Receive the provider's signed video events on POST /, record them where waiting jobs look, and emit
-    them as Prefect events. Forged, re-signed and stale events are refused with 400."""
+    """Receive the provider's signed video events on POST / (Standard Webhooks, or OpenRouter's
+    X-OpenRouter-Signature callbacks), record them where waiting jobs look, and emit them as Prefect events.
+    Forged, re-signed and stale events are refused with 400."""
     import uvicorn
-    from standardwebhooks import Webhook
 
     from .storage import Storage
-    from .webhooks import Inbox, emit_prefect_event, receiver
+    from .webhooks import Inbox, emit_prefect_event, receiver, standard_verifier
 
     settings = Settings()
     key = secret or (settings.webhook_secret.get_secret_value() if settings.webhook_secret else None)
     if not key:
         raise fail("give --secret whsec_... or set REELFLOW_WEBHOOK_SECRET")
     try:
-        Webhook(key)
-    except (ValueError, TypeError) as e:
-        raise fail(f"--secret: not a Standard Webhooks secret (whsec_ and base64): {e}") from None
+        standard_verifier(key)
+    except ValueError as e:
+        raise fail(f"--secret: {e}") from None
     folder = inbox or settings.webhook_inbox
     quiet_prefect()
     with prefect_api(settings, announce):

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from .errors import ApiError, AuthenticationError, PlanError, ProviderUnreachableError, ReelflowError, UserError
 from .plans import Plan, validate_plan
-from .profiles import ProviderProfile
+from .profiles import ProviderProfile, builtin_profile_names, load_profile
 from .providers import (
     SANDBOX,
     Access,
@@ -99,7 +99,8 @@ def _provider_findings(profile: ProviderProfile, what: Examined) -> list[Finding
                          "to render for real")]
     else:
         found = [Finding("passed", subject, f"{', '.join(_variables_set(profile, what.settings))} set")]
-        found += _api_findings(profile, access, models, what.settings)
+        api = _api_findings(profile, access, models, what.settings)
+        found += api + (_catalog_findings(profile, access) if api[0].verdict == "passed" else [])
     found += [plan_finding] if plan_finding else []
     return found + _image_findings(profile, what)
 
@@ -151,6 +152,26 @@ def _api_findings(profile: ProviderProfile, access: Access, models: list[str], s
         return [answered, Finding("blocked", f"{profile.name} models", f"{', '.join(missing)} not offered by "
                                   f"{profile.name} today: choose another (`reelflow providers {profile.name}`)")]
     return [answered, Finding("passed", f"{profile.name} models", f"{', '.join(models)} offered today")]
+
+
+def _catalog_findings(profile: ProviderProfile, access: Access) -> list[Finding]:
+    """Where the provider publishes its model catalog (OpenRouter), how the built-in profile differs from it: models
+    listed that it lacks, models it has that are gone, prices changed; one line each."""
+    if profile.api != "openrouter-videos" or access.base_url is None:
+        return []
+    from .providers.openrouter_catalog import catalog_changes, read_catalog
+
+    subject = f"{profile.name} catalog"
+    builtin = load_profile(profile.name) if profile.name in builtin_profile_names() else profile
+    try:
+        catalog = read_catalog(access.base_url, access.api_key, REACH_SECONDS)
+    except ApiError as e:
+        return [Finding("degraded", subject, f"could not be compared with the built-in profile: {e}")]
+    lines = catalog_changes(builtin, catalog).lines(builtin.name)
+    if not lines:
+        return [Finding("passed", subject, f"the built-in {builtin.name} profile matches the live catalog "
+                        f"({len(catalog)} models)")]
+    return [Finding("degraded" if hurts else "passed", subject, line) for hurts, line in lines]
 
 
 async def _offered(profile: ProviderProfile, access: Access, models: list[str], settings: Settings) -> set[str] | None:

@@ -389,7 +389,7 @@ def _why_not_extended(profile: ProviderProfile, model: str, size: str) -> str:
     if not profile.extensions:
         return "cannot extend its videos"
     limits = profile.model_limits(model)
-    if limits is not None and not limits.continues:
+    if limits is not None and limits.continuation is False:
         return f"extends no {model} videos"
     if not profile.extending(model, size):
         return f"extends no {size} videos"
@@ -645,9 +645,11 @@ def _subject_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[st
     limits = profile.subjects
     if limits is None:
         return [f"subjects: provider {profile.name!r} takes no subject images"]
-    if limits.models is not None and scene.model not in limits.models:
+    model = profile.model_limits(scene.model)
+    if model is not None and model.references is False:
+        takers = [name for name, other in profile.models.items() if other.references is not False]
         return [f"subjects: {scene.model} on {profile.name} takes no subject images (models that do: "
-                f"{', '.join(limits.models)})"]
+                f"{', '.join(takers) or 'none'})"]
     problems = [f"subjects: {p}" for url in scene.subjects for p in _reference_problems(url)]
     if len(scene.subjects) > limits.max_count:
         problems.append(f"subjects: {len(scene.subjects)} images; at most {limits.max_count} on {profile.name}")
@@ -668,11 +670,13 @@ def _passthrough_problems(scene: ResolvedScene, limits: ModelLimits, profile: Pr
     """Provider options only where the profile lets the model take them, and only the names it allows."""
     if not scene.provider_options:
         return []
-    if limits.passthrough is None:
+    if not limits.passthrough:
         return [f"provider_options: {scene.model} on {profile.name} takes no provider options"]
-    allowed = limits.passthrough.parameters
+    if limits.upstream is None:
+        return [f"provider_options: {scene.model} on {profile.name}: its profile names no provider to send them to "
+                "(the model's `upstream`)"]
     return [f"provider_options: {name}: not an option {scene.model} takes on {profile.name} (it takes "
-            f"{', '.join(allowed)})" for name in scene.provider_options if name not in allowed]
+            f"{', '.join(limits.passthrough)})" for name in scene.provider_options if name not in limits.passthrough]
 
 
 def _revision_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:

@@ -47,8 +47,13 @@ class Settings(BaseSettings):
                                  "renewed (every third of it): after the holder stopped, the next run waits at most "
                                  "this long to take the output over.")
     webhook_secret: SecretStr | None = Field(
-        default=None, description="Standard Webhooks secret (whsec_...) the provider signs video events with. Set: "
-        "`reelflow webhooks` records the events and waiting jobs read them, polling only as a slow fallback.",
+        default=None, description="The secret the provider signs video events with: Standard Webhooks' (whsec_...), "
+        "or OpenRouter's workspace signing secret. Set: `reelflow webhooks` records the events and waiting jobs "
+        "read them, polling only as a slow fallback.",
+    )
+    webhook_url: str | None = Field(
+        default=None, description="The public HTTPS address of `reelflow webhooks`, sent as each job's "
+        "`callback_url` to a provider that takes one per request (OpenRouter); unset: its account's default, if any.",
     )
     webhook_inbox: str = Field(
         default="file://./out/webhooks", description="Where `reelflow webhooks` records video events and waiting "

@@ -55,13 +55,20 @@ def frame_of(size: str, aspect_ratios: list[str], resolutions: list[str]) -> tup
                 None)
 
 
-class Passthrough(_Strict):
-    """Options of the upstream provider's own that a model takes through its gateway (OpenRouter's `provider`
-    passthrough): the provider's slug they go under, and the names allowed (the catalog's
-    `allowed_passthrough_parameters`)."""
+def tier_of(size: str) -> str | None:
+    """The resolution tier a size belongs to, by its short side (`1280x720`: 720p); None for a short side no tier
+    has."""
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        return None
+    return next((tier for tier, line in RESOLUTION_LINES.items() if line == min(int(width), int(height))), None)
 
-    provider: str = Field(description="The upstream provider's slug the options are keyed by (e.g. google-vertex).")
-    parameters: list[str] = Field(min_length=1, description="The option names allowed through.")
+
+def video_tokens_per_second(size: str) -> float:
+    """A video's tokens a second as BytePlus counts them (width x height x 24 fps / 1024), to price a model billed
+    per token (the `video_tokens` prices of OpenRouter's catalog; see the built-in openrouter profile's Seedance)."""
+    width, _, height = size.partition("x")
+    return int(width) * int(height) * 24 / 1024
 
 
 class ModelLimits(_Strict):
@@ -80,10 +87,21 @@ class ModelLimits(_Strict):
         default_factory=list, description="Dated model names that behave like this model."
     )
     audio: bool = Field(default=True, description="Whether it makes sound with the picture.")
-    continues: bool = Field(default=True, description="Whether the profile's `extensions` and `edits` apply to its "
-                            "videos; false: its scenes continue from their last frame, and take no edits.")
-    passthrough: Passthrough | None = Field(default=None, description="Options of the upstream provider's own a "
-                                            "scene may pass through (`provider_options`); None: none.")
+    frames: list[Literal["first_frame", "last_frame"]] | None = Field(
+        default=None, description="The frame images it takes (OpenRouter's `supported_frame_images`); None: as the "
+        "profile's `last_frame` says.")
+    continuation: bool | None = Field(default=None, description="Whether the provider continues or edits its own "
+                                      "video of this model (OpenRouter's `previous_job_id`): the profile's "
+                                      "`extensions` and `edits` apply to it; false: its scenes continue from their "
+                                      "last frame and take no edits; None: as the profile's `extensions` say.")
+    references: bool | None = Field(default=None, description="Whether it takes reference images of what to show "
+                                    "(OpenRouter's `input_references`; a scene's `subjects`); None: as the "
+                                    "profile's `subjects` say.")
+    passthrough: list[str] = Field(default_factory=list, description="Provider options it passes through as they "
+                                   "are (OpenRouter's `allowed_passthrough_parameters`; a scene's `provider_options`).")
+    upstream: str | None = Field(default=None, description="The slug of the provider behind it, which its "
+                                 "passthrough options are keyed by (OpenRouter's `provider.options`, e.g. "
+                                 "google-vertex).")
     endpoints: list[Endpoint] = Field(default_factory=list, description="For a dialect that sends each model's own "
                                       "inputs (fal's queue): its endpoints, each with its input map; a job goes to "
                                       "the first that takes what it carries.")
@@ -120,7 +138,6 @@ class SubjectLimits(_Strict):
     lengths and sizes such a video can have."""
 
     max_count: int = Field(description="Most subject images per video.")
-    models: list[str] | None = Field(default=None, description="Models that take them (None: every model).")
     seconds: list[int] | None = Field(default=None, description="Lengths of a clip with subjects (None: any).")
     sizes: list[str] | None = Field(default=None, description="Sizes of a clip with subjects (None: any).")
 
@@ -142,6 +159,9 @@ class Credentials(_Strict):
     def variables(self) -> list[str]:
         """The variables named here, in order."""
         return [v for v in (self.api_key, self.base_url, self.project, self.location) if v]
+
+
+_FRAMES: dict[str, str] = {"image": "first_frame", "last_image": "last_frame"}  # a plan's images as frames
 
 
 class ProviderProfile(_Strict):
@@ -219,10 +239,13 @@ class ProviderProfile(_Strict):
 
     def takes(self, model: str, quantity: Quantity) -> bool:
         """Whether a clip of `model` can carry `quantity` (a seed, a last image, ...): the provider takes it, and,
-        where models have input maps, the model's map has a field for it."""
+        where models have input maps, the model's map has a field for it; where a model lists its frame images,
+        an image or a last image is among them."""
         limits = self.model_limits(model)
         mapped = not limits or not limits.endpoints or any(quantity in e.inputs for e in limits.endpoints)
-        return self.provider_takes(quantity) and mapped
+        frame = _FRAMES.get(quantity)
+        framed = not limits or limits.frames is None or frame is None or frame in limits.frames
+        return self.provider_takes(quantity) and mapped and framed
 
     def provider_takes(self, quantity: Quantity) -> bool:
         """Whether the provider takes `quantity` at all (for some model, where models have input maps): where a
@@ -244,13 +267,13 @@ class ProviderProfile(_Strict):
         their last frame)."""
         limits = self.model_limits(model)
         sized = self.extensions is not None and (self.extensions.sizes is None or size in self.extensions.sizes)
-        return self.extensions if sized and (limits is None or limits.continues) else None
+        return self.extensions if sized and (limits is None or limits.continuation is not False) else None
 
     def revises(self, model: str, kind: Literal["edit", "remix"]) -> bool:
         """Whether the provider makes revisions of `kind` of `model`'s videos."""
         limits = self.model_limits(model)
         offered = self.edits if kind == "edit" else self.remix
-        return offered and (limits is None or limits.continues)
+        return offered and (limits is None or limits.continuation is not False)
 
     def model_limits(self, model: str) -> ModelLimits | None:
         """The limits of `model`, accepting dated snapshot names; None when unknown."""
@@ -352,3 +375,16 @@ def _profiles_in_file(file: Path) -> list[dict[str, Any]]:
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ProfileError(f"{file}: expected a profile mapping or `profiles:` list")
     return entries
+
+
+def write_own_profile(entry: dict[str, Any], file: Path, header: str = "") -> None:
+    """Put profile `entry` in the user's profile file (created if missing), in place of the one of its name: the
+    others are kept (as data: their comments are not)."""
+    kept = [e for e in _profiles_in_file(file) if e.get("name") != entry["name"]] if file.exists() else []
+    text = header + yaml.safe_dump({"profiles": [*kept, entry]}, sort_keys=False, allow_unicode=True, width=110)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise ProfileError(f"{file}: cannot write the profile: {e.strerror}") from e
+    load_profile.cache_clear()

@@ -53,6 +53,7 @@ from ._connect import (
     key_variables,
     open_gateway,
     provider_access,
+    provider_base_url,
     provider_key,
     uses_embedded_sandbox,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "pose_of",
     "posed_dialects",
     "provider_access",
+    "provider_base_url",
     "provider_key",
     "register_dialect",
     "route_choices",

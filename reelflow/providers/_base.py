@@ -165,6 +165,8 @@ class ProviderConfig:
     location: str | None = None
     output: str | None = None  # where the run writes its videos (a URL): a provider that can write there itself
     # (Google's, to gs://) may deliver to it
+    callback_url: str | None = None  # where the provider posts a job's end (`reelflow webhooks`), for a dialect
+    # that names it per request (OpenRouter's `callback_url`)
 
 
 class VideoProvider(Protocol):

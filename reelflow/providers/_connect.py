@@ -204,7 +204,8 @@ def open_gateway(connection: Connection, settings: Settings, output: str | None 
     run writing to `output`."""
     config = ProviderConfig(base_url=connection.base_url, api_key=connection.api_key, profile=connection.profile,
                             timeout_seconds=settings.request_timeout_seconds, retries=settings.request_retries,
-                            project=connection.project, location=connection.location, output=output)
+                            project=connection.project, location=connection.location, output=output,
+                            callback_url=settings.webhook_url)
     per_minute = settings.requests_per_minute
     return Gateway(dialect(connection.profile.api)(config), connection.profile,
                    Pacer(per_minute) if per_minute else None, settings.request_retries)

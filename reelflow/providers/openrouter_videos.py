@@ -5,7 +5,7 @@ plan's size), `frame_images` for a first and a last frame and `input_references`
 `image_url` the provider fetches (a presigned URL, else a data URL), and the scene's `provider_options` as the
 `provider` passthrough (`{options: {<upstream slug>: {...}}}`). An extension or an edit is a create with
 `previous_job_id`, the finished job it continues (an extension with the `duration` it adds), on models that
-continue their videos (`continues` in the profile); the others continue from the last frame (the pipeline's
+continue their videos (`continuation` in the profile); the others continue from the last frame (the pipeline's
 fallback). A job is `pending`, `in_progress`, then `completed` (its files at signed `urls` until `expires_at`,
 and always at the content route with the key; what it cost in `usage.cost`) or `failed` / `cancelled` /
 `expired`, each final. There is no job list, so a create whose answer was lost cannot be found again. Sources:
@@ -73,7 +73,7 @@ class OpenRouterVideos:
 
     dialect: ClassVar[str] = "openrouter-videos"
     capabilities: ClassVar[Capabilities] = Capabilities(extensions=True, edits=True, last_frame=True,
-                                                        audio_switch=True, seed=True, subjects=True,
+                                                        audio_switch=True, seed=True, subjects=True, webhooks=True,
                                                         variants=("video",), images="url-or-data")
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -81,6 +81,7 @@ class OpenRouterVideos:
         self.base_url = config.base_url.rstrip("/")
         self.key_variable = config.profile.credentials.api_key
         self.profile = config.profile
+        self.callback_url = config.callback_url
         self.http = httpx.AsyncClient(timeout=config.timeout_seconds)
         self.unused_sync_client = httpx.Client()  # the SDK wants one; this dialect is async throughout
         safe = RetryConfig("backoff", BackoffStrategy(500, 8_000, 2, 30_000), retry_connection_errors=True)
@@ -91,6 +92,10 @@ class OpenRouterVideos:
 
     async def submit(self, job: JobSpec) -> JobState:
         fields = _on_the_wire(self.describe(job, self.profile).fields)
+        if self.callback_url:  # "URL to receive a webhook notification when the video generation job completes.
+            # Overrides the workspace-level default callback URL if set. Must be HTTPS." (SDK 1.3.84,
+            # `VideoGenerationRequest.callback_url`); its events are verified by `reelflow webhooks`
+            fields["callback_url"] = self.callback_url
         async with self._translated(action_of(job)):
             created = await self.sdk.video_generation.generate_async(**fields, retries=_SENT_ONCE)
         return _state(created)
@@ -229,9 +234,9 @@ def _clip_fields(job: ClipJob, profile: ProviderProfile) -> dict[str, Any]:
 def _upstream(model: str, profile: ProviderProfile) -> str:
     """The slug of the provider behind `model` that its passthrough options are keyed by (from the profile)."""
     limits = profile.model_limits(model)
-    if limits is None or limits.passthrough is None:
+    if limits is None or limits.upstream is None:
         raise PermanentApiError(f"create a video: {model} on {profile.name} takes no provider options")
-    return limits.passthrough.provider
+    return limits.upstream
 
 
 def _frame_fields(size: str) -> dict[str, str]:

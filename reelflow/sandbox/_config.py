@@ -63,8 +63,10 @@ class SandboxConfig(BaseModel):
     slow_seconds: float = Field(default=2.0, ge=0, description="Delay of a `slow` fault.")
     seed: int = Field(default=0, description="Seed of the fault draws: the same seed, the same faults.")
     state_dir: Path | None = Field(default=None, description="Keep jobs and media here across restarts.")
-    webhook_url: str | None = Field(default=None, description="Where to POST signed video events.")
-    webhook_secret: str | None = Field(default=None, description="`whsec_...` secret that signs events.")
+    webhook_url: str | None = Field(default=None, description="Where to POST signed video events (OpenRouter: the "
+                                    "workspace's default callback URL, which a create's `callback_url` overrides).")
+    webhook_secret: str | None = Field(default=None, description="`whsec_...` secret that signs events (OpenRouter: "
+                                       "the workspace's signing secret, any text).")
     api_keys: frozenset[str] | None = Field(
         default=None, description="Accepted bearer keys; None accepts any non-empty key."
     )

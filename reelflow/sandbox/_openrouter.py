@@ -15,7 +15,9 @@ field of the wrong type or a value the model does not offer is a 400 naming the 
 is a passthrough option the model's `allowed_passthrough_parameters` lack (options under other providers' slugs
 are ignored, as the SDK says); with `previous_job_id`, a `duration` makes an extension and none an edit, and a job
 not completed, or of a model that does not continue, is a 400; content before completion is 409, after the files
-expired 410 (the SDK maps both, unexplained)."""
+expired 410 (the SDK maps both, unexplained). A finished job is announced to the create's `callback_url` (else the
+workspace's default: `--webhook-url`), signed with the workspace's secret (`--webhook-secret`) as OpenRouter signs
+it."""
 
 from __future__ import annotations
 
@@ -26,17 +28,28 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..profiles import ASPECT_RATIOS, RESOLUTION_LINES, ModelLimits, ProviderProfile, dimensions_of, frame_of
+from ..profiles import (
+    ASPECT_RATIOS,
+    RESOLUTION_LINES,
+    ModelLimits,
+    ProviderProfile,
+    dimensions_of,
+    frame_of,
+    tier_of,
+    video_tokens_per_second,
+)
 from ._fetch import FetchFailed, image_format
 from ._media import Recipe, Segment, tinted
 from ._problems import ApiProblem, bearer_key, read_fields
 from ._routes import Routes
 from ._state import Job, JobKind, SandboxState, now
+from ._webhooks import Deliveries, openrouter_callback
 
 if TYPE_CHECKING:
     from ._app import Sandbox
@@ -48,6 +61,9 @@ _FIELDS = ("model", "prompt", "duration", "resolution", "aspect_ratio", "size", 
            "frame_images", "input_references", "callback_url", "provider", "session_id", "user", "trace",
            "previous_job_id", "creativity", "upscale_factor")
 _UPSCALING = ("creativity", "upscale_factor")  # "for video upscaling models only" (the same model)
+# A callback's `data` keys (OpenRouter's Webhook.site delivery, `data_keys`, and `VideoWebhookEvent`:
+# openrouter.ai/docs/cookbook/video-generation/video-generation-webhooks)
+_CALLBACK_DATA = ("id", "status", "generation_id", "unsigned_urls", "usage", "error")
 _STATUS = {"queued": "pending", "in_progress": "in_progress", "completed": "completed", "failed": "failed"}
 # Prompt markers that end a job as OpenRouter's final statuses other than failed (SDK 1.3.84
 # `VideoGenerationResponseStatus`), with the `error` the job then says.
@@ -80,6 +96,7 @@ class OpenRouterPose:
     def __init__(self, engine: Sandbox) -> None:
         self.engine = engine
         self.signing_key = secrets.token_bytes(32)
+        self.callbacks = Deliveries(engine.webhook_stats)
 
     @property
     def profile(self) -> ProviderProfile:
@@ -114,10 +131,20 @@ class OpenRouterPose:
         return ApiProblem(401, "User not found." if key_given else "Missing Authentication header")
 
     async def job_finished(self, job: Job) -> None:
-        """No webhooks in this pose (OpenRouter signs its callbacks its own way): jobs are polled."""
+        """Its callback, to the create's `callback_url` or else the workspace's default (the sandbox's
+        `webhook_url`), signed with the workspace's secret (the sandbox's `webhook_secret`): `openrouter_callback`."""
+        url = job.request.get("callback_url") or self.engine.config.webhook_url
+        if not url:
+            return
+        self.engine.webhook_stats["sent"] += 1
+        generation = self._generation(job)
+        data: dict[str, Any] = {key: generation[key] for key in _CALLBACK_DATA if key in generation}
+        if await self.callbacks.post(url, *openrouter_callback({**data, "model": job.model},
+                                                               self.engine.config.webhook_secret)):
+            self.state.save_job(job.model_copy(update={"webhook_sent": True}))
 
     async def close(self) -> None:
-        return None
+        await self.callbacks.close()
 
     # -- create --------------------------------------------------------------------------------------------
 
@@ -143,10 +170,10 @@ class OpenRouterPose:
             raise bad_request(f"{model} does not generate audio", "generate_audio")
         _typed(fields, "seed", int, "an integer")
         callback = _typed(fields, "callback_url", str, "a string")
-        if callback is not None and not callback.startswith("https://"):
+        if callback is not None and not _callable(callback):
             raise bad_request("callback_url must be an HTTPS URL", "callback_url")
         first, last = await self._frames(fields.get("frame_images"), size)
-        subjects = await self._references(fields.get("input_references"), model)
+        subjects = await self._references(fields.get("input_references"), model, limits)
         look = json.dumps([prompt, subjects]) if subjects else prompt
         segment = Segment(seconds=seconds, seed=look, reference=first, last_reference=last)
         recipe = Recipe(size=_dimensions(size), segments=[segment], audio=limits.audio and audio is not False)
@@ -177,8 +204,8 @@ class OpenRouterPose:
         if status != "completed":
             raise bad_request(f"previous_job_id: video generation '{previous}' is not completed (status: "
                               f"{self._status_word(source)})", "previous_job_id")
-        limits = self.profile.model_limits(source.model)
-        if limits is None or not limits.continues:
+        limits = self._limits(source.model)
+        if limits is None or limits.continuation is False:
             raise bad_request(f"{source.model} does not support continuation (previous_job_id)", "previous_job_id")
         seconds = _typed(fields, "duration", int, "an integer number of seconds")
         if seconds is None:
@@ -198,22 +225,20 @@ class OpenRouterPose:
     def _passthrough(self, value: Any, limits: ModelLimits) -> None:
         """`provider`: `{options: {<provider slug>: {...}}}` (SDK 1.3.84 `VideoGenerationRequestProvider`); "Only
         options for the matched provider are forwarded; the rest are ignored" (`VideoGenerationRequestOptions`).
-        The matched provider's options must be among the model's `allowed_passthrough_parameters`."""
+        The matched provider's (the model's `upstream`) options must be among the model's
+        `allowed_passthrough_parameters`."""
         if value is None:
             return
         options = value.get("options", {}) if isinstance(value, dict) else None
         if not isinstance(options, dict) or not all(isinstance(given, dict) for given in options.values()):
             raise bad_request("provider must be {options: {<provider slug>: {...}}}", "provider")
-        passthrough = limits.passthrough
-        matched = options.get(passthrough.provider, {}) if passthrough else {}
-        allowed = passthrough.parameters if passthrough else []
-        refused = [name for name in matched if name not in allowed]
+        matched = options.get(limits.upstream, {}) if limits.upstream else {}
+        refused = [name for name in matched if name not in limits.passthrough]
         if refused:
-            raise bad_request(f"provider.options.{passthrough.provider if passthrough else ''}: '{refused[0]}' is not "
-                              f"an allowed passthrough parameter (allowed: {', '.join(allowed)})",
-                              "provider.options")
+            raise bad_request(f"provider.options.{limits.upstream}: '{refused[0]}' is not an allowed passthrough "
+                              f"parameter (allowed: {', '.join(limits.passthrough)})", "provider.options")
 
-    async def _references(self, value: Any, model: str) -> list[str]:
+    async def _references(self, value: Any, model: str, limits: ModelLimits) -> list[str]:
         """`input_references`: image references (`ContentPartImage`, `{type: image_url, image_url: {url}}`), each
         fetched and kept (blob keys); audio and video ones (`audio_url`, `video_url`) are "only honored by
         providers that support them" (SDK 1.3.84 `InputReference`): ignored here."""
@@ -233,7 +258,7 @@ class OpenRouterPose:
             if kind == "image_url":
                 images.append(part["url"])
         subjects = self.profile.subjects
-        if images and (subjects is None or (subjects.models is not None and model not in subjects.models)):
+        if images and (subjects is None or limits.references is False):
             raise bad_request(f"{model} does not take reference images", "input_references")
         if subjects is not None and len(images) > subjects.max_count:
             raise bad_request(f"at most {subjects.max_count} reference images", "input_references")
@@ -243,7 +268,7 @@ class OpenRouterPose:
         model = fields.get("model")
         if not isinstance(model, str) or not model:
             raise bad_request("model is required", "model")
-        limits = self.profile.model_limits(model)
+        limits = self._limits(model)
         if limits is None:
             raise bad_request(f"Model '{model}' does not exist or does not generate video", "model")
         return model, limits
@@ -359,7 +384,7 @@ class OpenRouterPose:
         return body
 
     def _cost(self, job: Job) -> float | None:
-        limits = self.profile.model_limits(job.model)
+        limits = self._limits(job.model)
         price = limits.price_per_second.get(job.size) if limits else None
         return None if price is None else round(price * job.recipe.seconds, 4)
 
@@ -405,18 +430,65 @@ class OpenRouterPose:
             "rate_limit": {"interval": "10s", "note": "This field is deprecated and safe to ignore.", "requests": -1}}})
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"data": [self._model_entry(name, limits) for name, limits in self.profile.models.items()]})
+        """The catalog (SDK 1.3.84 `VideoModelsListResponse` of `VideoModel`, every required field): the profile's
+        models, then those it lacks (`_NEWER`), each priced by `pricing_skus` as the catalog prices."""
+        listed = {**self.profile.models, **{name: limits for name, (limits, _) in _NEWER.items()
+                                           if self.profile.model_limits(name) is None}}
+        return JSONResponse({"data": [self._model_entry(name, limits) for name, limits in listed.items()]})
+
+    def _limits(self, model: str) -> ModelLimits | None:
+        """The model's limits: the profile's, else a catalog model the profile lacks."""
+        newer = _NEWER.get(model)
+        return self.profile.model_limits(model) or (newer[0] if newer else None)
 
     def _model_entry(self, name: str, limits: ModelLimits) -> dict[str, Any]:
+        frames = limits.frames if limits.frames is not None else (
+            ["first_frame", "last_frame"] if self.profile.last_frame else ["first_frame"])
+        newer = _NEWER.get(name)
         return {"id": name, "canonical_slug": (limits.snapshots or [name])[0], "name": name, "created": 1774000000,
-                "supported_resolutions": limits.resolutions, "supported_aspect_ratios": limits.aspect_ratios,
+                "supported_resolutions": limits.resolutions or None,
+                "supported_aspect_ratios": limits.aspect_ratios or None,
                 "supported_sizes": limits.sizes, "supported_durations": limits.seconds,
-                "supported_frame_images": ["first_frame", "last_frame"] if self.profile.last_frame
-                else ["first_frame"],
-                "upscale_factor": None, "creativity": None, "generate_audio": True, "seed": True,
-                "allowed_passthrough_parameters": limits.passthrough.parameters if limits.passthrough else [],
-                "pricing_skus": {f"duration_seconds_{size}": str(price)
-                                 for size, price in limits.price_per_second.items()}}
+                "supported_frame_images": frames, "upscale_factor": None, "creativity": None,
+                "generate_audio": limits.audio, "seed": True,  # (it takes a seed for every model)
+                "allowed_passthrough_parameters": limits.passthrough,
+                "pricing_skus": newer[1] if newer and self.profile.model_limits(name) is None else _skus(limits)}
+
+
+def _skus(limits: ModelLimits) -> dict[str, str]:
+    """A profile model's prices as catalog SKUs, one per resolution tier: per second (`duration_seconds_
+    with_audio_720p`, `duration_seconds_720p` for a silent model) where the tier's sizes cost the same, else per
+    video token (`video_tokens_720p`, as Seedance is priced), from the tier's first size."""
+    by_tier: dict[str, dict[str, float]] = {}
+    for size, price in limits.price_per_second.items():
+        tier = tier_of(size)
+        if tier is not None:
+            by_tier.setdefault(tier, {})[size] = price
+    skus = {}
+    for tier, prices in by_tier.items():
+        size, price = next(iter(prices.items()))
+        if len(set(prices.values())) == 1:
+            skus[f"duration_seconds_{'with_audio_' if limits.audio else ''}{tier.lower()}"] = f"{price:g}"
+        else:
+            skus[f"video_tokens_{tier.lower()}"] = f"{price / video_tokens_per_second(size):.3g}"
+    return skus
+
+
+# Models the catalog lists that the built-in profile (copied 2026-10-09) lacks, among those OpenRouter's cookbook
+# shows it listing (cookbook/video-generation/choose-video-model: google/veo-3.1-lite, alibaba/wan-2.7, ...), with
+# SKUs named as the catalog names them; the figures are the sandbox's own.
+_NEWER: dict[str, tuple[ModelLimits, dict[str, str]]] = {
+    "google/veo-3.1-lite": (
+        ModelLimits(snapshots=["google/veo-3.1-lite-20260520"], seconds=[4, 6, 8], aspect_ratios=["16:9", "9:16"],
+                    resolutions=["720p", "1080p"], frames=["first_frame", "last_frame"],
+                    passthrough=["negativePrompt", "personGeneration"]),
+        {"duration_seconds_with_audio_720p": "0.05", "duration_seconds_with_audio_1080p": "0.08",
+         "duration_seconds_without_audio_720p": "0.03", "duration_seconds_without_audio_1080p": "0.05"}),
+    "alibaba/wan-2.7": (
+        ModelLimits(snapshots=["alibaba/wan-2.7-20260601"], seconds=[5, 10, 15], aspect_ratios=["16:9", "9:16", "1:1"],
+                    resolutions=["720p", "1080p"], frames=["first_frame"], audio=False),
+        {"duration_seconds_720p": "0.10", "duration_seconds_1080p": "0.15", "cents_per_image_input": "1"}),
+}
 
 
 def _typed(fields: dict[str, Any], name: str, kind: type[T], described: str) -> T | None:
@@ -426,6 +498,13 @@ def _typed(fields: dict[str, Any], name: str, kind: type[T], described: str) -> 
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise bad_request(f"{name} must be {described}", name)
     return value
+
+
+def _callable(url: str) -> bool:
+    """"Must be HTTPS" (SDK 1.3.84 `VideoGenerationRequest.callback_url`); the sandbox also calls http:// on this
+    machine (a receiver started beside it, in tests and demos)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
 def _dimensions(size: str) -> tuple[int, int]:

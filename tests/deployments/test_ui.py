@@ -118,8 +118,10 @@ def test_a_refused_scene_shows_its_error_and_ends_the_log_without_a_traceback(se
     assert {key: len(versions) for key, versions in found.items()} == {
         "ui-refused-progress": 1, "ui-refused-scenes": 1, "ui-refused-summary": 1}
     (table,), (progress,) = found["ui-refused-scenes"], found["ui-refused-progress"]
-    assert wait_until(lambda: updates(served, table) >= 10 and updates(served, progress) >= 5, seconds=30), (
-        updates(served, table), updates(served, progress))  # yet one card each
+    # updated in place as the run went (how often depends on how long the run took: the board publishes every
+    # few seconds), yet one card each
+    assert wait_until(lambda: updates(served, table) >= 2 and updates(served, progress) >= 2, seconds=30), (
+        updates(served, table), updates(served, progress))
     cards, columns, seen = artifacts_in_the_ui(served.removesuffix("/api"), run, table["id"])
     assert sorted(cards) == sorted(found)
     assert columns[:3] == ["scene", "status", "error"]
@@ -217,6 +219,7 @@ def form_filled_in_the_ui(ui: str, deployment: UUID, output: Path) -> tuple[list
     with browser_page() as page:
         page.goto(f"{ui}/deployments/deployment/{deployment}/run")
         page.get_by_role("button", name="Add item").first.click(timeout=60_000)  # the first list: scenes
+        page.locator(".schema-form-property__label", has_text=re.compile("^Prompt$")).wait_for()  # the scene's
         labels = page.locator(".schema-form-property__label").all_inner_texts()
         notes = page.get_by_text('Property is type "None"').count()
         for label, value in (("Name", "form-test"), ("Id", "dawn"), ("Prompt", "a harbour at dawn"),
