@@ -43,7 +43,7 @@ async def request_of(step: Step) -> JobSpec:
     if step.revision > 0:
         revision = scene.revisions[step.revision - 1]
         return RevisionJob(kind=revision.kind, source=_before(step), prompt=revision.prompt, size=scene.size,
-                           total_seconds=scene.total_seconds)
+                           total_seconds=scene.total_seconds, model=scene.model)
     segment = scene.segments[number]
     if segment.via == "extension":
         return ExtensionJob(source=_before(step), prompt=segment.prompt, seconds=segment.seconds, size=scene.size,
@@ -67,6 +67,7 @@ def _clip(step: Step, first: Reference | None) -> ClipJob:
     return ClipJob(prompt=scene.segments[number].prompt, model=scene.model, size=scene.size,
                    seconds=scene.segments[number].seconds, first_frame=first, last_frame=last, audio=scene.audio,
                    seed=scene.seed, negative=scene.negative, subjects=subjects if number == 0 else (),
+                   provider_options=scene.provider_options,
                    characters=tuple(step.run.character_ids[name] for name in scene.characters))
 
 

@@ -67,11 +67,13 @@ def scene_jobs(scene: ResolvedScene, profile: ProviderProfile, settings: Setting
         last = landing if number == len(scene.segments) else None
         jobs.append((ClipJob(prompt=segment.prompt, model=scene.model, size=scene.size, seconds=segment.seconds,
                              first_frame=first, last_frame=last, characters=characters, audio=scene.audio,
-                             seed=scene.seed, negative=scene.negative, subjects=subjects if number == 1 else ()),
+                             seed=scene.seed, negative=scene.negative, subjects=subjects if number == 1 else (),
+                             provider_options=scene.provider_options),
                      None if segment.via == "create" else number - 1))
     for number, revision in enumerate(scene.revisions, start=len(jobs) + 1):
         jobs.append((RevisionJob(kind=revision.kind, source=f"<the video of request {number - 1}>",
-                                 prompt=revision.prompt, size=scene.size, total_seconds=scene.total_seconds), None))
+                                 prompt=revision.prompt, size=scene.size, total_seconds=scene.total_seconds,
+                                 model=scene.model), None))
     return jobs
 
 

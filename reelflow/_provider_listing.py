@@ -67,7 +67,9 @@ def _continuing(profile: ProviderProfile) -> str:
     if profile.extensions is None:
         return "from the last frame, stitched here"
     limits = profile.extensions
-    return (f"extended by the provider: {'/'.join(map(str, limits.seconds))} s, at most {limits.max_count} "
+    held = [name for name, model in profile.models.items() if model.continuation is False]
+    which = f" (not {', '.join(held)}: from the last frame)" if held else ""
+    return (f"extended by the provider{which}: {'/'.join(map(str, limits.seconds))} s, at most {limits.max_count} "
             f"({limits.max_total_seconds} s in all)")
 
 

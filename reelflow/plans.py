@@ -100,6 +100,12 @@ class Framing(_Model):
         return "{}x{}".format(*dimensions_of(self.aspect_ratio or inherited[0], self.resolution or inherited[1]))
 
 
+ProviderOptions = dict[Annotated[str, StringConstraints(min_length=1)], Any]
+PROVIDER_OPTIONS = ("Options of the upstream provider's own, sent as they are where the profile allows them for the "
+                    "scene's model (OpenRouter's `provider` passthrough, e.g. {negativePrompt: blur}); a scene's "
+                    "replace its route's, which replace the defaults'.")
+
+
 class SceneDefaults(Framing):
     """Values every scene takes unless it sets its own."""
 
@@ -111,6 +117,7 @@ class SceneDefaults(Framing):
     audio: bool | None = Field(default=None, description="Sound with the picture: true or false where the provider "
                                "can switch it; unset: the provider's own default.")
     pad_color: str = Field(default="#000000", description="Background colour for fit: pad.")
+    provider_options: ProviderOptions | None = Field(default=None, description=PROVIDER_OPTIONS)
 
 
 class Character(_Model):
@@ -128,6 +135,8 @@ class Route(_Model):
     provider: ProfileName = Field(description="Provider profile (`reelflow providers` lists them).")
     model: str | None = Field(default=None, description="Model on this provider, over the plan's default model.")
     audio: bool | None = Field(default=None, description="Sound on this provider, over the plan's default.")
+    provider_options: ProviderOptions | None = Field(default=None, description="Options of the provider's own on "
+                                                     "this route, over the plan's default (see `Scene`).")
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", description="What scenes "
                              "call it by (`route:`); default: the provider, with `/` and the model if it names one.")
 
@@ -173,6 +182,7 @@ class Scene(Framing):
     provider: ProfileName | None = Field(default=None, description="Render it only on the plan's routes of this "
                                          "provider (on this provider alone when the plan has none of it).")
     route: str | None = Field(default=None, description="Render it only on the plan's route of this name.")
+    provider_options: ProviderOptions | None = Field(default=None, description=PROVIDER_OPTIONS)
 
 
 class MusicBed(_Model):
@@ -273,6 +283,7 @@ class ResolvedScene(_Model):
     seed: int | None = None
     subjects: list[str] = Field(default_factory=list, description="Subject reference images.")
     negative: str | None = Field(default=None, description="What to avoid, for a provider that takes it apart.")
+    provider_options: ProviderOptions = Field(default_factory=dict, description="Passed through to the provider.")
     segments: list[Segment] = Field(min_length=1, description="The paid jobs, in order; the first is the create.")
     revisions: list[Revision] = Field(default_factory=list, description="Then these, each one a paid job.")
     notes: list[str] = Field(default_factory=list, description="How the provider's limits shaped the chain.")
@@ -325,7 +336,7 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile, route: Route |
     beats += [(compose(continuation(s.prompt, e.prompt), plan.style, negatives=inline), e.seconds)
               for e in s.extensions]
     size = s.applied_to(d.applied_to(profile.default_size))
-    segments, notes = _chain(beats, model, size, profile)
+    segments, notes = _chain(beats, model, size, profile, lands=s.last_image is not None)
     return ResolvedScene(
         id=s.id, prompt=prompt, image=s.image, last_image=s.last_image, crop=s.crop, characters=s.characters,
         model=model,
@@ -334,6 +345,8 @@ def resolve_scene(s: Scene, plan: Plan, profile: ProviderProfile, route: Route |
         seed=s.seed if s.seed is not None else d.seed,
         subjects=plan.subjects if s.subjects is None else s.subjects,
         negative=None if inline else negatives_of(s.prompt, plan.style), pad_color=s.pad_color or d.pad_color,
+        provider_options=next((o for o in (s.provider_options, route.provider_options if route else None,
+                                          d.provider_options) if o is not None), {}),
         segments=segments, revisions=s.revisions, notes=notes, provider=profile.name,
         route=route.key if route else profile.name, request=_request_of(s, plan))
 
@@ -359,16 +372,16 @@ def length_problem(s: Scene, defaults: SceneDefaults, profile: ProviderProfile) 
     return f"{field}: the scene would be {shown} long; at most {profile.max_scene_seconds} s on {profile.name}"
 
 
-def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: ProviderProfile
+def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: ProviderProfile, *, lands: bool
            ) -> tuple[list[Segment], list[str]]:
     """The jobs for a scene's beats (its own prompt and length, then each extension's): each beat's length as
     the nearest sum of lengths the provider makes; continuations extend the provider's video where it can
-    (at this size), else start from the previous clip's last frame."""
+    (this model, at this size, and the scene does not land on a last image: an extension cannot), else start
+    from the previous clip's last frame."""
     limits = profile.model_limits(model)
     if limits is None:  # unknown model: validation says so; nothing to plan with
         return [Segment(prompt=beats[0][0], seconds=beats[0][1], via="create")], []
-    extending = profile.extensions if profile.extensions and (
-        profile.extensions.sizes is None or size in profile.extensions.sizes) else None
+    extending = None if lands else profile.extending(model, size)
     onward: Via = "extension" if extending else "last-frame"
     then = extending.seconds if extending else limits.seconds
     segments: list[Segment] = []
@@ -383,10 +396,21 @@ def _chain(beats: list[tuple[str, int]], model: str, size: str, profile: Provide
             notes.append(f"{field}: {wanted} s is not one job on {profile.name} ({model}: {offered} s); "
                          f"rendered as {'+'.join(map(str, pieces))} s")
     if onward == "last-frame" and len(segments) > 1:
-        why = "cannot extend its videos" if not profile.extensions else f"extends no {size} videos"
-        notes.append(f"{profile.name} {why}: each continuation is a new clip that starts "
-                     "from the previous clip's last frame; the clips are stitched here")
+        notes.append(f"{profile.name} {_why_not_extended(profile, model, size)}: each continuation is a new clip "
+                     "that starts from the previous clip's last frame; the clips are stitched here")
     return segments, notes
+
+
+def _why_not_extended(profile: ProviderProfile, model: str, size: str) -> str:
+    """Why a scene's continuations start from last frames rather than extend the provider's video."""
+    if not profile.extensions:
+        return "cannot extend its videos"
+    limits = profile.model_limits(model)
+    if limits is not None and limits.continuation is False:
+        return f"extends no {model} videos"
+    if not profile.extending(model, size):
+        return f"extends no {size} videos"
+    return "cannot land an extension on the scene's last_image"
 
 
 def nearest_lengths(wanted: int, first: list[int], then: list[int]) -> list[int]:
@@ -581,6 +605,7 @@ def scene_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
     if scene.seed is not None and not profile.takes(scene.model, "seed"):
         problems.append(f"seed: {_who(scene, profile, 'seed')} takes no seed")
     problems += _subject_problems(scene, profile)
+    problems += _passthrough_problems(scene, limits, profile)
     if scene.last_image is not None and not profile.takes(scene.model, "last_image"):
         problems.append(f"last_image: {_who(scene, profile, 'last_image')} cannot land a clip on a given last frame")
     problems += _endpoint_problems(scene, limits)
@@ -637,6 +662,11 @@ def _subject_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[st
     limits = profile.subjects
     if limits is None:
         return [f"subjects: provider {profile.name!r} takes no subject images"]
+    model = profile.model_limits(scene.model)
+    if model is not None and model.references is False:
+        takers = [name for name, other in profile.models.items() if other.references is not False]
+        return [f"subjects: {scene.model} on {profile.name} takes no subject images (models that do: "
+                f"{', '.join(takers) or 'none'})"]
     problems = [f"subjects: {p}" for url in scene.subjects for p in _reference_problems(url)]
     if len(scene.subjects) > limits.max_count:
         problems.append(f"subjects: {len(scene.subjects)} images; at most {limits.max_count} on {profile.name}")
@@ -653,14 +683,31 @@ def _subject_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[st
     return problems
 
 
+def _passthrough_problems(scene: ResolvedScene, limits: ModelLimits, profile: ProviderProfile) -> list[str]:
+    """Provider options only where the profile lets the model take them, and only the names it allows."""
+    if not scene.provider_options:
+        return []
+    if not limits.passthrough:
+        return [f"provider_options: {scene.model} on {profile.name} takes no provider options"]
+    if limits.upstream is None:
+        return [f"provider_options: {scene.model} on {profile.name}: its profile names no provider to send them to "
+                "(the model's `upstream`)"]
+    return [f"provider_options: {name}: not an option {scene.model} takes on {profile.name} (it takes "
+            f"{', '.join(limits.passthrough)})" for name in scene.provider_options if name not in limits.passthrough]
+
+
 def _revision_problems(scene: ResolvedScene, profile: ProviderProfile) -> list[str]:
     """Revisions need the provider's endpoint, and its own video: a chain stitched here is not one."""
     offered = {"edit": (profile.edits, "edits"), "remix": (profile.remix, "remix")}
-    problems = [f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]}"
-                for i, r in enumerate(scene.revisions) if not offered[r.kind][0]]
+    problems = []
+    for i, r in enumerate(scene.revisions):
+        if not profile.revises(scene.model, r.kind):
+            of_model = f" of {scene.model} videos" if offered[r.kind][0] else ""  # (it revises other models')
+            problems.append(f"revisions[{i}].{r.kind}: provider {profile.name!r} has no {offered[r.kind][1]}{of_model}")
     if scene.revisions and scene.stitched_locally and not problems:
         problems.append(f"revisions: the video is stitched here from {len(scene.segments)} clips (provider "
-                        f"{profile.name!r} cannot extend its videos), so the provider has no video to revise")
+                        f"{profile.name!r} {_why_not_extended(profile, scene.model, scene.size)}), so the provider "
+                        "has no video to revise")
     return problems
 
 

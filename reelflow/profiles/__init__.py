@@ -90,12 +90,18 @@ class ModelLimits(_Strict):
     frames: list[Literal["first_frame", "last_frame"]] | None = Field(
         default=None, description="The frame images it takes (OpenRouter's `supported_frame_images`); None: as the "
         "profile's `last_frame` says.")
-    continuation: bool = Field(default=False, description="Whether the provider continues or edits its own video "
-                               "of this model (OpenRouter's `previous_job_id`).")
-    references: bool = Field(default=False, description="Whether it takes reference images of what to show "
-                             "(OpenRouter's `input_references`).")
+    continuation: bool | None = Field(default=None, description="Whether the provider continues or edits its own "
+                                      "video of this model (OpenRouter's `previous_job_id`): the profile's "
+                                      "`extensions` and `edits` apply to it; false: its scenes continue from their "
+                                      "last frame and take no edits; None: as the profile's `extensions` say.")
+    references: bool | None = Field(default=None, description="Whether it takes reference images of what to show "
+                                    "(OpenRouter's `input_references`; a scene's `subjects`); None: as the "
+                                    "profile's `subjects` say.")
     passthrough: list[str] = Field(default_factory=list, description="Provider options it passes through as they "
-                                   "are (OpenRouter's `allowed_passthrough_parameters`).")
+                                   "are (OpenRouter's `allowed_passthrough_parameters`; a scene's `provider_options`).")
+    upstream: str | None = Field(default=None, description="The slug of the provider behind it, which its "
+                                 "passthrough options are keyed by (OpenRouter's `provider.options`, e.g. "
+                                 "google-vertex).")
     endpoints: list[Endpoint] = Field(default_factory=list, description="For a dialect that sends each model's own "
                                       "inputs (fal's queue): its endpoints, each with its input map; a job goes to "
                                       "the first that takes what it carries.")
@@ -255,6 +261,19 @@ class ProviderProfile(_Strict):
                             list_jobs=self.list_jobs, last_frame=self.last_frame, audio_switch=self.audio_switch,
                             seed=self.seed, negative_prompt=self.negative_prompt, subjects=self.subjects is not None,
                             poll_hint=self.poll_hint, variants=tuple(self.variants))
+
+    def extending(self, model: str, size: str) -> ExtensionLimits | None:
+        """How far the provider extends `model`'s videos of `size`; None where it does not (they continue from
+        their last frame)."""
+        limits = self.model_limits(model)
+        sized = self.extensions is not None and (self.extensions.sizes is None or size in self.extensions.sizes)
+        return self.extensions if sized and (limits is None or limits.continuation is not False) else None
+
+    def revises(self, model: str, kind: Literal["edit", "remix"]) -> bool:
+        """Whether the provider makes revisions of `kind` of `model`'s videos."""
+        limits = self.model_limits(model)
+        offered = self.edits if kind == "edit" else self.remix
+        return offered and (limits is None or limits.continuation is not False)
 
     def model_limits(self, model: str) -> ModelLimits | None:
         """The limits of `model`, accepting dated snapshot names; None when unknown."""

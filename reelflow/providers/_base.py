@@ -50,6 +50,7 @@ class ClipJob:
     seed: int | None = None
     negative: str | None = None  # what to avoid, for a dialect that takes it apart from the prompt
     subjects: tuple[Reference, ...] = ()  # images of what the video keeps consistent (a person, a product)
+    provider_options: Mapping[str, Any] = field(default_factory=dict)  # the upstream provider's own, passed through
     @property
     def shows_seconds(self) -> int:
         return self.seconds
@@ -81,6 +82,7 @@ class RevisionJob:
     prompt: str
     size: str
     total_seconds: int
+    model: str = ""  # the model that made `source`
 
     @property
     def shows_seconds(self) -> int:

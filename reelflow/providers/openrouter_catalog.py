@@ -109,7 +109,8 @@ def limits_of(model: VideoModel, kept: ModelLimits | None) -> ModelLimits | None
         "sizes": [str(size) for size in model.supported_sizes or []],
         "audio": audio, "frames": [str(f) for f in model.supported_frame_images or [] if f in _FRAMES],
         "passthrough": list(model.allowed_passthrough_parameters),
-        "continuation": kept.continuation if kept else False, "references": kept.references if kept else False}
+        "continuation": kept.continuation if kept else False, "references": kept.references if kept else False,
+        "upstream": kept.upstream if kept else None}
     if model.canonical_slug and model.canonical_slug != model.id:
         fields["snapshots"] = [model.canonical_slug]
     if not fields["seconds"]:

@@ -1,13 +1,16 @@
 """The `openrouter-videos` dialect: OpenRouter's `/api/v1/videos`, through OpenRouter's own SDK (`openrouter`).
 
 A create is JSON: `model, prompt, duration` (an integer), `resolution` + `aspect_ratio` (the frame, from the
-plan's size), and `frame_images` for a first and a last frame, each an `image_url` the provider fetches (a
-presigned URL, else a data URL). A job is `pending`, `in_progress`, then `completed` (its files at signed
-`urls` until `expires_at`, and always at the content route with the key; what it cost in `usage.cost`) or
-`failed` / `cancelled` / `expired`. There is no job list, so a create whose
-answer was lost cannot be found again, and nothing continues or revises a video: continuations are new clips
-from the last frame (the pipeline's fallback). Sources: OpenRouterTeam/docs openapi/openapi.yaml (2026-08-22)
-and the SDK 1.3.84's `video_generation`; see `reelflow/profiles/openrouter.yaml`."""
+plan's size), `frame_images` for a first and a last frame and `input_references` for subject images, each an
+`image_url` the provider fetches (a presigned URL, else a data URL), and the scene's `provider_options` as the
+`provider` passthrough (`{options: {<upstream slug>: {...}}}`). An extension or an edit is a create with
+`previous_job_id`, the finished job it continues (an extension with the `duration` it adds), on models that
+continue their videos (`continuation` in the profile); the others continue from the last frame (the pipeline's
+fallback). A job is `pending`, `in_progress`, then `completed` (its files at signed `urls` until `expires_at`,
+and always at the content route with the key; what it cost in `usage.cost`) or `failed` / `cancelled` /
+`expired`, each final. There is no job list, so a create whose answer was lost cannot be found again. Sources:
+OpenRouterTeam/docs openapi/openapi.yaml (2026-08-22) and the SDK 1.3.84's `video_generation` and
+`components/videogenerationrequest.py`; see `reelflow/profiles/openrouter.yaml`."""
 
 from __future__ import annotations
 
@@ -37,10 +40,12 @@ from ._base import (
     Body,
     Capabilities,
     ClipJob,
+    ExtensionJob,
     JobSpec,
     JobState,
     ProviderConfig,
     Reference,
+    RevisionJob,
     Status,
     Variant,
     WireRequest,
@@ -49,7 +54,11 @@ from ._base import (
 )
 from ._http import status_error, streamed, transport_error
 
+# SDK 1.3.84 `components/videogenerationresponse.py` `VideoGenerationResponseStatus`: pending, in_progress,
+# completed, failed, cancelled, expired (the last three final: nothing more comes of the job).
 _STATUSES: dict[str, Status] = {"pending": "queued", "in_progress": "running", "completed": "completed"}
+_ENDED = {"cancelled": "the job was cancelled at OpenRouter", "expired": "the job expired at OpenRouter before it "
+          "finished"}
 _MAY_PASS = frozenset({408, 409, 425, 499})  # a timeout, a conflict (not ready), an early or cut request
 _SENT_ONCE = RetryConfig("none", BackoffStrategy(0, 0, 1, 0), retry_connection_errors=False)
 _QUIET = logging.getLogger("reelflow.providers.openrouter")  # the SDK's debug log shows headers: never on
@@ -63,7 +72,8 @@ class OpenRouterVideos:
     """OpenRouter's video API through `openrouter.OpenRouter`."""
 
     dialect: ClassVar[str] = "openrouter-videos"
-    capabilities: ClassVar[Capabilities] = Capabilities(last_frame=True, audio_switch=True, seed=True, webhooks=True,
+    capabilities: ClassVar[Capabilities] = Capabilities(extensions=True, edits=True, last_frame=True,
+                                                        audio_switch=True, seed=True, subjects=True, webhooks=True,
                                                         variants=("video",), images="url-or-data")
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -141,19 +151,19 @@ class OpenRouterVideos:
 
     @classmethod
     def describe(cls, job: JobSpec, profile: ProviderProfile) -> WireRequest:
-        if not isinstance(job, ClipJob):
-            raise PermanentApiError(f"{action_of(job)}: OpenRouter's video API cannot continue or revise a video")
-        fields: dict[str, Any] = {"model": job.model, "prompt": job.prompt, "duration": job.seconds}
-        fields.update(_frame_fields(job.size))
-        if job.audio is not None:
-            fields["generate_audio"] = job.audio
-        if job.seed is not None:
-            fields["seed"] = job.seed
-        frames = [{"type": "image_url", "image_url": {"url": reference}, "frame_type": kind}
-                  for kind, reference in (("first_frame", job.first_frame), ("last_frame", job.last_frame))
-                  if reference is not None]
-        if frames:
-            fields["frame_images"] = frames
+        """A clip's create; an extension or an edit as a create with `previous_job_id` ("ID of a completed video
+        job to edit or extend ... The new job runs on the same model and endpoint that produced the previous one",
+        SDK 1.3.84 `VideoGenerationRequest.previous_job_id`), an extension with the `duration` it adds. The SDK
+        does not say how the API tells an edit from an extension: the prompt says which, and only an extension
+        asks for more seconds."""
+        if isinstance(job, ClipJob):
+            return WireRequest(CREATE, _clip_fields(job, profile))
+        if isinstance(job, RevisionJob) and job.kind != "edit":
+            raise PermanentApiError(f"{action_of(job)}: OpenRouter's video API has no remix")
+        fields: dict[str, Any] = {"model": job.model or profile.default_model, "prompt": job.prompt,
+                                  "previous_job_id": job.source}
+        if isinstance(job, ExtensionJob):
+            fields["duration"] = job.seconds
         return WireRequest(CREATE, fields)
 
     @classmethod
@@ -198,6 +208,37 @@ def _deprecated_key_fields_read() -> Iterator[None]:
         yield
 
 
+def _clip_fields(job: ClipJob, profile: ProviderProfile) -> dict[str, Any]:
+    """A new clip's create (SDK 1.3.84 `VideoGenerationRequest`): `frame_images` items are `FrameImage`
+    (`{type: image_url, image_url: {url}, frame_type}`), `input_references` items `ContentPartImage`
+    (`{type: image_url, image_url: {url}}`), `provider` a `VideoGenerationRequestProvider` (`{options: {<provider
+    slug>: {...}}}`: "Only options for the matched provider are forwarded")."""
+    fields: dict[str, Any] = {"model": job.model, "prompt": job.prompt, "duration": job.seconds}
+    fields.update(_frame_fields(job.size))
+    if job.audio is not None:
+        fields["generate_audio"] = job.audio
+    if job.seed is not None:
+        fields["seed"] = job.seed
+    frames = [{"type": "image_url", "image_url": {"url": reference}, "frame_type": kind}
+              for kind, reference in (("first_frame", job.first_frame), ("last_frame", job.last_frame))
+              if reference is not None]
+    if frames:
+        fields["frame_images"] = frames
+    if job.subjects:
+        fields["input_references"] = [{"type": "image_url", "image_url": {"url": subject}} for subject in job.subjects]
+    if job.provider_options:
+        fields["provider"] = {"options": {_upstream(job.model, profile): dict(job.provider_options)}}
+    return fields
+
+
+def _upstream(model: str, profile: ProviderProfile) -> str:
+    """The slug of the provider behind `model` that its passthrough options are keyed by (from the profile)."""
+    limits = profile.model_limits(model)
+    if limits is None or limits.upstream is None:
+        raise PermanentApiError(f"create a video: {model} on {profile.name} takes no provider options")
+    return limits.upstream
+
+
 def _frame_fields(size: str) -> dict[str, str]:
     """The plan's size as OpenRouter's frame: `aspect_ratio` and `resolution` where they make it exactly,
     else the size itself (which the API also takes)."""
@@ -221,17 +262,17 @@ def _on_the_wire(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _state(answer: VideoGenerationResponse) -> JobState:
-    """A generation in reelflow's words: `expired` (the provider gave up on its upstream in time) may pass;
-    `failed` (a refusal, a policy block) and `cancelled` do not. A finished one carries its signed `urls`, their
-    `expires_at` (Unix seconds) and `usage.cost`, what it was billed in USD (SDK 1.3.84 `VideoGenerationResponse`,
-    `VideoGenerationUsage`)."""
+    """A generation in reelflow's words: `failed` (a refusal, a policy block), `cancelled` and `expired` end it for
+    good (a job made again would be paid again: that is the user's call, not reelflow's). A finished one carries
+    its signed `urls`, their `expires_at` (Unix seconds) and `usage.cost`, what it was billed in USD (SDK 1.3.84
+    `VideoGenerationResponse`, `VideoGenerationUsage`)."""
     status = str(answer.status)
     ours = _STATUSES.get(status, "failed")
     cost = answer.usage.cost if answer.usage is not None else None
+    said = answer.error if isinstance(answer.error, str) and answer.error else None
     return JobState(id=answer.id, status=ours, progress=100 if ours == "completed" else 0,
                     error_code=status if ours == "failed" else None,
-                    error_message=answer.error if isinstance(answer.error, str) else None,
-                    transient=status == "expired", outputs=tuple(answer.urls or ()),
+                    error_message=said or _ENDED.get(status), outputs=tuple(answer.urls or ()),
                     expires_at=float(answer.expires_at) if answer.expires_at else None,
                     billed_usd=float(cost) if isinstance(cost, int | float) else None)
 

@@ -1,24 +1,32 @@
 """The `openrouter-videos` pose: OpenRouter's video API under `/api/v1`, as its published reference and its
 Python SDK describe it (OpenRouterTeam/docs openapi/openapi.yaml, 2026-08-22; `openrouter` 1.3.84).
 
-Create (`POST /api/v1/videos`, JSON, answered 202), status (`GET /api/v1/videos/{id}`: pending, in_progress,
-completed, failed), content (`GET /api/v1/videos/{id}/content?index=0`, `video/mp4`), the model list
-(`GET /api/v1/videos/models`), and signed, expiring download URLs in a finished job's `urls`, served here
-under `/_storage/` (OpenRouter's own storage is elsewhere). Errors come in OpenRouter's envelope,
-`{"error": {"code": <status>, "message": ..., "metadata": ...}}`.
+Create (`POST /api/v1/videos`, JSON, answered 202; the fields of `components/videogenerationrequest.py`), status
+(`GET /api/v1/videos/{id}`: pending, in_progress, completed, failed, cancelled, expired), content
+(`GET /api/v1/videos/{id}/content?index=0`, `video/mp4`), the model list (`GET /api/v1/videos/models`), and
+signed, expiring download URLs in a finished job's `urls`, served here under `/_storage/` (OpenRouter's own
+storage is elsewhere). Errors come in OpenRouter's envelope, `{"error": {"code": <status>, "message": ...,
+"metadata": ...}}`. A create with `previous_job_id` continues that job's video on its model: with a `duration`, an
+extension (the video made longer by it), without, an edit (the video changed as the prompt says). A prompt with
+`[cancelled]` or `[expired]` ends its job so.
 
 Where the reference is silent, this says what it assumes: an unknown top-level field is refused (400); a
-field of the wrong type or a value the model does not offer is a 400 naming the field and what is offered;
-content before completion is 409, after the files expired 410 (the SDK maps both, unexplained). A finished job
-is announced to the create's `callback_url` (else the workspace's default: `--webhook-url`), signed with the
-workspace's secret (`--webhook-secret`) as OpenRouter signs it."""
+field of the wrong type or a value the model does not offer is a 400 naming the field and what is offered, and so
+is a passthrough option the model's `allowed_passthrough_parameters` lack (options under other providers' slugs
+are ignored, as the SDK says); with `previous_job_id`, a `duration` makes an extension and none an edit, and a job
+not completed, or of a model that does not continue, is a 400; content before completion is 409, after the files
+expired 410 (the SDK maps both, unexplained). A finished job is announced to the create's `callback_url` (else the
+workspace's default: `--webhook-url`), signed with the workspace's secret (`--webhook-secret`) as OpenRouter signs
+it."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -37,10 +45,10 @@ from ..profiles import (
     video_tokens_per_second,
 )
 from ._fetch import FetchFailed, image_format
-from ._media import Recipe, Segment
+from ._media import Recipe, Segment, tinted
 from ._problems import ApiProblem, bearer_key, read_fields
 from ._routes import Routes
-from ._state import Job, SandboxState, now
+from ._state import Job, JobKind, SandboxState, now
 from ._webhooks import Deliveries, openrouter_callback
 
 if TYPE_CHECKING:
@@ -48,12 +56,30 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 BASE = "/api/v1"
+# SDK 1.3.84 `VideoGenerationRequest`: every field it has.
 _FIELDS = ("model", "prompt", "duration", "resolution", "aspect_ratio", "size", "generate_audio", "seed",
-           "frame_images", "input_references", "callback_url", "provider", "session_id", "user", "trace")
+           "frame_images", "input_references", "callback_url", "provider", "session_id", "user", "trace",
+           "previous_job_id", "creativity", "upscale_factor")
+_UPSCALING = ("creativity", "upscale_factor")  # "for video upscaling models only" (the same model)
 # A callback's `data` keys (OpenRouter's Webhook.site delivery, `data_keys`, and `VideoWebhookEvent`:
 # openrouter.ai/docs/cookbook/video-generation/video-generation-webhooks)
 _CALLBACK_DATA = ("id", "status", "generation_id", "unsigned_urls", "usage", "error")
 _STATUS = {"queued": "pending", "in_progress": "in_progress", "completed": "completed", "failed": "failed"}
+# Prompt markers that end a job as OpenRouter's final statuses other than failed (SDK 1.3.84
+# `VideoGenerationResponseStatus`), with the `error` the job then says.
+_ENDINGS = {"[cancelled]": ("cancelled", "The video generation was cancelled"),
+            "[expired]": ("expired", "The video generation expired before it finished")}
+
+
+@dataclass(frozen=True)
+class _Making:
+    """What a create makes: a job of `kind` on `model`, rendered by `recipe`, its video extended `extensions`
+    times."""
+
+    kind: JobKind
+    model: str
+    recipe: Recipe
+    extensions: int = 0
 
 
 def bad_request(message: str, param: str | None = None) -> ApiProblem:
@@ -129,8 +155,14 @@ class OpenRouterPose:
         unknown = sorted(set(fields) - set(_FIELDS))
         if unknown:
             raise bad_request(f"Unrecognized field: '{unknown[0]}'", unknown[0])
+        upscaling = next((name for name in _UPSCALING if fields.get(name) is not None), None)
+        if upscaling is not None:
+            raise bad_request(f"{upscaling} is supported by video upscaling models only", upscaling)
         model, limits = self._model(fields)
         prompt = self._prompt(fields)
+        self._passthrough(fields.get("provider"), limits)
+        if fields.get("previous_job_id") is not None:
+            return self._started(self._continued(fields, prompt), prompt, fields)
         seconds = self._duration(fields, model, limits)
         size = self._size(fields, model, limits)
         audio = _typed(fields, "generate_audio", bool, "a boolean")
@@ -141,13 +173,96 @@ class OpenRouterPose:
         if callback is not None and not _callable(callback):
             raise bad_request("callback_url must be an HTTPS URL", "callback_url")
         first, last = await self._frames(fields.get("frame_images"), size)
-        segment = Segment(seconds=seconds, seed=prompt, reference=first, last_reference=last)
+        subjects = await self._references(fields.get("input_references"), model, limits)
+        look = json.dumps([prompt, subjects]) if subjects else prompt
+        segment = Segment(seconds=seconds, seed=look, reference=first, last_reference=last)
         recipe = Recipe(size=_dimensions(size), segments=[segment], audio=limits.audio and audio is not False)
+        return self._started(_Making("create", model, recipe), prompt, fields)
+
+    def _started(self, making: _Making, prompt: str, fields: dict[str, Any]) -> Response:
         # "in the `gen-vid-<timestamp>-<20 alphanumerics>` generation ID format" (SDK 1.3.84)
-        job = self.engine.start_job("create", model, prompt, recipe, request=fields,
+        job = self.engine.start_job(making.kind, making.model, prompt, making.recipe, request=fields,
+                                    extension_count=making.extensions,
                                     job_id=f"gen-vid-{int(now())}-{secrets.token_hex(10)}")
+        ending = next((ending for marker, ending in _ENDINGS.items() if marker in prompt), None)
+        if ending is not None and job.failure is None:
+            job.failure = {"code": ending[0], "message": ending[1]}
+            self.state.save_job(job)
         return JSONResponse({"id": job.id, "polling_url": f"{BASE}/videos/{job.id}", "status": "pending"},
                             status_code=202)
+
+    def _continued(self, fields: dict[str, Any], prompt: str) -> _Making:
+        """A create with `previous_job_id`: "ID of a completed video job to edit or extend ... The new job runs on
+        the same model and endpoint that produced the previous one. Only models that support continuation accept
+        this field" (SDK 1.3.84 `VideoGenerationRequest.previous_job_id`). With a `duration`, the video made that
+        much longer; without, the video edited."""
+        previous = _typed(fields, "previous_job_id", str, "a video job id")
+        source = self.state.jobs.get(previous or "")
+        if source is None:
+            raise bad_request(f"previous_job_id: video generation '{previous}' not found", "previous_job_id")
+        status, _ = source.status(now())
+        if status != "completed":
+            raise bad_request(f"previous_job_id: video generation '{previous}' is not completed (status: "
+                              f"{self._status_word(source)})", "previous_job_id")
+        limits = self._limits(source.model)
+        if limits is None or limits.continuation is False:
+            raise bad_request(f"{source.model} does not support continuation (previous_job_id)", "previous_job_id")
+        seconds = _typed(fields, "duration", int, "an integer number of seconds")
+        if seconds is None:
+            return _Making("edit", source.model, tinted(source.recipe, prompt))
+        extending = self.profile.extensions
+        if extending is None or seconds not in extending.seconds:
+            offered = ", ".join(map(str, extending.seconds if extending else []))
+            raise bad_request(f"duration {seconds} cannot extend a video; supported: {offered}", "duration")
+        if source.extension_count >= extending.max_count or source.recipe.seconds + seconds > \
+                extending.max_total_seconds:
+            raise bad_request(f"previous_job_id: the video cannot be extended further (at most {extending.max_count} "
+                              f"extensions, {extending.max_total_seconds} s)", "previous_job_id")
+        recipe = source.recipe.model_copy(
+            update={"segments": [*source.recipe.segments, Segment(seconds=seconds, seed=prompt)]})
+        return _Making("extension", source.model, recipe, source.extension_count + 1)
+
+    def _passthrough(self, value: Any, limits: ModelLimits) -> None:
+        """`provider`: `{options: {<provider slug>: {...}}}` (SDK 1.3.84 `VideoGenerationRequestProvider`); "Only
+        options for the matched provider are forwarded; the rest are ignored" (`VideoGenerationRequestOptions`).
+        The matched provider's (the model's `upstream`) options must be among the model's
+        `allowed_passthrough_parameters`."""
+        if value is None:
+            return
+        options = value.get("options", {}) if isinstance(value, dict) else None
+        if not isinstance(options, dict) or not all(isinstance(given, dict) for given in options.values()):
+            raise bad_request("provider must be {options: {<provider slug>: {...}}}", "provider")
+        matched = options.get(limits.upstream, {}) if limits.upstream else {}
+        refused = [name for name in matched if name not in limits.passthrough]
+        if refused:
+            raise bad_request(f"provider.options.{limits.upstream}: '{refused[0]}' is not an allowed passthrough "
+                              f"parameter (allowed: {', '.join(limits.passthrough)})", "provider.options")
+
+    async def _references(self, value: Any, model: str, limits: ModelLimits) -> list[str]:
+        """`input_references`: image references (`ContentPartImage`, `{type: image_url, image_url: {url}}`), each
+        fetched and kept (blob keys); audio and video ones (`audio_url`, `video_url`) are "only honored by
+        providers that support them" (SDK 1.3.84 `InputReference`): ignored here."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise bad_request("input_references must be an array", "input_references")
+        images = []
+        for index, item in enumerate(value):
+            where = f"input_references[{index}]"
+            kind = item.get("type") if isinstance(item, dict) else None
+            part = item.get(kind) if isinstance(item, dict) and isinstance(kind, str) else None
+            if kind not in ("image_url", "audio_url", "video_url") or not isinstance(part, dict) or not isinstance(
+                    part.get("url"), str):
+                raise bad_request(f"{where} must be {{type: image_url, image_url: {{url}}}} (or audio_url, "
+                                  "video_url)", where)
+            if kind == "image_url":
+                images.append(part["url"])
+        subjects = self.profile.subjects
+        if images and (subjects is None or limits.references is False):
+            raise bad_request(f"{model} does not take reference images", "input_references")
+        if subjects is not None and len(images) > subjects.max_count:
+            raise bad_request(f"at most {subjects.max_count} reference images", "input_references")
+        return [await self._image(url, f"input_references[{index}].image_url.url") for index, url in enumerate(images)]
 
     def _model(self, fields: dict[str, Any]) -> tuple[str, ModelLimits]:
         model = fields.get("model")
@@ -245,9 +360,16 @@ class OpenRouterPose:
             raise ApiProblem(404, "Video generation not found")
         return job
 
+    def _status_word(self, job: Job) -> str:
+        """The job's status in OpenRouter's words: an ended job's own (failed, cancelled, expired)."""
+        status, _ = job.status(now())
+        ended = job.failure.get("code") if status == "failed" and job.failure else None
+        return ended if ended in ("cancelled", "expired") else _STATUS[status]
+
     def _generation(self, job: Job) -> dict[str, Any]:
         status, _ = job.status(now())
-        body: dict[str, Any] = {"id": job.id, "polling_url": f"{BASE}/videos/{job.id}", "status": _STATUS[status],
+        body: dict[str, Any] = {"id": job.id, "polling_url": f"{BASE}/videos/{job.id}",
+                                "status": self._status_word(job),
                                 "generation_id": f"gen-{hashlib.sha256(job.id.encode()).hexdigest()[:20]}"}
         if status == "failed":
             body["error"] = job.failure["message"] if job.failure else "Video generation failed"
@@ -289,7 +411,7 @@ class OpenRouterPose:
     async def _video(self, job: Job) -> Response:
         status, _ = job.status(now())
         if status != "completed":
-            raise ApiProblem(409, f"Video generation is not completed (status: {_STATUS[status]})")
+            raise ApiProblem(409, f"Video generation is not completed (status: {self._status_word(job)})")
         if self.engine.expired(job):
             raise ApiProblem(410, "The video is no longer available")
         return Response(await self.engine.media(job, "video"), media_type="video/mp4")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import httpx
 import pytest
+from openrouter import OpenRouter, errors
 from PIL import Image
 
-from flows.render_plan import render_plan
+from flows.render_plan import RenderFailed, render_plan
 from reelflow import PlanError, Settings, UserError, load_plan, load_profile, parse_plan, validate_plan
 from reelflow.providers import Capabilities, ClipJob, image_delivery, register_dialect
 from reelflow.providers.openrouter_videos import OpenRouterVideos
@@ -41,6 +44,7 @@ api: openai-videos
 credentials: {api_key: OPENAI_API_KEY, base_url: OPENAI_BASE_URL}
 last_frame: false
 audio_switch: false
+subjects: null
 """
 
 
@@ -89,8 +93,8 @@ def test_the_demo_plan_from_the_command_line(tmp_path: Path, local_prefect_serve
         assert (info.size, round(info.seconds)) == ((1280, 720), seconds)
     assert probe_video((tmp_path / "demo" / "reel.mp4").read_bytes()).seconds == pytest.approx(20, abs=0.5)
     only_openrouter_routes(stats)
-    assert stats["jobs_by_kind"] == {"create": 4}  # the opening's 4 s beat is a new clip from its last frame
-    assert stats["images_fetched"] == {"data": 3}  # a local output signs no URLs: images go inline
+    assert stats["jobs_by_kind"] == {"create": 3, "extension": 1}  # the opening's 4 s beat extends Veo's video
+    assert stats["images_fetched"] == {"data": 2}  # a local output signs no URLs: images go inline
 
 
 def _answers(url: str) -> bool:
@@ -177,7 +181,7 @@ def test_a_plan_renders_the_same_in_either_dialect(plan: str, tmp_path: Path, mo
 
 
 def test_the_dry_run_shows_openrouters_own_request_bodies(tmp_path: Path) -> None:
-    env = {**os.environ, "REELFLOW_PROVIDER": "openrouter"}
+    env = {**os.environ, "REELFLOW_PROVIDER": "openrouter", "PYTHONPATH": str(REPO)}  # this tree's code, from tmp_path
     done = subprocess.run([sys.executable, "-m", "reelflow.cli", "run", "--dry-run", str(PLANS / "demo.yaml")],
                           env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -188,7 +192,8 @@ def test_the_dry_run_shows_openrouters_own_request_bodies(tmp_path: Path) -> Non
     assert '       model: "google/veo-3.1-fast"\n       duration: 8\n       aspect_ratio: "16:9"\n' \
            '       resolution: "720p"\n       frame_images: [{"type": "image_url", "image_url": {"url": ' \
            '"reference.jpg (image/jpeg, 1280x720, ' in out
-    assert "<the last frame of request 1's video, fitted to 1280x720>" in out
+    assert '  2. POST /api/v1/videos\n       model: "google/veo-3.1-fast"\n       previous_job_id: "<the video of ' \
+           'request 1>"\n       duration: 4\n' in out  # the opening's 4 s beat extends Veo's own video
     assert "POST /v1/" not in out
 
 
@@ -241,3 +246,152 @@ def test_sound_is_asked_for_as_each_dialect_can(tmp_path: Path) -> None:
                                                                  "seconds": 4}]}), load_profile("openrouter"))
     job = ClipJob(prompt=scene.prompt, model=scene.model, size=scene.size, seconds=4, audio=scene.audio)
     assert OpenRouterVideos.describe(job, load_profile("openrouter")).fields["generate_audio"] is False
+
+
+def job_requests(pose: RunningSandbox) -> list[dict[str, Any]]:
+    """The fields of each create the pose took, in the order it took them."""
+    return [job.request for job in sorted(pose.sandbox.state.jobs.values(), key=lambda job: job.seq)]
+
+
+def test_an_extension_and_an_edit_continue_veos_own_video_through_previous_job_id(openrouter: RunningSandbox,
+                                                                                  tmp_path: Path) -> None:
+    plan = parse_plan({"name": "continued", "defaults": {"size": "1280x720"}, "scenes": [
+        {"id": "ferry", "prompt": "a ferry crosses the bay", "seconds": 8, "model": "google/veo-3.1-fast",
+         "extensions": [{"prompt": "it docks", "seconds": 4}], "revisions": [{"edit": "make it dusk"}]}]})
+    result = render_plan(plan, output=f"file://{tmp_path}")
+    stats = openrouter.stats()
+    assert result.scenes[0].status == "completed" and len(result.scenes[0].job_ids) == 3
+    assert stats["jobs_by_kind"] == {"create": 1, "extension": 1, "edit": 1}
+    assert stats["images_fetched"] == {}  # no last frame went anywhere: no last-frame chain
+    assert not (tmp_path / "continued" / "ferry" / "segments").exists()
+    create, extension, edit = job_requests(openrouter)
+    assert "previous_job_id" not in create
+    assert (extension["previous_job_id"], extension["duration"]) == (result.scenes[0].job_ids[0], 4)
+    assert edit["previous_job_id"] == result.scenes[0].job_ids[1] and "duration" not in edit
+    assert probe_video((tmp_path / "continued" / "ferry" / "video.mp4").read_bytes()).seconds == pytest.approx(12)
+
+
+def test_a_model_without_continuation_continues_from_its_last_frame_and_takes_no_edit(
+        openrouter: RunningSandbox, tmp_path: Path) -> None:
+    scene = {"id": "kite", "prompt": "a kite rises", "seconds": 5, "model": "kwaivgi/kling-v3.0-pro",
+             "extensions": [{"prompt": "it dives", "seconds": 5}]}
+    plan = parse_plan({"name": "chained", "defaults": {"size": "1280x720"}, "scenes": [scene]})
+    result = render_plan(plan, output=f"file://{tmp_path}")
+    assert result.scenes[0].status == "completed"
+    assert openrouter.stats()["jobs_by_kind"] == {"create": 2}
+    assert all("previous_job_id" not in request for request in job_requests(openrouter))
+    with pytest.raises(PlanError) as refused:
+        validate_plan(parse_plan({"name": "p", "scenes": [{**scene, "revisions": [{"edit": "at night"}]}]}),
+                      load_profile("openrouter"))
+    assert refused.value.problems == ["plan: scene 'kite': revisions[0].edit: provider 'openrouter' has no edits of "
+                                      "kwaivgi/kling-v3.0-pro videos"]
+
+
+def sdk(pose: RunningSandbox) -> OpenRouter:
+    return OpenRouter(api_key="sk-or-v1-test", server_url=pose.base_url)
+
+
+def finished(client: OpenRouter, model: str, prompt: str) -> str:
+    job = client.video_generation.generate(model=model, prompt=prompt, duration=5 if "kling" in model else 4)
+    assert wait_until(lambda: client.video_generation.get_generation(job_id=job.id).status not in (
+        "pending", "in_progress"), seconds=10)
+    return job.id
+
+
+@pytest.mark.parametrize(("case", "said"), [
+    ("kling", r"^kwaivgi/kling-v3\.0-pro does not support continuation \(previous_job_id\)$"),
+    ("unfinished", r"is not completed \(status: (pending|in_progress)\)$"),
+    ("cancelled", r"is not completed \(status: cancelled\)$"),
+])
+def test_the_pose_refuses_a_continuation_the_real_api_would(openrouter: RunningSandbox, case: str,
+                                                            said: str) -> None:
+    with sdk(openrouter) as client:
+        if case == "unfinished":
+            source = client.video_generation.generate(model="google/veo-3.1-fast", prompt="a gull", duration=4).id
+        else:
+            model = "kwaivgi/kling-v3.0-pro" if case == "kling" else "google/veo-3.1-fast"
+            source = finished(client, model, "a gull [cancelled]" if case == "cancelled" else "a gull")
+        with pytest.raises(errors.BadRequestResponseError) as refused:
+            client.video_generation.generate(model="google/veo-3.1-fast", prompt="it flies off",
+                                             previous_job_id=source, duration=4)
+    assert re.search(said, refused.value.data.error.message)
+
+
+def test_the_pose_takes_every_field_of_the_sdks_request_and_refuses_others(openrouter: RunningSandbox) -> None:
+    with sdk(openrouter) as client:
+        made = client.video_generation.generate(
+            model="google/veo-3.1-fast", prompt="a gull", size="1280x720", duration=4, session_id="s", user="u",
+            callback_url="https://example.com/hook", provider={"options": {"google-vertex": {"personGeneration":
+                                                                                        "allow_adult"}}})
+        assert made.status == "pending"
+        with pytest.raises(errors.BadRequestResponseError) as upscaling:
+            client.video_generation.generate(model="google/veo-3.1-fast", prompt="a gull", upscale_factor=2.0)
+        with pytest.raises(errors.BadRequestResponseError) as passthrough:
+            client.video_generation.generate(model="google/veo-3.1-fast", prompt="a gull",
+                                             provider={"options": {"google-vertex": {"sampleCount": 4}}})
+    assert upscaling.value.data.error.message == "upscale_factor is supported by video upscaling models only"
+    assert passthrough.value.data.error.message == (
+        "provider.options.google-vertex: 'sampleCount' is not an allowed passthrough parameter (allowed: "
+        "negativePrompt, enhancePrompt, personGeneration)")
+    unknown = httpx.post(f"{openrouter.base_url}/videos", json={"model": "google/veo-3.1-fast", "prompt": "x",
+                                                                "n": 2},
+                         headers={"Authorization": "Bearer sk-or-v1-test"})
+    assert (unknown.status_code, unknown.json()["error"]["message"]) == (400, "Unrecognized field: 'n'")
+
+
+def test_subjects_go_as_input_references_where_the_model_takes_them(openrouter: RunningSandbox,
+                                                                    tmp_path: Path) -> None:
+    Image.new("RGB", (640, 640), (200, 40, 40)).save(tmp_path / "mascot.png")
+    plan: dict[str, Any] = {
+        "name": "cast", "subjects": [str(tmp_path / "mascot.png")], "defaults": {"size": "1280x720"},
+        "scenes": [{"id": "parade", "prompt": "the mascot waves", "seconds": 8, "model": "google/veo-3.1"}]}
+    result = render_plan(parse_plan(plan), output=f"file://{tmp_path}/out")
+    assert result.scenes[0].status == "completed"
+    (request,) = job_requests(openrouter)
+    (reference,) = request["input_references"]
+    assert reference["type"] == "image_url" and "frame_images" not in request
+    assert openrouter.stats()["images_fetched"] == {"data": 1}
+    plan["scenes"][0]["model"] = "kwaivgi/kling-v3.0-pro"
+    with pytest.raises(PlanError) as refused:
+        validate_plan(parse_plan(plan), load_profile("openrouter"))
+    assert refused.value.problems == [
+        "plan: scene 'parade': subjects: kwaivgi/kling-v3.0-pro on openrouter takes no subject images (models that "
+        "do: google/veo-3.1, google/veo-3.1-fast, bytedance/seedance-2.0)"]
+
+
+def test_provider_options_pass_through_where_the_catalog_allows_them(openrouter: RunningSandbox,
+                                                                     tmp_path: Path) -> None:
+    options = {"negativePrompt": "blur, text", "personGeneration": "allow_adult"}
+    plan = parse_plan({"name": "options", "defaults": {"size": "1280x720", "provider_options": options}, "scenes": [
+        {"id": "street", "prompt": "a busy street", "seconds": 4}]})
+    assert render_plan(plan, output=f"file://{tmp_path}").scenes[0].status == "completed"
+    (request,) = job_requests(openrouter)
+    assert request["provider"] == {"options": {"google-vertex": options}}
+    refused: list[tuple[dict[str, Any], str]] = [({"model": "google/veo-3.1", "provider_options": {"sampleCount": 2}},
+                "provider_options: sampleCount: not an option google/veo-3.1 takes on openrouter (it takes "
+                "negativePrompt, enhancePrompt, personGeneration)"),
+               ({"model": "kwaivgi/kling-v3.0-pro", "seconds": 5, "provider_options": {"cfg_scale": 0.5}},
+                "provider_options: kwaivgi/kling-v3.0-pro on openrouter takes no provider options")]
+    routed = parse_plan({"name": "p", "providers": [{"provider": "openrouter", "model": "google/veo-3.1",
+                                                     "provider_options": {"enhancePrompt": False}}],
+                         "defaults": {"provider_options": options}, "scenes": [{"id": "a", "prompt": "x"}]})
+    (resolved,) = validate_plan(routed, load_profile("openrouter"), route=routed.providers[0])
+    assert resolved.provider_options == {"enhancePrompt": False}  # the route's, over the defaults'
+    for scene, said in refused:
+        with pytest.raises(PlanError) as problem:
+            validate_plan(parse_plan({"name": "p", "scenes": [{"id": "a", "prompt": "x", **scene}]}),
+                          load_profile("openrouter"))
+        assert problem.value.problems == [f"plan: scene 'a': {said}"]
+
+
+def test_a_cancelled_or_expired_job_ends_its_scene_with_a_clear_error_and_is_not_paid_again(
+        openrouter: RunningSandbox) -> None:
+    plan = parse_plan({"name": "ended", "defaults": {"size": "1280x720", "seconds": 4}, "scenes": [
+        {"id": "cut", "prompt": "a harbour [cancelled]"}, {"id": "late", "prompt": "a lighthouse [expired]"}]})
+    with pytest.raises(RenderFailed) as raised:
+        render_plan(plan, output="memory://ended")
+    errors_of = {scene.id: scene.error or "" for scene in raised.value.result.scenes}
+    assert {scene.status for scene in raised.value.result.scenes} == {"failed"}
+    assert "cancelled: The video generation was cancelled" in errors_of["cut"]
+    assert "expired: The video generation expired before it finished" in errors_of["late"]
+    assert openrouter.stats()["jobs_by_kind"] == {"create": 2}  # one job each: none made again

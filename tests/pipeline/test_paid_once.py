@@ -52,7 +52,8 @@ def test_a_chain_stitched_here_edited_a_b_a_starts_on_a_again(openrouter: Runnin
     red, blue = solid(tmp_path / "red.png", (220, 20, 20)), solid(tmp_path / "blue.png", (20, 20, 220))
 
     def rendered(image: str) -> bytes:
-        plan = parse_plan({"name": "aba", "defaults": {"size": "1280x720", "seconds": 4}, "scenes": [
+        stitched = {"size": "1280x720", "seconds": 4, "model": "kwaivgi/kling-v3.0-std"}  # (no continuation)
+        plan = parse_plan({"name": "aba", "defaults": stitched, "scenes": [
             {"id": "shot", "prompt": "a harbour", "image": image,
              "extensions": [{"prompt": "a boat leaves", "seconds": 4}]}]})
         render_plan(plan, output=f"file://{tmp_path / 'out'}")

@@ -119,12 +119,13 @@ def test_after_the_provider_expired_the_videos_an_edit_costs_what_the_estimate_s
 
 def test_a_chain_stitched_here_continues_from_its_kept_clips_after_they_expired(
         monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+    stitched = {"size": "1280x720", "model": "kwaivgi/kling-v3.0-std"}  # a model that does not continue its videos
     with run_sandbox(profile="openrouter", job_seconds=0.2, asset_ttl_seconds=3) as pose:
         use_openrouter(monkeypatch, pose)
-        render_plan(parse_plan(plan_with(1)), output=OUT)
+        render_plan(parse_plan(plan_with(1, defaults=stitched)), output=OUT)
         time.sleep(3.5)
-        costs, before = planned(plan_with(2)), paid(pose)
-        result = render_plan(parse_plan(plan_with(2)), output=OUT)
+        costs, before = planned(plan_with(2, defaults=stitched)), paid(pose)
+        result = render_plan(parse_plan(plan_with(2, defaults=stitched)), output=OUT)
         assert paid(pose) - before == costs.cost_of("long").jobs == 1
         assert result.scenes[0].reused_jobs == 2 and result.scenes[0].seconds == 12
 

@@ -25,9 +25,13 @@ FRAME = 1 / FPS
 SYNC_SECONDS = 0.020
 
 
+STITCHED = {"size": "1280x720", "model": "kwaivgi/kling-v3.0-std"}
+
+
 @pytest.fixture
 def openrouter(monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> Iterator[RunningSandbox]:
-    """A provider whose models make sound and which cannot extend its videos: chains are stitched here."""
+    """A provider whose models make sound, and a model of it that does not continue its videos (Kling 3.0 std on
+    OpenRouter: `STITCHED`): chains are stitched here."""
     with run_sandbox(profile="openrouter", job_seconds=0.2) as pose:
         use_openrouter(monkeypatch, pose)
         yield pose
@@ -75,7 +79,7 @@ def test_an_extension_carries_its_sources_sound_then_its_own(sandbox: RunningSan
 
 def test_a_three_clip_stitch_keeps_sound_in_sync_and_does_not_click(openrouter: RunningSandbox,
                                                                    tmp_path: Path) -> None:
-    plan = parse_plan({"name": "chain", "defaults": {"size": "1280x720"}, "scenes": [
+    plan = parse_plan({"name": "chain", "defaults": STITCHED, "scenes": [
         {"id": "long", "prompt": "a ferry", "seconds": 8,
          "extensions": [{"prompt": "it turns", "seconds": 8}, {"prompt": "it docks", "seconds": 4}]}]})
     result = render_plan(plan, output=f"file://{tmp_path}")
@@ -92,7 +96,7 @@ def test_a_three_clip_stitch_keeps_sound_in_sync_and_does_not_click(openrouter: 
 
 
 def test_a_minute_long_chain_does_not_drift(openrouter: RunningSandbox, tmp_path: Path) -> None:
-    plan = parse_plan({"name": "minute", "defaults": {"size": "1280x720"}, "scenes": [
+    plan = parse_plan({"name": "minute", "defaults": STITCHED, "scenes": [
         {"id": "long", "prompt": "a long crossing", "seconds": 8,
          "extensions": [{"prompt": f"beat {n}", "seconds": 8} for n in range(6)] + [{"prompt": "end", "seconds": 4}]}]})
     render_plan(plan, output=f"file://{tmp_path}")
