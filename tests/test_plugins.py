@@ -123,8 +123,8 @@ def test_an_unknown_dialect_names_the_known_ones_and_the_entry_point_group() -> 
 
 def test_a_profile_cannot_switch_on_what_its_dialect_cannot_do(tmp_path: Path) -> None:
     own = tmp_path / "providers.yaml"
-    own.write_text("name: remixing-router\nextends: openrouter\nremix: true\nedits: true\n")
-    with pytest.raises(ProfileError, match="cannot do edits, remix"):
+    own.write_text("name: remixing-router\nextends: openrouter\nremix: true\nbatch: true\n")
+    with pytest.raises(ProfileError, match="cannot do remix, batch"):
         check_capabilities(load_profile("remixing-router", own), dialect("openrouter-videos"))
 
 

@@ -226,5 +226,6 @@ def test_a_run_on_openrouter_waits_on_its_signed_callbacks(
         "Content-Type": "application/json", "X-OpenRouter-Signature": signed(body, secret="guessed")})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
+    refused.value.close()  # (its response holds the connection's socket)
     assert refused.value.code == 400
     assert recorded.arrived("gen-vid-1-forged") is None

@@ -117,7 +117,8 @@ def wait_for_listener(url: str, process: subprocess.Popen[str], seconds: float =
     while True:
         try:
             urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=2)
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as answered:
+            answered.close()  # (its response holds the connection's socket)
             return  # it answers (400: unsigned)
         except OSError:
             assert process.poll() is None, process.communicate()
