@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,9 +28,8 @@ from reelflow.providers.openrouter_catalog import price_per_second
 from reelflow.sandbox import RunningSandbox, run_sandbox
 from reelflow.storage import Storage
 from reelflow.webhooks import Inbox, SignatureError, receiver, verify_openrouter
-from tests.conftest import free_port
 from tests.pipeline.test_openrouter import use_openrouter
-from tests.pipeline.test_webhooks import wait_for_listener
+from tests.pipeline.test_webhooks import receiving
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "or-workspace-signing-secret-0123"  # OpenRouter's is any text set in the workspace, not a whsec_ one
@@ -187,18 +185,8 @@ def test_doctor_compares_the_built_in_profile_with_the_live_catalog(tmp_path: Pa
 @pytest.fixture
 def callback_receiver(tmp_path: Path, local_prefect_server: str) -> Iterator[tuple[str, str]]:
     """`reelflow webhooks` with OpenRouter's workspace secret, in its own process; yields its URL and inbox."""
-    port, folder = free_port(), f"file://{tmp_path}/inbox"
-    env = {**os.environ, "REELFLOW_WEBHOOK_SECRET": SECRET}
-    process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "webhooks", "--port", str(port), "--inbox",
-                                folder], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_listener(url, process)
-        yield url, folder
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=30)
-        assert "Traceback" not in errors, errors
+    with receiving(tmp_path, SECRET) as listening:
+        yield listening
 
 
 def test_a_run_on_openrouter_waits_on_its_signed_callbacks(

@@ -51,6 +51,12 @@ def pose(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, prefec
         yield running
 
 
+def defects_of(pose: RunningSandbox) -> list[str]:
+    """Every marker through EVERY_CHECK's pose, one through each of the others."""
+    dialect = pose.sandbox.profile.name
+    return list(FOUND) if dialect == EVERY_CHECK else [SMOKE[dialect]]
+
+
 def marked(defect: str, reference: Path | None = None) -> dict[str, Any]:
     scene: dict[str, Any] = {"id": f"s-{defect}", "prompt": f"a harbour at dawn [{defect}]"}
     return scene | ({"image": str(reference)} if reference else {})
@@ -81,9 +87,7 @@ def jobs(pose: RunningSandbox) -> int:
 
 def test_each_defect_is_found_and_named_in_the_manifest_report_and_scene_table(
         pose: RunningSandbox, tmp_path: Path) -> None:
-    dialect = pose.sandbox.profile.name
-    defects = list(FOUND) if dialect == EVERY_CHECK else [SMOKE[dialect]]
-    reference = reference_image(tmp_path)
+    defects, reference = defects_of(pose), reference_image(tmp_path)
     scenes = [marked(defect, reference if defect == "off-reference" else None) for defect in defects]
     clean = {"id": "clean", "prompt": "gulls over the pier", "image": str(reference)}
     result = rendered(plan_of("checked", *scenes, clean), f"file://{tmp_path}/out")
@@ -111,9 +115,7 @@ def test_each_defect_is_found_and_named_in_the_manifest_report_and_scene_table(
 
 def test_with_a_retake_each_failed_scene_is_made_once_more_and_the_clean_retake_kept(
         pose: RunningSandbox, tmp_path: Path) -> None:
-    dialect = pose.sandbox.profile.name
-    defects = list(FOUND) if dialect == EVERY_CHECK else [SMOKE[dialect]]
-    reference = reference_image(tmp_path)
+    defects, reference = defects_of(pose), reference_image(tmp_path)
     scenes = [marked(defect, reference if defect == "off-reference" else None) for defect in defects]
     before = jobs(pose)
     result = rendered(plan_of("retaken", *scenes, {"id": "clean", "prompt": "gulls over the pier"},

@@ -5,6 +5,7 @@ video, when its event has arrived."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -98,8 +99,15 @@ def test_the_receiver_records_video_events_and_accepts_others(inbox: Inbox) -> N
 @pytest.fixture
 def webhook_receiver(tmp_path: Path, local_prefect_server: str) -> Iterator[tuple[str, str]]:
     """`reelflow webhooks` in its own process; yields its URL and its inbox."""
+    with receiving(tmp_path, SECRET) as listening:
+        yield listening
+
+
+@contextlib.contextmanager
+def receiving(tmp_path: Path, secret: str) -> Iterator[tuple[str, str]]:
+    """`reelflow webhooks` with this secret, in its own process, until the block ends: its URL and its inbox."""
     port, folder = free_port(), f"file://{tmp_path}/inbox"
-    env = {**os.environ, "REELFLOW_WEBHOOK_SECRET": SECRET}
+    env = {**os.environ, "REELFLOW_WEBHOOK_SECRET": secret}
     process = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "webhooks", "--port", str(port), "--inbox",
                                 folder], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
