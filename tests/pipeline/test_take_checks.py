@@ -33,11 +33,9 @@ from tests.pipeline.test_takes import reviewed
 from tests.pipeline.test_what_users_see import latest_artifacts
 
 DIALECTS = [entry.profile for entry in dialect_entries() if entry.profile]
-EVERY_CHECK = "sandbox"  # the pose every marker goes through; the others get a smoke of one marker each
 # What each marker makes, as the checks name it (a finding's `check`).
 FOUND = {"black": "black", "frozen": "frozen", "silent": "silent", "short": "duration",
          "off-reference": "reference", "flash": "flash"}
-SMOKE = {"openrouter": "frozen", "fal": "silent", "google-vertex": "short", "gemini-omni": "flash"}
 
 
 @pytest.fixture(params=DIALECTS)
@@ -49,12 +47,6 @@ def pose(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, prefec
                             "REELFLOW_BASE_URL": running.base_url, **FAST}.items():
             monkeypatch.setenv(name, value)
         yield running
-
-
-def defects_of(pose: RunningSandbox) -> list[str]:
-    """Every marker through EVERY_CHECK's pose, one through each of the others."""
-    dialect = pose.sandbox.profile.name
-    return list(FOUND) if dialect == EVERY_CHECK else [SMOKE[dialect]]
 
 
 def marked(defect: str, reference: Path | None = None) -> dict[str, Any]:
@@ -87,7 +79,7 @@ def jobs(pose: RunningSandbox) -> int:
 
 def test_each_defect_is_found_and_named_in_the_manifest_report_and_scene_table(
         pose: RunningSandbox, tmp_path: Path) -> None:
-    defects, reference = defects_of(pose), reference_image(tmp_path)
+    defects, reference = list(FOUND), reference_image(tmp_path)
     scenes = [marked(defect, reference if defect == "off-reference" else None) for defect in defects]
     clean = {"id": "clean", "prompt": "gulls over the pier", "image": str(reference)}
     result = rendered(plan_of("checked", *scenes, clean), f"file://{tmp_path}/out")
@@ -115,7 +107,7 @@ def test_each_defect_is_found_and_named_in_the_manifest_report_and_scene_table(
 
 def test_with_a_retake_each_failed_scene_is_made_once_more_and_the_clean_retake_kept(
         pose: RunningSandbox, tmp_path: Path) -> None:
-    defects, reference = defects_of(pose), reference_image(tmp_path)
+    defects, reference = list(FOUND), reference_image(tmp_path)
     scenes = [marked(defect, reference if defect == "off-reference" else None) for defect in defects]
     before = jobs(pose)
     result = rendered(plan_of("retaken", *scenes, {"id": "clean", "prompt": "gulls over the pier"},
