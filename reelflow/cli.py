@@ -536,6 +536,9 @@ def _print_result(result: PlanResult) -> None:
             console.print(f"scene {scene.id!r} failed: {scene.error}", markup=False)
     for note in result.warnings:
         console.print(f"warning: {note}", markup=False)
+    if failed := [scene.id for scene in result.scenes if scene.qa == "fail"]:
+        console.print(f"{len(failed)} of the delivered takes failed their checks ({', '.join(failed)}: the qa column; "
+                      "a plan's `qa: {retake: N}` makes such a take again, within its budget)", markup=False)
     if reused := result.reused_note():
         console.print(reused, markup=False)
     console.print(f"{result.plan}: {result.paid.describe(result.estimate_usd)}", markup=False)

@@ -158,6 +158,7 @@ def test_a_budget_that_cannot_cover_the_retakes_refuses_them(tmp_path: Path, mon
         # The run's summary: the QA column, and why the take stays as it is.
         assert "qa" in run.output and "fail: black" in " ".join(run.output.split()), run.output
         assert "warning: its take failed the checks and is not made again" in " ".join(run.output.split())
+        assert "1 of the delivered takes failed their checks (s-black: the qa column;" in " ".join(run.output.split())
 
 
 def test_with_takes_and_no_review_the_best_take_by_the_checks_is_kept(provider: RunningSandbox) -> None:
