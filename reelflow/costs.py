@@ -136,16 +136,15 @@ def _scene_costs(scenes: list[ResolvedScene], profiles: Profiles, settings: Sett
     by_name = {profile.name: profile for profile in listed}
     priced = [(s, by_name.get(s.provider, listed[0])) for s in scenes]
     return [_scene_cost(s, profile.name, reuse.get(s.id, Reuse(len(s.segments) + len(s.revisions))),
-                        price_per_second(profile, s.model, s.size, settings)).model_copy(update={"retakes": retakes})
-            for s, profile in priced]
+                        price_per_second(profile, s.model, s.size, settings), retakes) for s, profile in priced]
 
 
-def _scene_cost(scene: ResolvedScene, provider: str, reuse: Reuse, price: float) -> SceneCost:
+def _scene_cost(scene: ResolvedScene, provider: str, reuse: Reuse, price: float, retakes: int) -> SceneCost:
     seconds = [segment.seconds for segment in scene.segments] + [scene.total_seconds] * len(scene.revisions)
     return SceneCost(id=scene.id, provider=provider, model=scene.model, size=scene.size, seconds=scene.total_seconds,
                      billed_seconds=sum(seconds[step] for step in reuse.paid), jobs=len(reuse.paid),
                      reused=reuse.from_earlier_runs, price_per_second=price, notes=[*scene.notes, *reuse.notes],
-                     take_seconds=sum(seconds))
+                     retakes=retakes, take_seconds=sum(seconds))
 
 
 class Spend:

@@ -6,10 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .media.checks import TakeCheck
+from .media.checks import TakeCheck, TakeVerdict
 
-Verdict = Literal["pass", "warn", "fail"]
-RANKS: tuple[Verdict, ...] = ("pass", "warn", "fail")
+RANKS: tuple[TakeVerdict, ...] = ("pass", "warn", "fail")  # best first
 
 
 class FileRecord(BaseModel):
@@ -75,7 +74,7 @@ class SceneResult(BaseModel):
     choice: Choice | None = None
     route: str = Field(default="", description="Where it was rendered (or last tried): the provider and model.")
     moves: list[str] = Field(default_factory=list, description="Each route it left for the next, and why.")
-    qa: Verdict | None = Field(default=None, description="Its video's verdict by the take checks (the findings are "
+    qa: TakeVerdict | None = Field(default=None, description="Its video's verdict by the take checks (the findings are "
                                "its video's `checks`); none when nothing was delivered.")
     rejected: list[RejectedTake] = Field(default_factory=list, description="Its takes that failed their checks and "
                                          "were made again.")

@@ -38,7 +38,8 @@ from ..storage import unreadable
 
 Check = Literal["black", "frozen", "flash", "silent", "clipping", "loudness", "duration", "frame_rate", "size",
                 "reference", "last_image", "join", "unreadable"]
-Verdict = Literal["warn", "fail"]
+Verdict = Literal["warn", "fail"]  # a finding's
+TakeVerdict = Literal["pass", "warn", "fail"]  # a take's: the worst of its findings'
 
 _COLUMNS = 32  # cells across a thumbnail
 _SAMPLES = 5  # pixels sampled across (and down) a cell
@@ -122,7 +123,7 @@ class TakeCheck(BaseModel):
                                         "sound, or silence).")
 
     @property
-    def verdict(self) -> Literal["pass", "warn", "fail"]:
+    def verdict(self) -> TakeVerdict:
         verdicts = {finding.verdict for finding in self.findings}
         return "fail" if "fail" in verdicts else "warn" if verdicts else "pass"
 
