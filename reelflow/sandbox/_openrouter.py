@@ -384,9 +384,13 @@ class OpenRouterPose:
         return body
 
     def _cost(self, job: Job) -> float | None:
+        """Its price per second times the seconds it made: an extension's own (its `duration`; the source's were
+        paid for by the source), a new clip's or an edit's whole video, as reelflow's estimate prices them."""
         limits = self._limits(job.model)
         price = limits.price_per_second.get(job.size) if limits else None
-        return None if price is None else round(price * job.recipe.seconds, 4)
+        extension = job.request.get("previous_job_id") is not None and "duration" in job.request
+        made = job.recipe.segments[-1].seconds if extension else job.recipe.seconds
+        return None if price is None else round(price * made, 4)
 
     def _signature(self, job_id: str, expires: int) -> str:
         return hmac.new(self.signing_key, f"{job_id}:{expires}".encode(), hashlib.sha256).hexdigest()
