@@ -270,7 +270,7 @@ def test_an_extension_and_an_edit_continue_veos_own_video_through_previous_job_i
     assert edit["previous_job_id"] == result.scenes[0].job_ids[1] and "duration" not in edit
     assert probe_video((tmp_path / "continued" / "ferry" / "video.mp4").read_bytes()).seconds == pytest.approx(12)
     # billed as priced: the clip's 8 s, the extension's own 4 s, the edit's whole 12 s
-    assert (result.paid.billed_jobs, result.paid.billed_usd) == (3, pytest.approx(result.paid.list_usd))
+    assert result.paid.billed_jobs == 3 and result.paid.billed_usd == pytest.approx(result.paid.list_usd)
 
 
 def test_a_model_without_continuation_continues_from_its_last_frame_and_takes_no_edit(
